@@ -1,0 +1,40 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both create the virtualenv
+# and make sure PostgreSQL and RabbitMQ are running first.
+PYTHON ?= python3.11
+VENV := .venv
+FUPIN := $(VENV)/bin/fupin
+
+.PHONY: demo test up down status doctor venv services bench
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: sudo apt-get install python3.11 python3.11-venv (or pyenv install 3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r requirements.lock
+	$(VENV)/bin/pip install -q --no-deps -e .
+	touch $@
+
+venv: $(VENV)/.installed
+
+services:
+	bash scripts/ensure-services.sh
+
+up: venv services
+	$(FUPIN) up
+
+down: venv
+	$(FUPIN) down
+
+status: venv
+	$(FUPIN) status
+
+doctor: venv
+	$(FUPIN) doctor
+
+demo: venv services
+	$(FUPIN) demo
+
+test: venv services
+	$(VENV)/bin/pytest -q
+
+bench: venv services
+	$(VENV)/bin/python bench/eventstore_bench.py

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install or upgrade Fupin from a kustomize overlay, in the order that keeps it safe:
+#   1. everything but the processes (namespace, settings, policies, monitors, RabbitMQ,
+#      PostgreSQL and its databases), then wait until RabbitMQ and PostgreSQL are ready;
+#   2. the migration Job of this version (the previous one is deleted first: a Job's pod
+#      template cannot change), then wait until it has completed;
+#   3. the services and the gateway, then wait until each has rolled out.
+# Usage: deploy/k8s/rollout.sh deploy/k8s/overlays/prod
+set -euo pipefail
+
+overlay=${1:?usage: $0 <overlay directory, e.g. deploy/k8s/overlays/prod>}
+namespace=$(sed -n 's/^namespace: *//p' "$overlay/kustomization.yaml")
+[[ -n "$namespace" ]] || { echo "no 'namespace:' in $overlay/kustomization.yaml" >&2; exit 1; }
+timeout=${FUPIN_ROLLOUT_TIMEOUT:-15m}
+processes='app.kubernetes.io/component in (service,gateway)'
+
+echo "1/3 backing services and settings in namespace $namespace"
+kubectl apply -k "$overlay" -l 'app.kubernetes.io/component notin (service,gateway,migration)'
+kubectl -n "$namespace" wait --for=condition=AllReplicasReady rabbitmqcluster/fupin-rabbitmq --timeout="$timeout"
+kubectl -n "$namespace" wait --for=condition=Ready cluster.postgresql.cnpg.io/fupin-db --timeout="$timeout"
+
+echo "2/3 migrations"
+kubectl -n "$namespace" delete job fupin-migrate --ignore-not-found --wait=true
+kubectl apply -k "$overlay" -l 'app.kubernetes.io/component=migration'
+if ! kubectl -n "$namespace" wait --for=condition=Complete job/fupin-migrate --timeout="$timeout"; then
+    echo "migrations did not complete; the services were not touched. Last log lines:" >&2
+    kubectl -n "$namespace" logs job/fupin-migrate --tail=50 >&2 || true
+    exit 1
+fi
+
+echo "3/3 services and gateway"
+kubectl apply -k "$overlay" -l "$processes"
+for deployment in $(kubectl -n "$namespace" get deployments -l "$processes" -o name); do
+    kubectl -n "$namespace" rollout status "$deployment" --timeout="$timeout"
+done
+echo "done: $(kubectl -n "$namespace" get deployments -l "$processes" --no-headers | wc -l) deployments rolled out"

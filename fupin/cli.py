@@ -1,0 +1,238 @@
+"""`fupin`: run the platform on one machine, check it, migrate it, rebuild read models.
+
+Every process is a separate `nameko run`; pids and logs live in `var/`.
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from services.common.config import REPO_ROOT, config_path
+
+SERVICES = ("registry", "assistance", "projects", "credit", "assessment")
+COMPONENTS = SERVICES + ("gateway",)
+PORTS = {"gateway": 8000, "registry": 8001, "assistance": 8002, "projects": 8003, "credit": 8004, "assessment": 8005}
+# `module:Class`, because nameko would otherwise also try to run the base classes a module imports
+SERVICE_CLASSES = {
+    "registry": "services.registry.service:RegistryService",
+    "assistance": "services.assistance.service:AssistanceService",
+    "projects": "services.projects.service:ProjectsService",
+    "credit": "services.credit.service:CreditService",
+    "assessment": "services.assessment.service:AssessmentService",
+    "gateway": "gateway.service:GatewayService",
+}
+VAR = REPO_ROOT / "var"
+DEFAULT_AMQP = "amqp://guest:guest@localhost:5672/"
+
+
+def database_url(component):
+    """`<COMPONENT>_DATABASE_URL` if set, else the local default database of the component."""
+    return os.environ.get(
+        f"{component.upper()}_DATABASE_URL", f"postgresql://postgres@localhost:5432/fupin_{component}"
+    )
+
+
+def process_env(component):
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url(component),
+        AMQP_URI=os.environ.get("AMQP_URI", DEFAULT_AMQP),
+        WEB_SERVER_ADDRESS=f"127.0.0.1:{PORTS[component]}",
+        PYTHONPATH=str(REPO_ROOT),
+    )
+    env.setdefault("FUPIN_ADMIN_PASSWORD", "fupin-admin")
+    env.setdefault("FUPIN_JWT_SECRET", "local-development-only-secret")
+    return env
+
+
+def pid_file(component):
+    return VAR / "run" / f"{component}.pid"
+
+
+def log_file(component):
+    return VAR / "log" / f"{component}.log"
+
+
+def running_pid(component):
+    try:
+        pid = int(pid_file(component).read_text())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def port_open(port, host="127.0.0.1"):
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def ready(component):
+    import requests
+
+    try:
+        return requests.get(f"http://127.0.0.1:{PORTS[component]}/readyz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def check_backing_services():
+    problems = []
+    if not port_open(5432):
+        problems.append("PostgreSQL is not answering on 127.0.0.1:5432 — run `bash scripts/ensure-services.sh` "
+                        "(starts or installs it), or `sudo pg_ctlcluster $(ls /etc/postgresql) main start`.")
+    if not port_open(5672):
+        problems.append("RabbitMQ is not answering on 127.0.0.1:5672 — run `bash scripts/ensure-services.sh` "
+                        "(starts or installs it), or `sudo rabbitmq-server -detached`.")
+    return problems
+
+
+@click.group()
+def main():
+    """Fupin (扶贫): targeted poverty alleviation, one county per deployment."""
+
+
+@main.command()
+def doctor():
+    """Check Python, PostgreSQL and RabbitMQ; say exactly how to fix what is missing."""
+    ok = True
+    click.echo(f"python {sys.version.split()[0]}: " + ("ok" if sys.version_info[:2] == (3, 11) else "need 3.11"))
+    ok &= sys.version_info[:2] == (3, 11)
+    problems = check_backing_services()
+    for problem in problems:
+        click.echo(f"✗ {problem}")
+    if not problems:
+        click.echo("✓ PostgreSQL on 127.0.0.1:5432")
+        click.echo("✓ RabbitMQ on 127.0.0.1:5672")
+    for component in COMPONENTS:
+        pid = running_pid(component)
+        click.echo(f"  {component:<11} " + (f"running (pid {pid})" if pid else "not running"))
+    sys.exit(0 if ok and not problems else 1)
+
+
+@main.command()
+@click.argument("components", nargs=-1)
+def migrate(components):
+    """Create and migrate the databases (all components when none is named)."""
+    from services.common.migrate import migrate as run_migration
+
+    for component in components or COMPONENTS:
+        if component not in COMPONENTS:
+            raise click.BadParameter(f"unknown component {component!r}; one of {', '.join(COMPONENTS)}")
+        run_migration(component, database_url(component))
+        click.echo(f"migrated {component}")
+
+
+def start(component):
+    if running_pid(component):
+        return False
+    (VAR / "run").mkdir(parents=True, exist_ok=True)
+    (VAR / "log").mkdir(parents=True, exist_ok=True)
+    module = SERVICE_CLASSES[component]
+    nameko = Path(sys.executable).with_name("nameko")
+    with open(log_file(component), "ab") as log:
+        process = subprocess.Popen(
+            [str(nameko), "run", "--config", str(config_path(component)), module],
+            cwd=REPO_ROOT, env=process_env(component), stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    pid_file(component).write_text(str(process.pid))
+    return True
+
+
+def bring_up(timeout=120):
+    problems = check_backing_services()
+    if problems:
+        raise click.ClickException("\n".join(problems))
+    from services.common.migrate import migrate as run_migration
+
+    for component in COMPONENTS:
+        click.echo(f"migrating {component} ...")
+        run_migration(component, database_url(component))
+    for component in COMPONENTS:
+        if start(component):
+            click.echo(f"started {component}")
+    deadline = time.monotonic() + timeout
+    waiting = set(COMPONENTS)
+    while waiting and time.monotonic() < deadline:
+        for component in sorted(waiting):
+            if not running_pid(component):
+                raise click.ClickException(f"{component} exited at start; see {log_file(component)}")
+            if ready(component):
+                waiting.discard(component)
+        time.sleep(0.5)
+    if waiting:
+        raise click.ClickException(
+            f"not ready after {timeout}s: {', '.join(sorted(waiting))}; see the logs in {VAR / 'log'}"
+        )
+    click.echo("all ready:")
+    for component in COMPONENTS:
+        click.echo(f"  {component:<11} http://127.0.0.1:{PORTS[component]}  (log {log_file(component)})")
+
+
+@main.command()
+def up():
+    """Create the databases, migrate, start every service and the gateway, wait until ready."""
+    bring_up()
+
+
+@main.command()
+def down():
+    """Stop every process started by `fupin up`."""
+    for component in COMPONENTS:
+        pid = running_pid(component)
+        if not pid:
+            continue
+        os.killpg(pid, signal.SIGTERM)
+        for _ in range(50):
+            if not running_pid(component):
+                break
+            time.sleep(0.2)
+        else:
+            os.killpg(pid, signal.SIGKILL)
+        pid_file(component).unlink(missing_ok=True)
+        click.echo(f"stopped {component}")
+
+
+@main.command()
+def status():
+    """Show which processes run and whether they are ready."""
+    for component in COMPONENTS:
+        pid = running_pid(component)
+        state = "not running" if not pid else ("ready" if ready(component) else "starting or not ready")
+        click.echo(f"{component:<11} {state:<22} http://127.0.0.1:{PORTS[component]}")
+
+
+@main.command()
+@click.argument("service", type=click.Choice(SERVICES))
+def rebuild(service):
+    """Drop a service's read models and rebuild them from its events (the service must run)."""
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    with ClusterRpcProxy({"AMQP_URI": os.environ.get("AMQP_URI", DEFAULT_AMQP)}, timeout=3600) as cluster:
+        result = getattr(cluster, service).rebuild_read_models()
+    click.echo(f"rebuilt {service}: {result}")
+
+
+@main.command()
+@click.option("--households", default=389, show_default=True, help="households to generate")
+@click.option("--cadres", default=100, show_default=True, help="cadres to generate")
+@click.option("--seed", default=2023, show_default=True)
+def demo(households, cadres, seed):
+    """Bring the platform up, load a generated county year through the gateway, print rankings."""
+    from fupin import demo as demo_module
+
+    bring_up()
+    demo_module.run(households=households, cadres=cadres, seed=seed)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,405 @@
+"""A deterministic county year (2023) at the scale of seeds 000 and 002, as API requests.
+
+`generate(seed, households, cadres)` returns a `County`: every request the county's people
+would send through the gateway, grouped by who sends it, in an order the rules accept. The
+same seed gives the same county. Figures follow the seeds: 5 townships, 13 villages (6 poor),
+389 households with 1,045 people, 5 transport units with 100 cadres, 98.15 % visit compliance
+(seed 003), 141 village roads of 123.125 km, 20 major repairs of 75.874 km, 23 bridges and 59
+safety projects worth 108.15265 M yuan (seed 002), 40 household loans worth 1.32 M yuan (003).
+"""
+import calendar
+import random
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+YEAR = 2023
+AS_OF = date(YEAR, 12, 31)
+
+TOWNSHIPS = [("T01", "城关镇"), ("T02", "东风镇"), ("T03", "龙泉乡"), ("T04", "青山乡"), ("T05", "石门乡")]
+VILLAGES = [  # (village_id, township_id, name, poor_village)
+    ("V01", "T01", "新民村", False), ("V02", "T01", "红旗村", True), ("V03", "T01", "河西村", False),
+    ("V04", "T02", "东坪村", True), ("V05", "T02", "杨柳村", False), ("V06", "T02", "桃源村", False),
+    ("V07", "T03", "龙井村", True), ("V08", "T03", "水口村", False), ("V09", "T04", "青峰村", True),
+    ("V10", "T04", "竹园村", False), ("V11", "T04", "高山村", True), ("V12", "T05", "石桥村", True),
+    ("V13", "T05", "白岩村", False),
+]
+UNITS = [  # seed 000: 交通运输局 and the units under it
+    ("U01", "县交通运输局", None), ("U02", "县公路局", "U01"), ("U03", "县运管所", "U01"),
+    ("U04", "县乡公路管理局", "U01"), ("U05", "县机动车检测线", "U01"),
+]
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华建国红梅玉兰德福海林春生金凤长江小平建华志强永红淑珍国庆"
+CAUSES = ["illness", "disability", "schooling", "disaster", "lack_of_land", "lack_of_water", "lack_of_skills",
+          "lack_of_labour", "lack_of_capital", "poor_transport", "lack_of_motivation"]
+CAUSE_WEIGHTS = [30, 14, 10, 4, 5, 4, 12, 9, 8, 3, 1]
+COUNTY_CODE = "431222"  # a six-digit administrative division code
+
+
+def money(value):
+    return str(Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def id_number(birth, sequence, female):
+    """A valid 18-character resident ID (GB 11643): region, birth date, sequence, check digit."""
+    sex_digit = (sequence * 2 + (0 if female else 1)) % 10
+    body = f"{COUNTY_CODE}{birth:%Y%m%d}{sequence % 100:02d}{sex_digit}"
+    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    check = "10X98765432"[sum(int(d) * w for d, w in zip(body, weights)) % 11]
+    return body + check
+
+
+def split_total(rng, total, parts, spread=0.5):
+    """`parts` positive Decimals summing exactly to `total` (two decimals)."""
+    weights = [1 + rng.uniform(-spread, spread) for _ in range(parts)]
+    scale = Decimal(total) / Decimal(str(sum(weights)))
+    amounts = [(Decimal(str(w)) * scale).quantize(Decimal("0.01")) for w in weights]
+    amounts[-1] += Decimal(total) - sum(amounts)
+    return amounts
+
+
+def split_sizes(rng, people, households):
+    """Household sizes between 1 and 6 adding up to `people`."""
+    sizes = [max(1, min(6, round(rng.gauss(people / households, 1.1)))) for _ in range(households)]
+    while sum(sizes) != people:
+        i = rng.randrange(households)
+        if sum(sizes) > people and sizes[i] > 1:
+            sizes[i] -= 1
+        elif sum(sizes) < people and sizes[i] < 6:
+            sizes[i] += 1
+    return sizes
+
+
+def random_day(rng, year, month, last=None):
+    days = calendar.monthrange(year, month)[1]
+    return date(year, month, rng.randint(1, min(days, last or days)))
+
+
+@dataclass
+class County:
+    """Requests by sender. Each request is (method, path, body, ref) — `ref` names a result to
+    remember (e.g. the household_id a later request needs) and paths may hold {ref} holes."""
+    townships: list = field(default_factory=list)
+    users: list = field(default_factory=list)  # (username, role, scope)
+    steps: list = field(default_factory=list)  # (title, sender username, [requests]), in order
+    summary: dict = field(default_factory=dict)
+
+
+def generate(seed=2023, households=389, cadres=100, people=None):
+    rng = random.Random(seed)
+    people = people or max(households, round(households * 1045 / 389))
+    county = County(townships=[t for t, _ in TOWNSHIPS])
+    steps = county.steps
+
+    # -- the county itself (admin) -------------------------------------------------------------
+    steps.append(("townships and villages", "admin",
+                  [("POST", "/api/v1/townships", {"township_id": t, "name": n}, None) for t, n in TOWNSHIPS]
+                  + [("POST", "/api/v1/villages", {"village_id": v, "township_id": t, "name": n, "poor_village": p}, None)
+                     for v, t, n, p in VILLAGES]))
+    for township_id, _ in TOWNSHIPS:
+        county.users.append((f"station-{township_id.lower()}", "township", {"township_id": township_id}))
+    for department in ("transport", "water", "power"):
+        county.users.append((f"dept-{department}", "department", {"department": department}))
+    county.users += [("credit-union", "credit_union", {}), ("leading-group", "leading_group", {}),
+                     ("inspector", "inspector", {})]
+
+    # -- households, by the township stations ----------------------------------------------------
+    villages_by_township = {}
+    for v, t, _, _ in VILLAGES:
+        villages_by_township.setdefault(t, []).append(v)
+    sizes = split_sizes(rng, people, households)
+    sequence = 0
+    household_refs = []  # (ref, village_id, township_id, members)
+    station_requests = {t: [] for t, _ in TOWNSHIPS}
+    for n, size in enumerate(sizes):
+        village_id, township_id, _, poor_village = VILLAGES[n % len(VILLAGES)] if n < len(VILLAGES) else rng.choice(VILLAGES)
+        ref = f"hh{n:04d}"
+        surname = rng.choice(SURNAMES)
+        head_birth = date(rng.randint(1950, 1990), rng.randint(1, 12), rng.randint(1, 28))
+        head_name = surname + rng.choice(GIVEN) + rng.choice(GIVEN)
+        causes = sorted(set(rng.choices(CAUSES, CAUSE_WEIGHTS, k=rng.choice((1, 1, 2)))))
+        requests = [("POST", "/api/v1/households", {
+            "household_no": f"{COUNTY_CODE}{township_id[1:]}{n + 1:05d}", "village_id": village_id,
+            "head_name": head_name, "poverty_causes": causes, "registered_on": "2022-12-01"}, ref)]
+        members = []
+        for m in range(size):
+            sequence += 1
+            if m == 0:
+                name, birth, relation, female = head_name, head_birth, "head", rng.random() < 0.2
+            else:
+                relation = "spouse" if m == 1 else rng.choice(("child", "child", "parent", "grandchild"))
+                offset = {"spouse": rng.randint(-5, 5), "child": rng.randint(20, 35), "parent": -rng.randint(20, 30),
+                          "grandchild": rng.randint(40, 55)}[relation]
+                year = min(max(head_birth.year + offset, 1935), 2020)
+                birth = date(year, rng.randint(1, 12), rng.randint(1, 28))
+                female = rng.random() < 0.5
+                name = (surname if relation != "spouse" else rng.choice(SURNAMES)) + rng.choice(GIVEN) + rng.choice(GIVEN)
+            age = YEAR - birth.year
+            labor = "none" if age < 16 or age > 70 else rng.choices(("full", "weak", "none"), (70, 20, 10))[0]
+            health = rng.choices(("healthy", "chronic", "serious_illness", "disabled"), (70, 18, 6, 6))[0]
+            members.append(labor)
+            requests.append(("POST", f"/api/v1/households/{{{ref}}}/members", {
+                "name": name, "id_number": id_number(birth, sequence, female), "relation": relation,
+                "birth_date": birth.isoformat(), "sex": "female" if female else "male",
+                "labor_capacity": labor, "health": health}, None))
+        station_requests[township_id].extend(requests)
+        household_refs.append((ref, village_id, township_id, members))
+    for township_id, requests in station_requests.items():
+        steps.append((f"households of {township_id}", f"station-{township_id.lower()}", requests))
+
+    # income and assurances; about 40 % meet every condition and exit in December
+    exits = {t: [] for t, _ in TOWNSHIPS}
+    assessments = {t: [] for t, _ in TOWNSHIPS}
+    exited = 0
+    for ref, village_id, township_id, members in household_refs:
+        will_exit = rng.random() < 0.4
+        income = rng.randint(4300, 9000) if will_exit else rng.choice((rng.randint(2500, 3900), rng.randint(4100, 7000)))
+        assessments[township_id].append(("POST", f"/api/v1/households/{{{ref}}}/income", {
+            "year": YEAR, "per_capita_income": money(income), "assessed_on": "2023-11-20"}, None))
+        housing = rng.choice("AB") if will_exit else rng.choice("ABBCD")
+        assessments[township_id].append(("POST", f"/api/v1/households/{{{ref}}}/assurances", {
+            "assessed_on": "2023-11-25", "food": True, "clothing": True, "education": True,
+            "medical": will_exit or rng.random() < 0.9, "housing_grade": housing,
+            "drinking_water": will_exit or rng.random() < 0.85}, None))
+        if will_exit:
+            exited += 1
+            exits[township_id].append(("POST", f"/api/v1/households/{{{ref}}}/exit",
+                                       {"year": YEAR, "exited_on": "2023-12-15"}, None))
+    for township_id, _ in TOWNSHIPS:
+        station = f"station-{township_id.lower()}"
+        steps.append((f"income and assurances in {township_id}", station, assessments[township_id]))
+        steps.append((f"exits in {township_id}", station, exits[township_id]))
+
+    # -- units, cadres, villages, pairings -------------------------------------------------------------
+    steps.append(("units", "admin", [("POST", "/api/v1/units", {"unit_id": u, "name": n, "department": "transport",
+                                                                "parent_unit_id": p}, None) for u, n, p in UNITS]))
+    cadre_rows = []
+    per_unit = max(1, cadres // len(UNITS))
+    for i in range(cadres):
+        unit_id = UNITS[min(i // per_unit, len(UNITS) - 1)][0]
+        position = i - (i // per_unit) * per_unit
+        rank = "head" if position == 0 else ("leader" if position <= 3 else "staff")
+        cadre_rows.append((f"C{i + 1:03d}", unit_id, rank))
+    steps.append(("cadres", "admin", [("POST", "/api/v1/cadres", {
+        "cadre_id": c, "unit_id": u, "name": rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(GIVEN),
+        "rank": r, "deputy_section_or_above": r != "staff"}, None) for c, u, r in cadre_rows]))
+    assignments = [("POST", f"/api/v1/units/{UNITS[n % len(UNITS)][0]}/villages",
+                    {"village_id": v, "from": "2023-01-01"}, None) for n, (v, _, _, _) in enumerate(VILLAGES)]
+    steps.append(("villages assigned to units", "leading-group", assignments))
+    pairings = []
+    pair_of = {}
+    for n, (ref, village_id, township_id, _) in enumerate(household_refs):
+        cadre_id = cadre_rows[n % len(cadre_rows)][0]
+        pair_of[ref] = cadre_id
+        pairings.append(("POST", "/api/v1/pairings", {"cadre_id": cadre_id, "household_id": f"{{{ref}}}",
+                                                       "from": "2023-01-01"}, None))
+    steps.append(("every household paired with a cadre", "admin", pairings))
+
+    # -- a year of work, by the cadres themselves ------------------------------------------------------
+    visits_by_cadre = {c: [] for c, _, _ in cadre_rows}
+    missed = 0
+    for ref, _, _, _ in household_refs:
+        cadre_id = pair_of[ref]
+        for month in range(1, 13):
+            if rng.random() < 0.0185:  # seed 003: 98.15 % of households visited in August
+                missed += 1
+                continue
+            visits_by_cadre[cadre_id].append(("POST", "/api/v1/visits", {
+                "cadre_id": cadre_id, "household_id": f"{{{ref}}}", "visited_on": random_day(rng, YEAR, month).isoformat(),
+                "measures": [rng.choice(("产业指导", "就业推荐", "政策宣讲", "医疗救助对接", "危房改造跟进"))],
+                "outcome": rng.choice(("收入稳定", "务工增收", "产业见效", "问题已反映")),
+                "changes": rng.choice(("无", "新增务工一人", "子女入学", "住院治疗")),
+                "policy_explained": rng.random() < 0.95}, None))
+    assigned_villages = {u: [] for u, _, _ in UNITS}
+    for n, (v, _, _, _) in enumerate(VILLAGES):
+        assigned_villages[UNITS[n % len(UNITS)][0]].append(v)
+    for cadre_id, unit_id, rank in cadre_rows:
+        work = visits_by_cadre[cadre_id]
+        if rank in ("head", "leader"):
+            needed = 2 if rank == "head" else 4
+            for village_id in assigned_villages[unit_id]:
+                for k in range(needed - (1 if rng.random() < 0.2 else 0)):
+                    month = min(12, 1 + k * (12 // needed) + rng.randint(0, 12 // needed - 1))
+                    work.append(("POST", "/api/v1/village-visits", {
+                        "cadre_id": cadre_id, "village_id": village_id,
+                        "visited_on": random_day(rng, YEAR, month).isoformat(), "purpose": "督导帮扶工作"}, None))
+            for quarter in range(4):
+                if rng.random() < 0.9:
+                    work.append(("POST", "/api/v1/inspections", {
+                        "cadre_id": cadre_id, "village_id": rng.choice(assigned_villages[unit_id] or ["V01"]),
+                        "inspected_on": random_day(rng, YEAR, quarter * 3 + 2).isoformat(),
+                        "findings": "走访记录基本完整"}, None))
+    steps.append(("visits, village visits and inspections (cadres)", "cadres", [
+        (c, request) for c, requests in visits_by_cadre.items() for request in requests]))
+    unit_work = []
+    for cadre_id, unit_id, _ in cadre_rows:
+        unit_work.append(("POST", "/api/v1/exam-scores", {"cadre_id": cadre_id, "exam_id": "2023-policy",
+                                                         "score": rng.randint(62, 100), "taken_on": "2023-06-16"}, None))
+    secretaries = []
+    for n, (village_id, _, _, poor) in enumerate(VILLAGES):
+        if not poor:
+            continue
+        unit_id = UNITS[n % len(UNITS)][0]
+        cadre_id = next((c for c, u, r in reversed(cadre_rows) if u == unit_id and c not in secretaries), None)
+        if cadre_id is None:  # a small generated county may have too few cadres in the unit
+            continue
+        secretaries.append(cadre_id)
+        unit_work.append(("POST", "/api/v1/stationings", {"cadre_id": cadre_id, "village_id": village_id,
+                                                          "role": "first_secretary", "from": "2023-01-01",
+                                                          "until": "2023-12-31"}, None))
+        for month in range(1, 13):
+            days = rng.choice((16, 18, 20, 22, 15, 12)) if rng.random() < 0.9 else rng.randint(8, 14)
+            unit_work.append(("POST", "/api/v1/residency-reports", {"cadre_id": cadre_id, "month": f"{YEAR}-{month:02d}",
+                                                                    "days": days}, None))
+    steps.append(("exams, work teams and residency", "admin", unit_work))
+    checks = [("POST", "/api/v1/awareness-checks", {"household_id": f"{{{ref}}}",
+                                                    "checked_on": random_day(rng, YEAR, rng.randint(3, 11)).isoformat(),
+                                                    "passed": rng.random() < 0.9}, None)
+              for ref, _, _, _ in rng.sample(household_refs, min(60, len(household_refs)))]
+    steps.append(("policy-awareness spot checks", "inspector", checks))
+
+    # -- projects, by the departments ---------------------------------------------------------------------
+    project_steps = {"transport": [], "water": [], "power": []}
+    categories = [  # (category, count, total quantity, unit, total budget)
+        ("village_road", 141, Decimal("123.125"), "km", Decimal("53717350.00")),
+        ("road_repair", 20, Decimal("75.874"), "km", Decimal("31250000.00")),
+        ("bridge", 23, Decimal("23"), "units", Decimal("17385300.00")),
+        ("road_safety", 59, Decimal("59"), "units", Decimal("5800000.00")),
+    ]
+    scale = households / 389
+    project_no = 0
+    late_planned = 0
+    for department, specs, target_rate in (
+        ("transport", categories, Decimal("0.97")),
+        ("water", [("water_supply", 12, Decimal("12"), "units", Decimal("6400000.00"))], Decimal("0.80")),
+        ("power", [("grid_upgrade", 8, Decimal("8"), "units", Decimal("4100000.00"))], Decimal("0.96")),
+    ):
+        for category, count, quantity, unit, budget in specs:
+            count = max(1, round(count * scale))
+            quantities = split_total(rng, quantity, count, 0.4) if unit == "km" else [Decimal(1)] * count
+            budgets = split_total(rng, budget * Decimal(str(round(scale, 4))) if scale != 1 else budget, count, 0.4)
+            for k in range(count):
+                project_no += 1
+                code = f"{department[:2].upper()}-{YEAR}-{project_no:03d}"
+                village_id, township_id, _, _ = VILLAGES[project_no % len(VILLAGES)]
+                level = "county" if category in ("road_repair", "bridge") else "township"
+                deadline = date(YEAR, 8, 31) if level == "county" else date(YEAR, 11, 30)
+                requests = [
+                    ("POST", "/api/v1/projects", {
+                        "project_id": code, "title": f"{village_id} {category} {k + 1}", "department": department,
+                        "category": category, "level": level, "township_id": township_id, "village_ids": [village_id],
+                        "planned_quantity": str(quantities[k]), "quantity_unit": unit, "budget": money(budgets[k]),
+                        "funding_sources": [{"source": "central", "amount": money(budgets[k] * Decimal("0.6"))},
+                                            {"source": "integrated", "amount": money(budgets[k] - (budgets[k] * Decimal("0.6")).quantize(Decimal("0.01")))}],
+                        "plan_year": YEAR}, None),
+                    ("POST", f"/api/v1/projects/{code}/allocations",
+                     {"amount": money(budgets[k]), "source": "central", "on": "2023-03-01"}, None),
+                    ("POST", f"/api/v1/projects/{code}/start", {"on": random_day(rng, YEAR, rng.randint(3, 4)).isoformat()}, None),
+                    ("POST", f"/api/v1/projects/{code}/progress", {
+                        "reported_on": random_day(rng, YEAR, 6).isoformat(), "percent_complete": rng.randint(30, 60),
+                        "quantity_done": str((quantities[k] * Decimal("0.4")).quantize(Decimal("0.001"))),
+                        "problems": rng.choice(("", "雨季影响施工", "材料到位延迟"))}, None),
+                ]
+                late = rng.random() < 0.08
+                late_planned += late
+                finish = deadline + timedelta(days=rng.randint(5, 40)) if late else deadline - timedelta(days=rng.randint(5, 60))
+                requests.append(("POST", f"/api/v1/projects/{code}/complete",
+                                 {"on": finish.isoformat(), "quantity_done": str(quantities[k])}, None))
+                paid = (budgets[k] * target_rate).quantize(Decimal("0.01"))
+                first = (paid * Decimal("0.5")).quantize(Decimal("0.01"))
+                requests.append(("POST", f"/api/v1/projects/{code}/disbursements",
+                                 {"amount": money(first), "on": "2023-06-30", "payee": "县路桥建设有限公司"}, None))
+                requests.append(("POST", f"/api/v1/projects/{code}/disbursements",
+                                 {"amount": money(paid - first), "on": "2023-09-20", "payee": "县路桥建设有限公司"}, None))
+                if finish < AS_OF and rng.random() < 0.7:
+                    requests.append(("POST", f"/api/v1/projects/{code}/accept",
+                                     {"on": min(AS_OF, finish + timedelta(days=20)).isoformat()}, None))
+                project_steps[department].extend(requests)
+    for department, requests in project_steps.items():
+        steps.append((f"{department} projects", f"dept-{department}", requests))
+
+    # -- loans ----------------------------------------------------------------------------------------------
+    steps.append(("loan quotas", "leading-group", [("POST", "/api/v1/quotas", {"township_id": t, "year": YEAR,
+                                                                             "amount": "400000.00"}, None)
+                                                  for t, _ in TOWNSHIPS]))
+    loan_count = max(1, round(40 * scale))
+    amounts = split_total(rng, Decimal("1320000.00") * Decimal(str(round(scale, 4))), loan_count, 0.2)
+    eligible = [h for h in household_refs if any(l in ("full", "weak") for l in h[3])]
+    borrowers = rng.sample(eligible, min(loan_count, len(eligible)))
+    weak_township = "T04"
+    station_loans, union_loans, county_approvals = {t: [] for t, _ in TOWNSHIPS}, [], []
+    for n, (ref, _, township_id, _) in enumerate(borrowers):
+        loan_ref = f"loan{n:03d}"
+        applied = date(YEAR, 1, 4) + timedelta(days=rng.randint(0, 60))
+        amount = amounts[n]
+        # 扶贫到户贷款: up to 50,000 with county approval above 20,000 (seed 003 第十一条)
+        station_loans[township_id] += [
+            ("POST", "/api/v1/loans", {"household_id": f"{{{ref}}}", "township_id": township_id, "amount": money(amount),
+                                       "industry": rng.choice(("tobacco", "sugarcane", "mulberry", "livestock",
+                                                               "off_season_vegetables", "other_farming")),
+                                       "term_months": 0, "applied_on": applied.isoformat()}, loan_ref),
+            ("POST", f"/api/v1/loans/{{{loan_ref}}}/village-review", {"on": (applied + timedelta(days=2)).isoformat(),
+                                                                       "passed": True, "note": "村委会评议通过"}, None),
+            ("POST", f"/api/v1/loans/{{{loan_ref}}}/township-recommendation", {
+                "on": (applied + timedelta(days=rng.choice((4, 5, 6, 7, 12)))).isoformat(), "recommended": True,
+                "note": "符合条件"}, None),
+        ]
+        decided = applied + timedelta(days=rng.choice((14, 16, 18, 30)))
+        disbursed = decided + timedelta(days=3)
+        term = 12 - disbursed.month  # mature within the year so 2023 recovery has loans due
+        station_loans[township_id][-3][2]["term_months"] = term
+        if amount > 20000:
+            county_approvals.append(("POST", f"/api/v1/loans/{{{loan_ref}}}/county-approval",
+                                     {"on": (decided - timedelta(days=2)).isoformat(), "approved": True}, None))
+        maturity = _add_months(disbursed, term)
+        late = township_id == weak_township and rng.random() < 0.5 or rng.random() < 0.05
+        repaid_on = maturity + timedelta(days=rng.randint(10, 25)) if late else maturity - timedelta(days=rng.randint(1, 20))
+        rate = Decimal("0.0435")
+        interest = (amount * rate * (repaid_on - disbursed).days / 360).quantize(Decimal("0.01"))
+        union_loans.append((loan_ref, [
+            ("POST", f"/api/v1/loans/{{{loan_ref}}}/decision", {"on": decided.isoformat(), "approved": True, "reason": ""}, None),
+            ("POST", f"/api/v1/loans/{{{loan_ref}}}/disbursement", {"on": disbursed.isoformat(), "annual_rate": str(rate)}, None),
+        ] + ([("POST", f"/api/v1/loans/{{{loan_ref}}}/repayments", {
+            "on": repaid_on.isoformat(), "principal": money(amount), "interest": money(interest)}, None)]
+            if repaid_on <= AS_OF else [])))
+    for township_id, requests in station_loans.items():
+        steps.append((f"loan applications in {township_id}", f"station-{township_id.lower()}", requests))
+    steps.append(("county approvals above 20,000 yuan", "leading-group", county_approvals))
+    steps.append(("credit union decisions, disbursements and repayments", "credit-union",
+                  [request for _, requests in union_loans for request in requests]
+                  + [("POST", "/api/v1/subsidy-settlements", {"quarter": f"{YEAR}-Q{q}", "settled_on": _quarter_end(q).isoformat()}, None)
+                     for q in range(1, 5)]))
+
+    # -- supervision ------------------------------------------------------------------------------------------
+    steps.append(("supervision ratings and a veto", "leading-group", [
+        ("POST", "/api/v1/ratings", {"subject_type": "unit", "subject_id": "U01", "rating": "good", "source": "city",
+                                     "rated_on": "2023-07-10"}, None),
+        ("POST", "/api/v1/ratings", {"subject_type": "unit", "subject_id": "U03", "rating": "fair", "source": "internal",
+                                     "rated_on": "2023-09-12"}, None),
+        ("POST", "/api/v1/ratings", {"subject_type": "cadre", "subject_id": cadre_rows[0][0], "rating": "good",
+                                     "source": "county", "rated_on": "2023-10-08"}, None),
+        ("POST", "/api/v1/ratings", {"subject_type": "cadre", "subject_id": cadre_rows[-1][0], "rating": "poor",
+                                     "source": "province", "rated_on": "2023-11-02"}, None),
+        ("POST", "/api/v1/vetoes", {"subject_type": "unit", "subject_id": "U05",
+                                    "reason": "帮扶户信息造假被省考核组通报", "on": "2023-11-20"}, None),
+    ]))
+    county.users += [(f"cadre-{c.lower()}", "cadre", {"cadre_id": c}) for c, _, _ in cadre_rows]
+    county.summary = {
+        "townships": len(TOWNSHIPS), "villages": len(VILLAGES), "poor_villages": sum(1 for v in VILLAGES if v[3]),
+        "households": households, "people": people, "units": len(UNITS), "cadres": cadres,
+        "missed_visits": missed, "exits_planned": exited, "projects": project_no, "late_projects_planned": late_planned,
+        "loans": len(borrowers), "loan_total": money(sum(amounts[:len(borrowers)])),
+        "requests": sum(len(requests) for _, _, requests in steps),
+    }
+    return county
+
+
+def _add_months(day, months):
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def _quarter_end(quarter):
+    month = quarter * 3
+    return date(YEAR, month, calendar.monthrange(YEAR, month)[1])

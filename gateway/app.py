@@ -1,0 +1,276 @@
+"""The gateway's own small web framework: a route table, one request context, one error format.
+
+Each area module in gateway/routes declares its routes with `@route(...)`; the nameko service
+hands every /api/v1 request to `dispatch`. Errors always come back as
+`{"error": {"code", "message", "details"}}` with the status API.md fixes; nothing a caller
+sends can produce a 500.
+"""
+import importlib
+import json
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+import eventlet
+from marshmallow import Schema, fields
+from nameko.exceptions import RemoteError, UnknownService
+from werkzeug.exceptions import MethodNotAllowed, NotFound as WerkzeugNotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Response
+
+from services.common.errors import Forbidden, FupinError, ValidationFailed
+from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from services.common.pagination import MAX_LIMIT
+from services.common.validation import validate
+
+from .auth import Principal, Unauthorized, principal_from_header
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Route:
+    method: str
+    path: str  # werkzeug syntax: /api/v1/households/<household_id>
+    handler: object
+    roles: frozenset  # who may call it at all; scope checks happen in the handler
+    body: type | None = None  # marshmallow Schema class for the JSON body
+    query: type | None = None  # marshmallow Schema class for the query string
+    status: int = 200
+    tag: str = ""
+    summary: str = ""
+    public: bool = False
+    response: str = "json"  # or "file" for downloads
+
+    @property
+    def endpoint(self):
+        return f"{self.method} {self.path}"
+
+
+ROUTES: list[Route] = []
+ANY_SIGNED_IN = frozenset({"admin", "leading_group", "township", "department", "unit", "cadre",
+                           "credit_union", "inspector"})
+
+
+def route(method, path, *, roles, body=None, query=None, status=200, tag="", public=False, response="json"):
+    """Declare a route. `body` is a Schema class, or `(service, command)` to use that service's
+    `schemas.COMMAND_SCHEMAS[command]` (validating the body merged with the path ids)."""
+    def register(handler):
+        ROUTES.append(Route(method, path, handler, frozenset(roles), body, query, status, tag,
+                            (handler.__doc__ or "").strip().split("\n")[0], public, response))
+        return handler
+    return register
+
+
+def command_schema(service, command):
+    module = importlib.import_module(f"services.{service}.schemas")
+    return module.COMMAND_SCHEMAS[command]
+
+
+def body_schema(route_):
+    if isinstance(route_.body, tuple):
+        return command_schema(*route_.body)
+    return route_.body
+
+
+def path_fields(route_):
+    return re.findall(r"<(?:[a-z]+:)?([a-z_]+)>", route_.path)
+
+
+def command(method, path, service, rpc_method, *, roles, authorize=None, status=201, tag=None):
+    """A route that forwards a command: body + path ids → `service.rpc_method(data, context)`.
+
+    `authorize(ctx, data)` checks the caller's scope against the data (raising Forbidden)."""
+    def handler(ctx):
+        data = dict(ctx.raw_body or {})
+        data.update(ctx.path_values)
+        if authorize is not None:
+            authorize(ctx, data)
+        return ctx.command(service, rpc_method, data)
+
+    handler.__name__ = rpc_method
+    handler.__doc__ = rpc_method.replace("_", " ").capitalize() + "."
+    route(method, path, roles=roles, body=(service, rpc_method), status=status, tag=tag or service)(handler)
+    return handler
+
+
+class ListQuery(Schema):
+    """Every list takes `limit` (default 50, max 500) and `cursor`."""
+
+    limit = fields.Integer(load_default=50, validate=lambda n: 1 <= n <= MAX_LIMIT,
+                           metadata={"description": f"1..{MAX_LIMIT}"})
+    cursor = fields.String(load_default=None)
+
+
+def _json_default(value):
+    if isinstance(value, Decimal):
+        return f"{value:.2f}"
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def json_response(status, body, headers=None):
+    return Response(json.dumps(body, ensure_ascii=False, default=_json_default), status=status,
+                    headers=headers, mimetype="application/json")
+
+
+def error_response(error):
+    return json_response(error.http_status, {"error": error.as_dict()})
+
+
+class ServiceUnavailable(FupinError):
+    code = "service_unavailable"
+    http_status = 503
+
+
+@dataclass
+class RequestContext:
+    principal: Principal | None
+    path_values: dict
+    query: dict
+    body: dict | None
+    raw_body: dict | None
+    headers: dict
+    rpc: object  # callable(service_name) -> nameko service proxy
+    config: dict
+    db: object
+    correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    audit_resource: dict | None = None
+
+    # --- authorisation helpers -------------------------------------------------------------
+    @property
+    def role(self):
+        return self.principal.role if self.principal else None
+
+    def scope(self, key):
+        return (self.principal.scope or {}).get(key) if self.principal else None
+
+    def require(self, allowed, message="your role may not do this here"):
+        if not allowed:
+            raise Forbidden(message, {"role": self.role, "scope": self.principal.scope if self.principal else {}})
+
+    # --- calling services ---------------------------------------------------------------------
+    def service_context(self):
+        """What every command carries into event metadata: who, which request, which key."""
+        key = self.headers.get("idempotency-key")
+        context = {"actor": self.principal.as_actor() if self.principal else None,
+                   "correlation_id": self.correlation_id}
+        if key:
+            # Keys are per user: two departments that both send "1" must not collide.
+            context["idempotency_key"] = f"{self.principal.user_id}:{key}"
+        return context
+
+    def call(self, service, method, *args, **kwargs):
+        timeout = float(self.config.get("RPC_TIMEOUT_SECONDS") or 60)
+        proxy = getattr(self.rpc(service), method)
+        try:
+            with eventlet.Timeout(timeout):
+                return proxy.call_async(*args, **kwargs).result()
+        except eventlet.Timeout:
+            raise ServiceUnavailable(f"the {service} service did not answer within {timeout:.0f}s; try again",
+                                     {"service": service}) from None
+        except UnknownService:
+            raise ServiceUnavailable(f"the {service} service is not running", {"service": service}) from None
+
+    def command(self, service, method, data):
+        return self.call(service, method, data, self.service_context())
+
+
+def build_map():
+    return Map([Rule(r.path, methods=[r.method], endpoint=r) for r in ROUTES], strict_slashes=False)
+
+
+def _parse_body(request):
+    if not request.get_data():
+        return {}
+    try:
+        return json.loads(request.get_data(as_text=True))
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationFailed("the body is not valid JSON", {"_body": ["invalid JSON"]}) from None
+
+
+def dispatch(url_map, request, *, rpc, config, db, audit):
+    """Find the route, authenticate, authorise by role, validate, run, map errors, record."""
+    started = time.perf_counter()
+    route_label, status = "unmatched", 500
+    principal = None
+    try:
+        adapter = url_map.bind_to_environ(request.environ)
+        try:
+            matched, path_values = adapter.match()
+        except WerkzeugNotFound:
+            raise _NotFoundRoute("no such endpoint", {"path": request.path}) from None
+        except MethodNotAllowed as exc:
+            raise _MethodNotAllowed(f"{request.method} is not allowed here",
+                                    {"allowed": sorted(exc.valid_methods or [])}) from None
+        route_label = matched.path
+        if not matched.public:
+            principal = principal_from_header(request.headers.get("Authorization"), config)
+            if principal.role not in matched.roles:
+                raise Forbidden(f"the {principal.role} role may not call {matched.method} {matched.path}",
+                                {"role": principal.role})
+        query = validate(matched.query(), dict(request.args.items())) if matched.query else dict(request.args.items())
+        raw_body = body = None
+        if matched.method in ("POST", "PUT", "PATCH"):
+            raw_body = _parse_body(request)
+            schema = body_schema(matched)
+            if schema is None:
+                body = raw_body
+            elif isinstance(matched.body, tuple):
+                # service command schemas cover the path ids too: check them together
+                if not isinstance(raw_body, dict):
+                    raise ValidationFailed("the request body must be a JSON object", {"_body": ["not an object"]})
+                body = validate(schema(), {**raw_body, **path_values})
+            else:
+                body = validate(schema(), raw_body)
+        ctx = RequestContext(
+            principal, path_values, query, body, raw_body,
+            {k.lower(): v for k, v in request.headers.items()}, rpc, config, db,
+            correlation_id=request.headers.get("X-Correlation-Id") or str(uuid.uuid4()),
+        )
+        result = matched.handler(ctx)
+        if isinstance(result, Response):
+            status = result.status_code
+            response = result
+        else:
+            status = matched.status
+            response = json_response(status, result)
+        if principal is not None and matched.method != "GET":
+            audit(ctx, request, status)
+        return response
+    except FupinError as error:
+        status = error.http_status
+        return error_response(error)
+    except RemoteError as error:
+        log.error("a service failed on %s %s: %s", request.method, request.path, error)
+        status = 500
+        return json_response(500, {"error": {"code": "internal_error",
+                                             "message": "a service failed; the operators have the details",
+                                             "details": {"service_error": error.exc_type}}})
+    except Exception:  # noqa: BLE001 - last line: log it, answer in our format
+        log.exception("gateway failure on %s %s", request.method, request.path)
+        status = 500
+        return json_response(500, {"error": {"code": "internal_error", "message": "unexpected failure",
+                                             "details": {}}})
+    finally:
+        HTTP_REQUESTS.labels(route_label, request.method, str(status)).inc()
+        HTTP_LATENCY.labels(route_label, request.method).observe(time.perf_counter() - started)
+
+
+class _NotFoundRoute(FupinError):
+    code = "not_found"
+    http_status = 404
+
+
+class _MethodNotAllowed(FupinError):
+    code = "method_not_allowed"
+    http_status = 405
+
+
+__all__ = ["ANY_SIGNED_IN", "ListQuery", "RequestContext", "Route", "ROUTES", "route", "dispatch",
+           "build_map", "json_response", "Unauthorized"]

@@ -1,0 +1,75 @@
+"""Credit: subsidised household loans, from application to subsidy (贴息)."""
+from marshmallow import fields, validate as v
+
+from ..app import ListQuery, command, route
+from ..scopes import require_township
+
+STATION = ("admin", "township")
+CREDIT_UNION = ("admin", "credit_union")
+LOAN_READERS = ("admin", "leading_group", "township", "credit_union")
+
+
+def own_township(ctx, data):
+    require_township(ctx, data.get("township_id"))
+
+
+def loan_in_township(ctx, data):
+    require_township(ctx, ctx.call("credit", "get_loan", data["loan_id"])["township_id"], "a loan of another township")
+
+
+command("POST", "/api/v1/quotas", "credit", "allocate_quota", roles=("admin", "leading_group"))
+command("POST", "/api/v1/loans", "credit", "apply_loan", roles=STATION, authorize=own_township)
+command("POST", "/api/v1/loans/<loan_id>/village-review", "credit", "village_review", roles=STATION,
+        authorize=loan_in_township, status=200)
+command("POST", "/api/v1/loans/<loan_id>/township-recommendation", "credit", "township_recommendation",
+        roles=STATION, authorize=loan_in_township, status=200)
+command("POST", "/api/v1/loans/<loan_id>/county-approval", "credit", "county_approval",
+        roles=("admin", "leading_group"), status=200)
+command("POST", "/api/v1/loans/<loan_id>/decision", "credit", "decide_loan", roles=CREDIT_UNION, status=200)
+command("POST", "/api/v1/loans/<loan_id>/disbursement", "credit", "disburse_loan", roles=CREDIT_UNION, status=200)
+command("POST", "/api/v1/loans/<loan_id>/repayments", "credit", "record_repayment", roles=CREDIT_UNION)
+command("POST", "/api/v1/subsidy-settlements", "credit", "settle_subsidies", roles=CREDIT_UNION)
+
+
+class LoanQuery(ListQuery):
+    township_id = fields.String()
+    status = fields.String()
+    household_id = fields.String()
+
+
+@route("GET", "/api/v1/loans", roles=LOAN_READERS, query=LoanQuery, tag="credit")
+def list_loans(ctx):
+    """Loans by township, status and household; a township sees only its own."""
+    filters = {k: ctx.query[k] for k in ("township_id", "status", "household_id") if k in ctx.query}
+    if ctx.role == "township":
+        require_township(ctx, filters.get("township_id", ctx.scope("township_id")))
+        filters["township_id"] = ctx.scope("township_id")
+    return ctx.call("credit", "list_loans", filters, ctx.query["limit"], ctx.query["cursor"])
+
+
+@route("GET", "/api/v1/loans/<loan_id>", roles=LOAN_READERS, tag="credit")
+def get_loan(ctx):
+    """One loan with its history and subsidy."""
+    loan = ctx.call("credit", "get_loan", ctx.path_values["loan_id"])
+    require_township(ctx, loan["township_id"], "a loan of another township")
+    return loan
+
+
+class YearQuery(ListQuery):
+    year = fields.Integer(required=True, validate=v.Range(2000, 2100))
+
+
+@route("GET", "/api/v1/townships/<township_id>/recovery", roles=LOAN_READERS, query=YearQuery, tag="credit")
+def township_recovery(ctx):
+    """Recovery rate (回收率) for the year, with the quota recommendation."""
+    township_id = ctx.path_values["township_id"]
+    require_township(ctx, township_id)
+    return ctx.call("credit", "township_recovery", township_id, ctx.query["year"])
+
+
+@route("GET", "/api/v1/townships/<township_id>/quota", roles=LOAN_READERS, query=YearQuery, tag="credit")
+def quota_use(ctx):
+    """The township's loan quota for the year and how much of it is used."""
+    township_id = ctx.path_values["township_id"]
+    require_township(ctx, township_id)
+    return ctx.call("credit", "quota_use", township_id, ctx.query["year"])

@@ -1,0 +1,86 @@
+"""Projects: departments post plans, progress, completion, acceptance and funds."""
+from marshmallow import Schema, fields, validate as v
+
+from ..app import ANY_SIGNED_IN, ListQuery, command, route
+from ..scopes import require_department
+
+DEPARTMENT_WRITERS = ("admin", "department")
+
+
+def own_new_project(ctx, data):
+    require_department(ctx, data.get("department"))
+
+
+def own_project(ctx, data):
+    require_department(ctx, ctx.call("projects", "get_project", data["project_id"])["department"])
+
+
+command("POST", "/api/v1/projects", "projects", "plan_project", roles=DEPARTMENT_WRITERS, authorize=own_new_project)
+for path, rpc_method, status in (
+    ("start", "start_project", 200),
+    ("progress", "report_progress", 201),
+    ("complete", "complete_project", 200),
+    ("accept", "accept_project", 200),
+    ("cancel", "cancel_project", 200),
+    ("allocations", "allocate_funds", 201),
+    ("disbursements", "disburse_funds", 201),
+):
+    command("POST", f"/api/v1/projects/<project_id>/{path}", "projects", rpc_method,
+            roles=DEPARTMENT_WRITERS, authorize=own_project, status=status)
+
+
+class ImportRequest(Schema):
+    filename = fields.String(required=True, metadata={"description": "ends in .csv or .xlsx"})
+    content_base64 = fields.String(required=True)
+    kind = fields.String(load_default="projects", validate=v.OneOf(("projects", "progress")))
+    department = fields.String(metadata={"description": "defaults to the caller's department"})
+
+
+@route("POST", "/api/v1/projects/import", roles=DEPARTMENT_WRITERS, body=ImportRequest, status=201, tag="projects")
+def import_projects(ctx):
+    """Apply a CSV or XLSX of projects (or progress rows): every row, or none with each bad row's reason."""
+    data = dict(ctx.raw_body)
+    if ctx.role == "department":
+        require_department(ctx, data.setdefault("department", ctx.scope("department")))
+    return ctx.command("projects", "import_projects", data)
+
+
+class ProjectQuery(ListQuery):
+    department = fields.String()
+    status = fields.String()
+    plan_year = fields.Integer()
+    township_id = fields.String()
+    village_id = fields.String()
+
+
+@route("GET", "/api/v1/projects", roles=ANY_SIGNED_IN, query=ProjectQuery, tag="projects")
+def list_projects(ctx):
+    """Projects by department, status, plan year, township and village."""
+    filters = {k: ctx.query[k] for k in ("department", "status", "plan_year", "township_id", "village_id")
+               if k in ctx.query}
+    return ctx.call("projects", "list_projects", filters, ctx.query["limit"], ctx.query["cursor"])
+
+
+@route("GET", "/api/v1/projects/<project_id>", roles=ANY_SIGNED_IN, tag="projects")
+def get_project(ctx):
+    """One project with its history."""
+    return ctx.call("projects", "get_project", ctx.path_values["project_id"])
+
+
+class DepartmentStatsQuery(ListQuery):
+    plan_year = fields.Integer(required=True)
+    as_of = fields.Date(required=True)
+
+
+@route("GET", "/api/v1/departments/<department>/statistics", roles=ANY_SIGNED_IN, query=DepartmentStatsQuery,
+       tag="projects")
+def department_statistics(ctx):
+    """Counts by status, overdue, on-time completion, funds and the 95 %-by-30-September target."""
+    return ctx.call("projects", "department_statistics", ctx.path_values["department"],
+                    ctx.query["plan_year"], ctx.query["as_of"].isoformat())
+
+
+@route("GET", "/api/v1/villages/<village_id>/infrastructure", roles=ANY_SIGNED_IN, tag="projects")
+def village_infrastructure(ctx):
+    """Which road, water and power projects serve the village, and their state."""
+    return ctx.call("projects", "village_infrastructure", ctx.path_values["village_id"])

@@ -1,0 +1,65 @@
+"""The gateway: the only door for people and department systems, over nameko's web server."""
+import logging
+
+from nameko.dependency_providers import Config
+from nameko.extensions import DependencyProvider
+from nameko.rpc import RpcProxy
+from nameko.web.handlers import http
+
+from services.common.chassis import HealthEndpoints
+from services.common.db import Database
+
+from . import openapi, routes  # noqa: F401 - importing registers the routes
+from .app import build_map, dispatch
+from .audit import record
+from .auth import ensure_first_admin, signing_key
+
+log = logging.getLogger(__name__)
+SERVICES = ("registry", "assistance", "projects", "credit", "assessment")
+
+
+class FirstAdmin(DependencyProvider):
+    """At start: refuse to run without a signing key in production, and create the first admin."""
+
+    def start(self):
+        signing_key(self.container.config)
+        db = next(ext for ext in self.container.dependencies if isinstance(ext, Database))
+        with db.engine.begin() as conn:
+            from sqlalchemy.orm import Session
+
+            with Session(bind=conn) as session:
+                if ensure_first_admin(session, self.container.config.get("ADMIN_PASSWORD")):
+                    log.info("created the first admin user 'admin'")
+                session.flush()
+
+
+class GatewayService(HealthEndpoints):
+    name = "gateway"
+
+    config = Config()
+    db = Database()
+    first_admin = FirstAdmin()
+    registry = RpcProxy("registry")
+    assistance = RpcProxy("assistance")
+    projects = RpcProxy("projects")
+    credit = RpcProxy("credit")
+    assessment = RpcProxy("assessment")
+
+    url_map = build_map()
+
+    def _rpc(self, service):
+        if service not in SERVICES:
+            raise KeyError(service)
+        return getattr(self, service)
+
+    def _audit(self, ctx, request, status):
+        with self.db.new_session() as session:
+            record(session, ctx, request, status)
+            session.commit()
+
+    def _dispatch(self, request):
+        return dispatch(self.url_map, request, rpc=self._rpc, config=self.config, db=self.db, audit=self._audit)
+
+    @http("GET,POST,PUT,PATCH,DELETE", "/api/v1/<path:path>")
+    def api(self, request, path):
+        return self._dispatch(request)

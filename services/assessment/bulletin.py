@@ -1,0 +1,111 @@
+"""The weekly bulletin (周通报, due each Friday 12:00, seed 001 §四(二)): per department and per
+township, what happened in the ISO week and where the month and the year stand."""
+import csv
+import io
+from datetime import date
+from decimal import Decimal
+
+from .domain import _month_end, iso_week
+
+COLUMNS = [
+    ("kind", "类别"), ("id", "编号"), ("name", "名称"), ("visits_this_week", "本周走访户次"),
+    ("month_visit_compliance", "本月走访达标率"), ("projects_started", "本周开工项目"),
+    ("projects_completed", "本周完工项目"), ("projects_overdue", "逾期未完工项目"),
+    ("disbursement_rate", "资金拨付率"), ("loans_applied", "本周贷款申请"), ("loans_approved", "本周贷款审批"),
+    ("loans_overdue", "逾期贷款"), ("exits_this_week", "本周脱贫户"), ("new_monitoring_flags", "本周新增监测户"),
+]
+
+
+def _rate(numerator, denominator):
+    return None if not denominator else float(round(Decimal(numerator) / Decimal(denominator), 4))
+
+
+def weekly_bulletin(facts, week):
+    monday, sunday = iso_week(week)
+    month_start = date(sunday.year, sunday.month, 1)
+    in_week = lambda day: day is not None and monday <= day <= sunday  # noqa: E731
+    index = facts.index()
+    rows = []
+
+    def month_compliance(pairings):
+        active = [p for p in pairings if p.active_whole(month_start, _month_end(month_start))]
+        visited = sum(1 for p in active if any(month_start <= d <= sunday for d in facts.visits.get(p.pairing_id, ())))
+        return _rate(visited, len(active))
+
+    departments = sorted({u["department"] for u in facts.units.values() if u.get("department")}
+                         | {p.department for p in facts.projects.values() if p.department})
+    for department in departments:
+        units = {u for u, info in facts.units.items() if info.get("department") == department}
+        pairings = [p for u in units for p in index["pairings_by_unit"].get(u, [])]
+        projects = index["projects_by_department"].get(department, [])
+        ids = {p.project_id for p in projects if p.plan_year == sunday.year}
+        allocated = sum((a for pid, d, a in facts.allocations.values() if pid in ids and d <= sunday), Decimal(0))
+        disbursed = sum((a for pid, d, a in facts.disbursements.values() if pid in ids and d <= sunday), Decimal(0))
+        rows.append({
+            "kind": "department", "id": department, "name": department,
+            "visits_this_week": sum(1 for day, _, unit, _ in facts.visit_log if unit in units and in_week(day)),
+            "month_visit_compliance": month_compliance(pairings),
+            "projects_started": sum(1 for p in projects if in_week(p.started_on)),
+            "projects_completed": sum(1 for p in projects if in_week(p.completed_on)),
+            "projects_overdue": sum(1 for p in projects if p.deadline and p.deadline < sunday and not p.cancelled_on
+                                    and not (p.completed_on and p.completed_on <= sunday)),
+            "disbursement_rate": _rate(disbursed, allocated),
+            "loans_applied": None, "loans_approved": None, "loans_overdue": None,
+            "exits_this_week": None, "new_monitoring_flags": None,
+        })
+    households_by_township = {}
+    for household_id, (_, township_id) in facts.households.items():
+        households_by_township.setdefault(township_id, set()).add(household_id)
+    for township_id in facts.subject_ids("township"):
+        households = households_by_township.get(township_id, set())
+        pairings = [p for p in facts.pairings.values() if p.household_id in households]
+        loans = index["loans_by_township"].get(township_id, [])
+        rows.append({
+            "kind": "township", "id": township_id, "name": facts.townships.get(township_id, ""),
+            "visits_this_week": sum(1 for day, _, _, h in facts.visit_log if h in households and in_week(day)),
+            "month_visit_compliance": month_compliance(pairings),
+            "projects_started": sum(1 for p in facts.projects.values() if p.township_id == township_id and in_week(p.started_on)),
+            "projects_completed": sum(1 for p in facts.projects.values() if p.township_id == township_id
+                                      and in_week(p.completed_on)),
+            "projects_overdue": sum(1 for p in facts.projects.values() if p.township_id == township_id and p.deadline
+                                    and p.deadline < sunday and not p.cancelled_on
+                                    and not (p.completed_on and p.completed_on <= sunday)),
+            "disbursement_rate": None,
+            "loans_applied": sum(1 for loan in loans if in_week(loan.applied_on)),
+            "loans_approved": sum(1 for loan in loans if in_week(loan.approved_on)),
+            "loans_overdue": sum(1 for loan in loans if loan.overdue_on and loan.overdue_on <= sunday
+                                 and sum((a for d, a in loan.repayments.values() if d <= sunday), Decimal(0)) < loan.principal),
+            "exits_this_week": sum(1 for day, h in facts.exits.values() if h in households and in_week(day)),
+            "new_monitoring_flags": sum(1 for day, h in facts.flags.values() if h in households and in_week(day)),
+        })
+    return {"week": week, "from": monday.isoformat(), "to": sunday.isoformat(),
+            "due": f"{date.fromordinal(monday.toordinal() + 4).isoformat()}T12:00",  # Friday noon
+            "columns": [name for name, _ in COLUMNS], "rows": rows}
+
+
+def as_csv(bulletin):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([f"{label} {name}" for name, label in COLUMNS])
+    for row in bulletin["rows"]:
+        writer.writerow(["" if row[name] is None else row[name] for name, _ in COLUMNS])
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")  # BOM so Excel opens the Chinese correctly
+
+
+def as_xlsx(bulletin):
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = bulletin["week"]
+    sheet.append([f"周通报 {bulletin['week']} ({bulletin['from']} – {bulletin['to']})"])
+    sheet["A1"].font = Font(bold=True, size=14)
+    sheet.append([label for _, label in COLUMNS])
+    for cell in sheet[2]:
+        cell.font = Font(bold=True)
+    for row in bulletin["rows"]:
+        sheet.append([row[name] for name, _ in COLUMNS])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()

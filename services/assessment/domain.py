@@ -1,0 +1,727 @@
+"""Scores (考核) as a pure function of the set of events: no I/O, no clock.
+
+`Facts` folds source events (in any order, any number of times) into indexed facts;
+`score` computes one subject's indicators for a period as of a date under a rulebook;
+`rank` orders subjects. Every number a county may change lives in the rulebook, which is
+itself versioned by events (`rulebook_published`).
+"""
+import calendar
+import copy
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from services.common.errors import NotFound, RuleRefused, ValidationFailed
+from services.common.events import NewEvent
+
+SUBJECT_TYPES = ("unit", "cadre", "township")
+EXTERNAL_SOURCES = ("county", "city", "province", "third_party")
+RATINGS = ("good", "fair", "poor")
+
+DEFAULT_RULES = {
+    "weights": {
+        "unit": {"visit_compliance": 30, "leader_village_visits": 10, "policy_exam": 10, "awareness_checks": 10,
+                 "project_delivery": 20, "fund_disbursement": 10, "supervision_rating": 10},
+        "cadre": {"visit_compliance": 50, "policy_exam": 20, "awareness_checks": 20, "supervision_rating": 10,
+                  "residency": 10},
+        "township": {"loan_recovery": 60, "review_timeliness": 40},
+    },
+    "grade_bands": {"excellent": 90, "good": 75},
+    "monthly_performance_pay": {"excellent": "850.00", "good": "800.00", "poor": "750.00"},
+    "reward_per_external_good": "200.00",
+    "restriction_years": 1,
+    "leader_village_visits_per_year": {"head": 2, "leader": 4},
+    "residency_min_days": 15,
+    "loan_recovery_target": "0.95",
+    "disbursement_target": "0.95",
+    "disbursement_by": "09-30",
+    "rating_values": {"good": "1.0", "fair": "0.7", "poor": "0"},
+}
+
+
+# --- periods ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Period:
+    label: str
+    start: date
+    end: date
+
+    def months(self):
+        current = date(self.start.year, self.start.month, 1)
+        while current <= self.end:
+            yield current
+            current = _next_month(current)
+
+
+def parse_period(label):
+    try:
+        if len(label) == 4:
+            year = int(label)
+            return Period(label, date(year, 1, 1), date(year, 12, 31))
+        if "-Q" in label:
+            year, quarter = int(label[:4]), int(label[-1])
+            if not 1 <= quarter <= 4:
+                raise ValueError
+            first = date(year, quarter * 3 - 2, 1)
+            return Period(label, first, _month_end(date(year, quarter * 3, 1)))
+        year, month = int(label[:4]), int(label[5:7])
+        return Period(label, date(year, month, 1), _month_end(date(year, month, 1)))
+    except (ValueError, IndexError):
+        raise ValidationFailed("period must look like 2023, 2023-Q3 or 2023-05", {"period": ["invalid"]}) from None
+
+
+def _month_end(day):
+    return date(day.year, day.month, calendar.monthrange(day.year, day.month)[1])
+
+
+def _next_month(day):
+    return date(day.year + (day.month == 12), day.month % 12 + 1, 1)
+
+
+def complete_months(period, as_of):
+    """Months of the period whose last day has passed on the as-of date (a month counts only
+    once it is complete)."""
+    return [m for m in period.months() if _month_end(m) <= as_of]
+
+
+def month_label(day):
+    return f"{day.year}-{day.month:02d}"
+
+
+def _d(value):
+    return value if isinstance(value, date) or value is None else date.fromisoformat(value)
+
+
+def _money(value):
+    return Decimal(str(value))
+
+
+# --- facts -----------------------------------------------------------------------------------
+@dataclass
+class Pairing:
+    pairing_id: str
+    cadre_id: str = None
+    unit_id: str = None
+    household_id: str = None
+    start: date = None
+    until: date = None
+
+    def active_whole(self, first, last):
+        return self.start is not None and self.start <= first and (self.until is None or self.until >= last)
+
+    def active_any(self, first, last):
+        return self.start is not None and self.start <= last and (self.until is None or self.until >= first)
+
+
+@dataclass
+class Loan:
+    loan_id: str
+    township_id: str = None
+    principal: Decimal = Decimal(0)
+    maturity: date = None
+    repayments: dict = field(default_factory=dict)  # event_id -> (date, principal)
+    reviews: dict = field(default_factory=dict)  # "recommendation"/"decision" -> (on, due_by, within)
+    applied_on: date = None
+    approved_on: date = None
+    overdue_on: date = None
+
+
+@dataclass
+class Project:
+    project_id: str
+    department: str = None
+    plan_year: int = None
+    deadline: date = None
+    title: str = ""
+    started_on: date = None
+    completed_on: date = None
+    cancelled_on: date = None
+    township_id: str = None
+
+
+class Facts:
+    """Everything the scores need, indexed by subject. `apply` is idempotent per event id and
+    commutative: the facts depend only on the set of events applied."""
+
+    def __init__(self):
+        self.seen = set()
+        self.units, self.cadres, self.townships = {}, {}, {}
+        self.households = {}  # household_id -> (village_id, township_id)
+        self.assignments = {}  # unit_id -> {village_id: (from, until)}
+        self.pairings = {}
+        self.visits = {}  # pairing_id -> {date}
+        self.visit_log = []  # (date, cadre_id, unit_id, household_id)
+        self.village_visits = {}  # (cadre_id, village_id) -> {visit_id: date}
+        self.exams = {}  # cadre_id -> {key: (date, score)}
+        self.checks = {}  # check_id -> (date, cadre_id, unit_id, passed)
+        self.stationings = {}  # stationing_id -> (cadre_id, from, until)
+        self.residency = {}  # (cadre_id, month) -> (position, days)
+        self.projects = {}
+        self.allocations, self.disbursements = {}, {}  # event_id -> (project_id, date, amount)
+        self.loans = {}
+        self.exits, self.flags = {}, {}  # event_id -> (date, household_id)
+        self.ratings = {}  # rating_id -> dict
+        self.vetoes = {}
+        self.rulebooks = {1: copy.deepcopy(DEFAULT_RULES)}
+
+    # - applying ---------------------------------------------------------------------------
+    def apply(self, event):
+        """`event`: a StoredEvent (or anything with event_id, type, payload, global_position)."""
+        if event.event_id in self.seen:
+            return
+        self.seen.add(event.event_id)
+        handler = getattr(self, f"_on_{event.type}", None)
+        if handler is not None:
+            handler(event.payload, event)
+
+    def _pairing(self, pairing_id):
+        return self.pairings.setdefault(pairing_id, Pairing(pairing_id))
+
+    def _loan(self, loan_id):
+        return self.loans.setdefault(loan_id, Loan(loan_id))
+
+    def _project(self, project_id):
+        return self.projects.setdefault(project_id, Project(project_id))
+
+    # registry
+    def _on_township_registered(self, p, e):
+        self.townships[p["township_id"]] = p.get("name", "")
+
+    def _on_household_registered(self, p, e):
+        self.households[p["household_id"]] = (p.get("village_id"), p.get("township_id"))
+
+    def _on_household_exited(self, p, e):
+        self.exits[e.event_id] = (_d(p["exited_on"]), p["household_id"])
+
+    def _on_monitoring_flagged(self, p, e):
+        self.flags[e.event_id] = (_d(p["flagged_on"]), p["household_id"])
+
+    # assistance
+    def _on_unit_registered(self, p, e):
+        self.units[p["unit_id"]] = {"name": p.get("name", ""), "department": p.get("department")}
+
+    def _on_cadre_registered(self, p, e):
+        self.cadres[p["cadre_id"]] = {"unit_id": p["unit_id"], "name": p.get("name", ""), "rank": p.get("rank"),
+                                      "deputy": bool(p.get("deputy_section_or_above"))}
+
+    def _on_village_assigned(self, p, e):
+        self.assignments.setdefault(p["unit_id"], {})[p["village_id"]] = (_d(p.get("from")), _d(p.get("until")))
+
+    def _on_household_paired(self, p, e):
+        pairing = self._pairing(p["pairing_id"])
+        pairing.cadre_id, pairing.unit_id, pairing.household_id = p["cadre_id"], p.get("unit_id"), p["household_id"]
+        pairing.start = _d(p["from"])
+
+    def _on_pairing_ended(self, p, e):
+        self._pairing(p["pairing_id"]).until = _d(p["until"])
+
+    def _on_visit_recorded(self, p, e):
+        day = _d(p["visited_on"])
+        self.visits.setdefault(p["pairing_id"], set()).add(day)
+        self.visit_log.append((day, p["cadre_id"], p.get("unit_id"), p["household_id"]))
+
+    def _on_village_visit_recorded(self, p, e):
+        self.village_visits.setdefault((p["cadre_id"], p["village_id"]), {})[e.event_id] = _d(p["visited_on"])
+
+    def _on_exam_scored(self, p, e):
+        self.exams.setdefault(p["cadre_id"], {})[e.event_id] = (_d(p["taken_on"]), Decimal(str(p["score"])))
+
+    def _on_awareness_checked(self, p, e):
+        self.checks[e.event_id] = (_d(p["checked_on"]), p.get("cadre_id"), p.get("unit_id"), bool(p["passed"]),
+                                   p.get("household_id"))
+
+    def _on_cadre_stationed(self, p, e):
+        self.stationings[p.get("stationing_id") or e.event_id] = (p["cadre_id"], _d(p["from"]), _d(p.get("until")))
+
+    def _on_residency_reported(self, p, e):
+        key = (p["cadre_id"], p["month"])
+        previous = self.residency.get(key)
+        if previous is None or previous[0] < e.global_position:  # the latest report of the month counts
+            self.residency[key] = (e.global_position, int(p["days"]))
+
+    # projects
+    def _on_project_planned(self, p, e):
+        project = self._project(p["project_id"])
+        project.department, project.plan_year = p["department"], int(p["plan_year"])
+        project.deadline, project.title, project.township_id = _d(p["deadline"]), p.get("title", ""), p.get("township_id")
+
+    def _on_project_started(self, p, e):
+        self._project(p["project_id"]).started_on = _d(p["on"])
+
+    def _on_project_completed(self, p, e):
+        self._project(p["project_id"]).completed_on = _d(p["on"])
+
+    def _on_project_cancelled(self, p, e):
+        self._project(p["project_id"]).cancelled_on = _d(p["on"])
+
+    def _on_funds_allocated(self, p, e):
+        self.allocations[e.event_id] = (p["project_id"], _d(p["on"]), _money(p["amount"]))
+
+    def _on_funds_disbursed(self, p, e):
+        self.disbursements[e.event_id] = (p["project_id"], _d(p["on"]), _money(p["amount"]))
+
+    # credit
+    def _on_loan_applied(self, p, e):
+        loan = self._loan(p["loan_id"])
+        loan.township_id, loan.applied_on = p["township_id"], _d(p["applied_on"])
+
+    def _on_township_recommended(self, p, e):
+        loan = self._loan(p["loan_id"])
+        loan.township_id = p["township_id"]
+        loan.reviews["recommendation"] = (_d(p["on"]), _d(p.get("due_by")), bool(p.get("within_limit")))
+
+    def _on_loan_decided(self, p, e):
+        loan = self._loan(p["loan_id"])
+        loan.township_id = p["township_id"]
+        loan.reviews["decision"] = (_d(p["on"]), _d(p.get("due_by")), bool(p.get("within_limit")))
+        if p.get("approved"):
+            loan.approved_on = _d(p["on"])
+
+    def _on_loan_disbursed(self, p, e):
+        loan = self._loan(p["loan_id"])
+        loan.township_id, loan.principal, loan.maturity = p["township_id"], _money(p["principal"]), _d(p["maturity_date"])
+
+    def _on_loan_repaid(self, p, e):
+        self._loan(p["loan_id"]).repayments[e.event_id] = (_d(p["on"]), _money(p["principal"]))
+
+    def _on_loan_overdue(self, p, e):
+        self._loan(p["loan_id"]).overdue_on = _d(p["detected_on"])
+
+    # assessment's own
+    def _on_rating_recorded(self, p, e):
+        self.ratings[p["rating_id"]] = {**p, "rated_on": _d(p["rated_on"])}
+
+    def _on_veto_recorded(self, p, e):
+        self.vetoes[p["veto_id"]] = {**p, "on": _d(p["on"])}
+
+    def _on_rulebook_published(self, p, e):
+        self.rulebooks[int(p["version"])] = p["rules"]
+
+    # - lookups --------------------------------------------------------------------------------
+    def rulebook(self, version=None):
+        version = max(self.rulebooks) if version is None else int(version)
+        if version not in self.rulebooks:
+            raise NotFound("no such rulebook version", {"version": version, "known": sorted(self.rulebooks)})
+        return version, self.rulebooks[version]
+
+    def subject_ids(self, subject_type):
+        if subject_type == "unit":
+            return sorted(self.units)
+        if subject_type == "cadre":
+            return sorted(self.cadres)
+        return sorted(set(self.townships) | {loan.township_id for loan in self.loans.values() if loan.township_id})
+
+    def name_of(self, subject_type, subject_id):
+        if subject_type == "unit":
+            return self.units.get(subject_id, {}).get("name", "")
+        if subject_type == "cadre":
+            return self.cadres.get(subject_id, {}).get("name", "")
+        return self.townships.get(subject_id, "")
+
+    def index(self):
+        """Per-subject indexes, built once per set of facts (scores for thousands of subjects)."""
+        if getattr(self, "_index", None) is not None and self._index[0] == len(self.seen):
+            return self._index[1]
+        pairings_by_cadre, pairings_by_unit = {}, {}
+        for pairing in self.pairings.values():
+            if pairing.cadre_id is None:
+                continue
+            pairings_by_cadre.setdefault(pairing.cadre_id, []).append(pairing)
+            unit_id = pairing.unit_id or self.cadres.get(pairing.cadre_id, {}).get("unit_id")
+            pairings_by_unit.setdefault(unit_id, []).append(pairing)
+        cadres_by_unit = {}
+        for cadre_id, cadre in self.cadres.items():
+            cadres_by_unit.setdefault(cadre["unit_id"], []).append(cadre_id)
+        checks_by_cadre, checks_by_unit = {}, {}
+        for check in self.checks.values():
+            if check[1]:
+                checks_by_cadre.setdefault(check[1], []).append(check)
+            unit_id = check[2] or self.cadres.get(check[1], {}).get("unit_id")
+            if unit_id:
+                checks_by_unit.setdefault(unit_id, []).append(check)
+        projects_by_department = {}
+        for project in self.projects.values():
+            projects_by_department.setdefault(project.department, []).append(project)
+        loans_by_township = {}
+        for loan in self.loans.values():
+            loans_by_township.setdefault(loan.township_id, []).append(loan)
+        ratings_by_subject, vetoes_by_subject = {}, {}
+        for rating in self.ratings.values():
+            ratings_by_subject.setdefault((rating["subject_type"], rating["subject_id"]), []).append(rating)
+        for veto in self.vetoes.values():
+            vetoes_by_subject.setdefault((veto["subject_type"], veto["subject_id"]), []).append(veto)
+        stationings_by_cadre = {}
+        for stationing in self.stationings.values():
+            stationings_by_cadre.setdefault(stationing[0], []).append(stationing)
+        index = {"pairings_by_cadre": pairings_by_cadre, "pairings_by_unit": pairings_by_unit,
+                 "cadres_by_unit": cadres_by_unit, "checks_by_cadre": checks_by_cadre,
+                 "checks_by_unit": checks_by_unit, "projects_by_department": projects_by_department,
+                 "loans_by_township": loans_by_township, "ratings": ratings_by_subject,
+                 "vetoes": vetoes_by_subject, "stationings_by_cadre": stationings_by_cadre}
+        self._index = (len(self.seen), index)
+        return index
+
+
+# --- indicators ------------------------------------------------------------------------------
+@dataclass
+class Indicator:
+    name: str
+    weight: int
+    numerator: Decimal
+    denominator: Decimal
+    ratio: Decimal  # 0..1, what the points are made of
+    evidence: list
+
+    @property
+    def points(self):
+        return Decimal(self.weight) * self.ratio
+
+    def as_dict(self):
+        return {"name": self.name, "weight": self.weight, "numerator": _num(self.numerator),
+                "denominator": _num(self.denominator), "points": float(round(self.points, 4)),
+                "evidence": self.evidence}
+
+
+def _num(value):
+    value = Decimal(value)
+    return int(value) if value == value.to_integral() else float(round(value, 4))
+
+
+def _ratio(numerator, denominator):
+    return Decimal(numerator) / Decimal(denominator)
+
+
+def _visit_compliance(pairings, facts, period, as_of):
+    months = complete_months(period, as_of)
+    due = visited = 0
+    evidence = []
+    for pairing in pairings:
+        days = facts.visits.get(pairing.pairing_id, ())
+        visited_months = {month_label(d) for d in days}
+        for month in months:
+            if not pairing.active_whole(month, _month_end(month)):
+                continue
+            due += 1
+            if month_label(month) in visited_months:
+                visited += 1
+            else:
+                evidence.append({"household_id": pairing.household_id, "month": month_label(month),
+                                 "cadre_id": pairing.cadre_id, "pairing_id": pairing.pairing_id})
+    evidence.sort(key=lambda item: (item["month"], item["household_id"] or ""))
+    return due, visited, evidence
+
+
+def _pairing_cadres(pairings, period, as_of):
+    last = min(period.end, as_of)
+    return sorted({p.cadre_id for p in pairings if p.active_any(period.start, last)})
+
+
+def _exam(cadre_ids, facts, period, as_of):
+    last = min(period.end, as_of)
+    total, evidence = Decimal(0), []
+    for cadre_id in cadre_ids:
+        scores = [score for day, score in facts.exams.get(cadre_id, {}).values() if period.start <= day <= last]
+        best = max(scores) if scores else Decimal(0)
+        total += best / 100
+        if best < 100:
+            evidence.append({"cadre_id": cadre_id, "best_score": _num(best) if scores else None})
+    return total, Decimal(len(cadre_ids)), evidence
+
+
+def _checks(checks, period, as_of):
+    last = min(period.end, as_of)
+    in_period = [c for c in checks if period.start <= c[0] <= last]
+    failed = [{"household_id": c[4], "checked_on": c[0].isoformat(), "cadre_id": c[1]} for c in in_period if not c[3]]
+    return sum(1 for c in in_period if c[3]), len(in_period), sorted(failed, key=lambda f: f["checked_on"])
+
+
+def _ratings(ratings, period, as_of, rules):
+    last = min(period.end, as_of)
+    values = {k: Decimal(str(v)) for k, v in rules["rating_values"].items()}
+    in_period = [r for r in ratings if period.start <= r["rated_on"] <= last]
+    evidence = [{"rating": r["rating"], "source": r["source"], "rated_on": r["rated_on"].isoformat()}
+                for r in sorted(in_period, key=lambda r: r["rated_on"]) if r["rating"] != "good"]
+    return sum((values[r["rating"]] for r in in_period), Decimal(0)), len(in_period), evidence
+
+
+def _leader_visits(unit_id, facts, index, period, as_of, rules):
+    months = len(complete_months(period, as_of))
+    required_per_year = rules["leader_village_visits_per_year"]
+    last = min(period.end, as_of)
+    total, pairs, evidence = Decimal(0), 0, []
+    villages = facts.assignments.get(unit_id, {})
+    for cadre_id in index["cadres_by_unit"].get(unit_id, []):
+        rank = facts.cadres[cadre_id]["rank"]
+        if rank not in required_per_year:
+            continue
+        required = int(required_per_year[rank]) * months // 12
+        if required == 0:
+            continue
+        for village_id, (start, until) in sorted(villages.items()):
+            if (start and start > last) or (until and until < period.start):
+                continue
+            visits = sum(1 for d in facts.village_visits.get((cadre_id, village_id), {}).values()
+                         if period.start <= d <= last)
+            pairs += 1
+            total += min(Decimal(1), _ratio(visits, required))
+            if visits < required:
+                evidence.append({"cadre_id": cadre_id, "village_id": village_id, "visits": visits, "required": required})
+    return total, pairs, evidence
+
+
+def _project_delivery(projects, period, as_of):
+    last = min(period.end, as_of)
+    due = [p for p in projects if p.deadline and period.start <= p.deadline <= last and not p.cancelled_on]
+    on_time = [p for p in due if p.completed_on and p.completed_on <= p.deadline]
+    evidence = [{"project_id": p.project_id, "title": p.title, "deadline": p.deadline.isoformat(),
+                 "completed_on": p.completed_on.isoformat() if p.completed_on else None,
+                 "late": True} for p in sorted(due, key=lambda p: p.project_id) if p not in on_time]
+    return len(on_time), len(due), evidence
+
+
+def _disbursement(projects, facts, period, as_of, rules):
+    year = period.start.year
+    month, day = (int(x) for x in rules["disbursement_by"].split("-"))
+    cutoff = min(as_of, date(year, month, day))
+    ids = {p.project_id for p in projects if p.plan_year == year and not p.cancelled_on}
+    allocated = sum((a for pid, d, a in facts.allocations.values() if pid in ids and d <= cutoff), Decimal(0))
+    disbursed = sum((a for pid, d, a in facts.disbursements.values() if pid in ids and d <= cutoff), Decimal(0))
+    return disbursed, allocated, cutoff
+
+
+def _residency(cadre_id, facts, index, period, as_of, rules):
+    stationed = due = 0
+    evidence = []
+    for month in complete_months(period, as_of):
+        last = _month_end(month)
+        if not any(s <= month and (u is None or u >= last)
+                   for _, s, u in index["stationings_by_cadre"].get(cadre_id, [])):
+            continue
+        stationed += 1
+        days = facts.residency.get((cadre_id, month_label(month)), (0, 0))[1]
+        if days >= int(rules["residency_min_days"]):
+            due += 1
+        else:
+            evidence.append({"month": month_label(month), "days": days})
+    return due, stationed, evidence
+
+
+def _recovery(loans, period, as_of):
+    last = min(period.end, as_of)
+    maturing = [loan for loan in loans if loan.maturity and period.start <= loan.maturity <= last]
+    due = sum((loan.principal for loan in maturing), Decimal(0))
+    repaid = Decimal(0)
+    evidence = []
+    for loan in sorted(maturing, key=lambda loan: loan.loan_id):
+        on_time = sum((amount for day, amount in loan.repayments.values() if day <= loan.maturity), Decimal(0))
+        on_time = min(on_time, loan.principal)
+        repaid += on_time
+        if on_time < loan.principal:
+            evidence.append({"loan_id": loan.loan_id, "maturity_date": loan.maturity.isoformat(),
+                             "principal": f"{loan.principal:.2f}", "repaid_on_time": f"{on_time:.2f}"})
+    return repaid, due, evidence
+
+
+def _reviews(loans, period, as_of):
+    last = min(period.end, as_of)
+    done = due = 0
+    evidence = []
+    for loan in sorted(loans, key=lambda loan: loan.loan_id):
+        for kind, (on, due_by, within) in sorted(loan.reviews.items()):
+            when = due_by or on
+            if not (period.start <= when <= last):
+                continue
+            due += 1
+            if within:
+                done += 1
+            else:
+                evidence.append({"loan_id": loan.loan_id, "review": kind, "done_on": on.isoformat(),
+                                 "due_by": due_by.isoformat() if due_by else None})
+    return done, due, evidence
+
+
+def indicators(subject_type, subject_id, facts, period, as_of, rules):
+    index = facts.index()
+    weights = rules["weights"][subject_type]
+    found = []
+
+    def add(name, numerator, denominator, evidence, ratio=None):
+        if name not in weights or not denominator:
+            return
+        ratio = _ratio(numerator, denominator) if ratio is None else ratio
+        found.append(Indicator(name, int(weights[name]), Decimal(numerator), Decimal(denominator),
+                               min(Decimal(1), max(Decimal(0), ratio)), evidence))
+
+    key = (subject_type, subject_id)
+    if subject_type in ("unit", "cadre"):
+        pairings = index["pairings_by_unit" if subject_type == "unit" else "pairings_by_cadre"].get(subject_id, [])
+        due, visited, evidence = _visit_compliance(pairings, facts, period, as_of)
+        add("visit_compliance", visited, due, evidence)
+        total, count, evidence = _exam(_pairing_cadres(pairings, period, as_of), facts, period, as_of)
+        add("policy_exam", total, count, evidence)
+        checks = index["checks_by_unit" if subject_type == "unit" else "checks_by_cadre"].get(subject_id, [])
+        passed, count, evidence = _checks(checks, period, as_of)
+        add("awareness_checks", passed, count, evidence)
+        total, count, evidence = _ratings(index["ratings"].get(key, []), period, as_of, rules)
+        add("supervision_rating", total, count, evidence)
+    if subject_type == "unit":
+        total, count, evidence = _leader_visits(subject_id, facts, index, period, as_of, rules)
+        add("leader_village_visits", total, count, evidence)
+        projects = index["projects_by_department"].get(facts.units.get(subject_id, {}).get("department"), [])
+        on_time, due, evidence = _project_delivery(projects, period, as_of)
+        add("project_delivery", on_time, due, evidence)
+        disbursed, allocated, cutoff = _disbursement(projects, facts, period, as_of, rules)
+        target = Decimal(str(rules["disbursement_target"]))
+        if allocated:
+            rate = disbursed / allocated
+            add("fund_disbursement", disbursed, allocated,
+                [] if rate >= target else [{"disbursed": f"{disbursed:.2f}", "allocated": f"{allocated:.2f}",
+                                            "rate": float(round(rate, 4)), "target": float(target),
+                                            "measured_on": cutoff.isoformat()}],
+                ratio=rate / target)
+    if subject_type == "cadre":
+        done, stationed, evidence = _residency(subject_id, facts, index, period, as_of, rules)
+        add("residency", done, stationed, evidence)
+    if subject_type == "township":
+        loans = index["loans_by_township"].get(subject_id, [])
+        repaid, due, evidence = _recovery(loans, period, as_of)
+        if due:
+            add("loan_recovery", repaid, due, evidence,
+                ratio=(repaid / due) / Decimal(str(rules["loan_recovery_target"])))
+        done, due, evidence = _reviews(loans, period, as_of)
+        add("review_timeliness", done, due, evidence)
+    return found
+
+
+def grade_of(score, rules):
+    bands = rules["grade_bands"]
+    if score >= Decimal(str(bands["excellent"])):
+        return "excellent"
+    if score >= Decimal(str(bands["good"])):
+        return "good"
+    return "poor"
+
+
+def score(subject_type, subject_id, facts, period, as_of, version=None):
+    """One subject's full score card as a JSON-ready dict."""
+    if subject_type not in SUBJECT_TYPES:
+        raise ValidationFailed("unknown subject type", {"subject_type": [f"one of {', '.join(SUBJECT_TYPES)}"]})
+    version, rules = facts.rulebook(version)
+    found = indicators(subject_type, subject_id, facts, period, as_of, rules)
+    weights = sum(i.weight for i in found)
+    value = None
+    if weights:
+        value = (Decimal(100) * sum((i.points for i in found), Decimal(0)) / weights).quantize(
+            Decimal("0.01"), rounding=ROUND_HALF_UP)
+    last = min(period.end, as_of)
+    key = (subject_type, subject_id)
+    index = facts.index()
+    reasons = [f"{v['on'].isoformat()} {v['reason']}" for v in sorted(index["vetoes"].get(key, []), key=lambda v: v["on"])
+               if period.start <= v["on"] <= last]
+    external_poor = [r for r in index["ratings"].get(key, []) if r["rating"] == "poor"
+                     and r["source"] in EXTERNAL_SOURCES and period.start <= r["rated_on"] <= last]
+    reasons += [f"{r['rated_on'].isoformat()} 差 rating from {r['source']}" for r in
+                sorted(external_poor, key=lambda r: r["rated_on"])]
+    vetoed = bool(reasons)
+    grade = None if value is None else ("poor" if vetoed else grade_of(value, rules))
+    card = {"subject_type": subject_type, "subject_id": subject_id, "name": facts.name_of(subject_type, subject_id),
+            "score": None if value is None else float(value), "grade": grade, "vetoed": vetoed,
+            "veto_reasons": reasons, "rulebook_version": version, "period": period.label, "as_of": as_of.isoformat(),
+            "indicators": [i.as_dict() for i in found]}
+    if subject_type == "cadre":
+        card["pay"] = cadre_pay(subject_id, grade if grade else ("poor" if vetoed else None), index, period, as_of, rules)
+    return card
+
+
+def cadre_pay(cadre_id, grade, index, period, as_of, rules):
+    """000 §三: monthly performance pay by grade, a reward per external 好, and for an external 差
+    the last place of the year and no awards, transfers or promotion for a year."""
+    last = min(period.end, as_of)
+    ratings = [r for r in index["ratings"].get(("cadre", cadre_id), [])
+               if r["source"] in EXTERNAL_SOURCES and period.start <= r["rated_on"] <= last]
+    goods = sum(1 for r in ratings if r["rating"] == "good")
+    poors = sorted(r["rated_on"] for r in ratings if r["rating"] == "poor")
+    until = None
+    if poors:
+        latest = poors[-1]
+        years = int(rules["restriction_years"])
+        try:
+            until = latest.replace(year=latest.year + years)
+        except ValueError:  # 29 February
+            until = latest.replace(year=latest.year + years, day=28)
+    pay = rules["monthly_performance_pay"].get(grade) if grade else None
+    return {"monthly_performance_pay": pay, "rewards": f"{Decimal(str(rules['reward_per_external_good'])) * goods:.2f}",
+            "external_good_ratings": goods, "restrictions_until": until.isoformat() if until else None,
+            "restrictions": ["不评优", "不调动", "不提拔", "年终末位"] if until else []}
+
+
+def rank(cards):
+    """Best score first; vetoed subjects after every one not vetoed; no score after all."""
+    def key(card):
+        if card["score"] is None:
+            return (2, 0, card["subject_id"])
+        return (1 if card["vetoed"] else 0, -card["score"], card["subject_id"])
+
+    ordered = sorted(cards, key=key)
+    for position, card in enumerate(ordered, start=1):
+        card["rank"] = position
+    return ordered
+
+
+def rank_all(subject_type, facts, period, as_of, version=None):
+    return rank([score(subject_type, s, facts, period, as_of, version) for s in facts.subject_ids(subject_type)])
+
+
+# --- the assessment's own commands -------------------------------------------------------------
+def decide_rating(command, rating_id):
+    if command["subject_type"] not in SUBJECT_TYPES:
+        raise ValidationFailed("unknown subject type", {"subject_type": ["invalid"]})
+    return [NewEvent("rating_recorded", {
+        "rating_id": rating_id, "subject_type": command["subject_type"], "subject_id": command["subject_id"],
+        "rating": command["rating"], "source": command["source"], "rated_on": command["rated_on"].isoformat()},
+        command["rated_on"].isoformat())]
+
+
+def decide_veto(command, veto_id):
+    if not command["reason"].strip():
+        raise RuleRefused("a veto needs its reason", {"rule": "veto_reason_required"})
+    return [NewEvent("veto_recorded", {
+        "veto_id": veto_id, "subject_type": command["subject_type"], "subject_id": command["subject_id"],
+        "reason": command["reason"], "on": command["on"].isoformat()}, command["on"].isoformat())]
+
+
+def merge_rules(base, changes):
+    """A new rulebook is the newest one with the given parts replaced (nested mappings merge)."""
+    merged = copy.deepcopy(base)
+    for key, value in changes.items():
+        if key not in DEFAULT_RULES:
+            raise ValidationFailed("unknown rulebook entry", {key: ["not a rulebook entry"]})
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            for inner, inner_value in value.items():
+                if isinstance(inner_value, dict) and isinstance(merged[key].get(inner), dict):
+                    merged[key][inner].update(inner_value)
+                else:
+                    merged[key][inner] = inner_value
+        else:
+            merged[key] = value
+    for subject_type, weights in merged["weights"].items():
+        if any(Decimal(str(w)) < 0 for w in weights.values()):
+            raise RuleRefused("weights cannot be negative", {"rule": "non_negative_weights", "subject_type": subject_type})
+    if Decimal(str(merged["grade_bands"]["good"])) > Decimal(str(merged["grade_bands"]["excellent"])):
+        raise RuleRefused("the good band must not be above the excellent band", {"rule": "ordered_grade_bands"})
+    return merged
+
+
+def decide_rulebook(facts_version, base, changes, published_on):
+    rules = merge_rules(base, changes)
+    return [NewEvent("rulebook_published", {"version": facts_version + 1, "rules": rules,
+                                            "published_on": published_on.isoformat()}, published_on.isoformat())]
+
+
+def iso_week(label):
+    try:
+        year, week = int(label[:4]), int(label[6:])
+        monday = date.fromisocalendar(year, week, 1)
+    except (ValueError, IndexError):
+        raise ValidationFailed("week must look like 2023-W18", {"week": ["invalid"]}) from None
+    return monday, monday + timedelta(days=6)

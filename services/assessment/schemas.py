@@ -1,0 +1,45 @@
+"""Commands of the assessment service (the gateway validates with these too)."""
+from marshmallow import Schema, fields, validate as v
+
+SUBJECT_TYPES = ("unit", "cadre", "township")
+
+
+class RecordRating(Schema):
+    subject_type = fields.String(required=True, validate=v.OneOf(SUBJECT_TYPES))
+    subject_id = fields.String(required=True, validate=v.Length(min=1))
+    rating = fields.String(required=True, validate=v.OneOf(("good", "fair", "poor")),
+                           metadata={"description": "good 好, fair 较好, poor 差"})
+    source = fields.String(required=True, validate=v.OneOf(("internal", "county", "city", "province", "third_party")))
+    rated_on = fields.Date(required=True)
+
+
+class RecordVeto(Schema):
+    subject_type = fields.String(required=True, validate=v.OneOf(SUBJECT_TYPES))
+    subject_id = fields.String(required=True, validate=v.Length(min=1))
+    reason = fields.String(required=True, validate=v.Length(min=1))
+    on = fields.Date(required=True)
+
+
+class PublishRulebook(Schema):
+    """Any part of the rulebook to change; the rest is carried over from the newest version."""
+
+    weights = fields.Dict(keys=fields.String(validate=v.OneOf(SUBJECT_TYPES)),
+                          values=fields.Dict(keys=fields.String(), values=fields.Integer(validate=v.Range(min=0))))
+    grade_bands = fields.Dict(keys=fields.String(validate=v.OneOf(("excellent", "good"))),
+                              values=fields.Float(validate=v.Range(0, 100)))
+    monthly_performance_pay = fields.Dict(keys=fields.String(validate=v.OneOf(("excellent", "good", "poor"))),
+                                          values=fields.Decimal(as_string=True, places=2))
+    reward_per_external_good = fields.Decimal(as_string=True, places=2, validate=v.Range(min=0))
+    restriction_years = fields.Integer(validate=v.Range(0, 10))
+    leader_village_visits_per_year = fields.Dict(keys=fields.String(validate=v.OneOf(("head", "leader"))),
+                                                 values=fields.Integer(validate=v.Range(0, 52)))
+    residency_min_days = fields.Integer(validate=v.Range(0, 31))
+    loan_recovery_target = fields.Decimal(as_string=True, validate=v.Range(0, 1, min_inclusive=False))
+    disbursement_target = fields.Decimal(as_string=True, validate=v.Range(0, 1, min_inclusive=False))
+    disbursement_by = fields.String(validate=v.Regexp(r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"))
+    rating_values = fields.Dict(keys=fields.String(validate=v.OneOf(("good", "fair", "poor"))),
+                                values=fields.Decimal(as_string=True, validate=v.Range(0, 1)))
+    published_on = fields.Date(required=True)
+
+
+COMMAND_SCHEMAS = {"record_rating": RecordRating, "record_veto": RecordVeto, "publish_rulebook": PublishRulebook}

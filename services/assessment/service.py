@@ -1,0 +1,165 @@
+"""Assessment: consumes every service's events and answers scores, rankings and the bulletin."""
+import base64
+import uuid
+from datetime import date
+
+from nameko.events import event_handler
+from nameko.rpc import rpc
+from nameko.timer import timer
+
+from services.common.chassis import EventSourcedService
+from services.common.consumer import EventConsumer
+from services.common.errors import ValidationFailed
+from services.common.pagination import decode_cursor, encode_cursor, page_limit
+from services.common.validation import validate
+
+from . import bulletin, domain, projections, schemas
+
+CATCH_UP_INTERVAL = 10
+
+
+def _as_of(value):
+    try:
+        return value if isinstance(value, date) else date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValidationFailed("as_of must be a date (YYYY-MM-DD)", {"as_of": ["invalid"]}) from None
+
+
+def _evolve_rulebook(state, event):
+    return int(event.payload["version"]), event.payload["rules"]
+
+
+class AssessmentService(EventSourcedService, EventConsumer):
+    name = "assessment"
+    projections = projections
+    sources = ("registry", "assistance", "projects", "credit")
+
+    # --- consuming -------------------------------------------------------------------------
+    def apply_event(self, session, source, event):
+        projections.record_source_event(session, source, event)
+
+    @event_handler("registry", "#")
+    def on_registry(self, envelope):
+        self.receive("registry", envelope)
+
+    @event_handler("assistance", "#")
+    def on_assistance(self, envelope):
+        self.receive("assistance", envelope)
+
+    @event_handler("projects", "#")
+    def on_projects(self, envelope):
+        self.receive("projects", envelope)
+
+    @event_handler("credit", "#")
+    def on_credit(self, envelope):
+        self.receive("credit", envelope)
+
+    @timer(interval=CATCH_UP_INTERVAL, eager=True)
+    def catch_up(self):
+        self.catch_up_all()
+
+    @rpc
+    def rebuild_read_models(self):
+        """Forget every source event and replay all four sources from the start."""
+        with self.db.new_session() as session:
+            projections.forget_source_events(session)
+            session.commit()
+        applied = self.catch_up_all()
+        return {"service": self.name, "events_replayed": sum(n or 0 for n in applied.values()), "sources": applied}
+
+    # --- own facts ---------------------------------------------------------------------------
+    @rpc
+    def record_rating(self, data, context=None):
+        command = validate(schemas.RecordRating(), data)
+        rating_id = str(uuid.uuid4())
+        return self.handle(
+            "record_rating", stream_type="rating", stream_id=rating_id, evolve=lambda s, e: e.payload,
+            decide=lambda state: domain.decide_rating(command, rating_id), context=context,
+            result=lambda state, stored: state,
+        )
+
+    @rpc
+    def record_veto(self, data, context=None):
+        command = validate(schemas.RecordVeto(), data)
+        veto_id = str(uuid.uuid4())
+        return self.handle(
+            "record_veto", stream_type="veto", stream_id=veto_id, evolve=lambda s, e: e.payload,
+            decide=lambda state: domain.decide_veto(command, veto_id), context=context,
+            result=lambda state, stored: state,
+        )
+
+    @rpc
+    def get_rulebook(self, version=None):
+        with self.db.new_session() as session:
+            version, rules = projections.load_facts(session).rulebook(version)
+        return {"version": version, "rules": rules}
+
+    @rpc
+    def publish_rulebook(self, data, context=None):
+        command = validate(schemas.PublishRulebook(), data)
+        published_on = command.pop("published_on")
+        changes = _json_ready(command)
+        return self.handle(
+            "publish_rulebook", stream_type="rulebook", stream_id="county", evolve=_evolve_rulebook,
+            initial=(1, domain.DEFAULT_RULES),
+            decide=lambda state: domain.decide_rulebook(state[0], state[1], changes, published_on),
+            context=context, result=lambda state, stored: {"version": state[0], "rules": state[1]},
+        )
+
+    # --- scores ------------------------------------------------------------------------------
+    def _facts(self):
+        with self.db.new_session() as session:
+            return projections.load_facts(session)
+
+    @rpc
+    def subject_score(self, subject_type, subject_id, period, as_of, version=None):
+        facts = self._facts()
+        if subject_id not in facts.subject_ids(subject_type):
+            from services.common.errors import NotFound
+
+            raise NotFound(f"no {subject_type} {subject_id!r} is known to the assessment",
+                           {"subject_type": subject_type, "subject_id": subject_id})
+        period, as_of = domain.parse_period(period), _as_of(as_of)
+        ranked = domain.rank_all(subject_type, facts, period, as_of, version)
+        card = next(card for card in ranked if card["subject_id"] == subject_id)
+        return card
+
+    @rpc
+    def rankings(self, subject_type, period, as_of, limit=None, cursor=None, version=None):
+        if subject_type not in domain.SUBJECT_TYPES:
+            raise ValidationFailed("unknown subject type", {"subject_type": ["invalid"]})
+        facts = self._facts()
+        period_, as_of_ = domain.parse_period(period), _as_of(as_of)
+        version_, _ = facts.rulebook(version)
+        ranked = domain.rank_all(subject_type, facts, period_, as_of_, version)
+        limit, offset = page_limit(limit), int(decode_cursor(cursor) or 0)
+        items = [{k: card[k] for k in ("subject_id", "name", "score", "grade", "rank", "vetoed", "veto_reasons")}
+                 for card in ranked[offset:offset + limit]]
+        more = offset + limit < len(ranked)
+        return {"period": period, "as_of": as_of_.isoformat(), "rulebook_version": version_, "items": items,
+                "next_cursor": encode_cursor(offset + limit) if more else None}
+
+    @rpc
+    def weekly_bulletin(self, week, format="json"):
+        report = bulletin.weekly_bulletin(self._facts(), week)
+        if format == "json":
+            return report
+        if format == "csv":
+            content, content_type = bulletin.as_csv(report), "text/csv; charset=utf-8"
+        elif format == "xlsx":
+            content = bulletin.as_xlsx(report)
+            content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        else:
+            raise ValidationFailed("format must be json, csv or xlsx", {"format": ["invalid"]})
+        return {"filename": f"bulletin-{week}.{format}", "content_type": content_type,
+                "content_base64": base64.b64encode(content).decode()}
+
+
+def _json_ready(value):
+    from decimal import Decimal
+
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, Decimal):
+        return str(value)
+    return value

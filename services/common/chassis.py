@@ -1,0 +1,142 @@
+"""What every Fupin service has in common, as a base class for its nameko service.
+
+A service subclasses `EventSourcedService`, sets `name` and `projections` (its projections
+module) and adds its own `@rpc` entrypoints, which call `self.handle(...)` for commands.
+"""
+import json
+import logging
+
+from kombu import Connection
+from nameko.dependency_providers import Config
+from nameko.events import EventDispatcher
+from nameko.rpc import rpc
+from nameko.web.handlers import http
+from sqlalchemy import text
+from werkzeug.wrappers import Response
+
+from . import commands
+from .db import Database
+from .metrics import exposition
+from .relay import RelayDoorbell, relay_loop, relay_pending
+from .store import EventStore, events
+
+log = logging.getLogger(__name__)
+
+
+def json_response(status, body):
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def check_database(engine):
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def check_broker(amqp_uri):
+    with Connection(amqp_uri, connect_timeout=2) as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+
+
+class HealthEndpoints:
+    """/healthz (the process answers), /readyz (database and broker reachable), /metrics."""
+
+    @http("GET", "/healthz")
+    def healthz(self, request):
+        return json_response(200, {"status": "ok", "service": self.name})
+
+    @http("GET", "/readyz")
+    def readyz(self, request):
+        problems = {}
+        try:
+            check_database(self.db.engine)
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready; say which
+            problems["database"] = str(exc).splitlines()[0]
+        try:
+            check_broker(self.config["AMQP_URI"])
+        except Exception as exc:  # noqa: BLE001
+            problems["broker"] = str(exc).splitlines()[0]
+        if problems:
+            return json_response(503, {"status": "not ready", "service": self.name, "problems": problems})
+        return json_response(200, {"status": "ready", "service": self.name})
+
+    @http("GET", "/metrics")
+    def metrics(self, request):
+        body, content_type = exposition()
+        return Response(body, status=200, content_type=content_type)
+
+
+class EventSourcedService(HealthEndpoints):
+    name = None
+    projections = None  # module with READ_MODEL_TABLES and project(session, event)
+
+    config = Config()
+    db = Database()
+    dispatch = EventDispatcher()
+    nudge = RelayDoorbell()
+
+    # --- commands -------------------------------------------------------------------------
+    def handle(self, command_type, *, stream_type, stream_id, evolve, decide, result=None,
+               initial=None, expected_version=None, context=None):
+        """Run one single-stream command in one transaction (see commands.run_command)."""
+        return commands.run_command(
+            self.db.new_session, self.name, command_type,
+            stream_type=stream_type, stream_id=stream_id, evolve=evolve, decide=decide,
+            project=self.projections.project, result=result, initial=initial,
+            expected_version=expected_version, context=context, nudge=self.nudge,
+        )
+
+    def handle_many(self, command_type, work, context=None):
+        """Run `work(store, metadata)` touching several streams in one transaction."""
+        return commands.run_in_transaction(
+            self.db.new_session, self.name, command_type, work, context, self.nudge
+        )
+
+    def load_stream(self, stream_type, stream_id, evolve, initial=None):
+        with self.db.new_session() as session:
+            return commands.fold(evolve, initial, EventStore(session).load(stream_type, stream_id))
+
+    # --- the event store, read by consumers -----------------------------------------------
+    @rpc
+    def events_since(self, position, limit=500):
+        limit = max(1, min(int(limit), 5000))
+        with self.db.new_session() as session:
+            return [event.as_dict() for event in EventStore(session).events_since(int(position), limit)]
+
+    @rpc
+    def stream_events(self, stream_type, stream_id):
+        with self.db.new_session() as session:
+            return [event.as_dict() for event in EventStore(session).load(stream_type, stream_id)]
+
+    @relay_loop(interval=1.0)
+    def relay(self):
+        try:
+            relay_pending(self.db.new_session, self.name, self.dispatch)
+        except Exception:  # the next tick retries; events stay in the store
+            log.exception("relay of %s events failed; will retry", self.name)
+
+    # --- read models ----------------------------------------------------------------------
+    @rpc
+    def rebuild_read_models(self):
+        """Drop every read model and replay all events into them, in one transaction."""
+        with self.db.new_session() as session:
+            rebuild(session, self.projections)
+            session.commit()
+            return {"service": self.name, "events_replayed": session.info.get("replayed", 0)}
+
+
+def rebuild(session, projections, batch_size=2000):
+    tables = ", ".join(f'"{name}"' for name in projections.READ_MODEL_TABLES)
+    if tables:
+        session.execute(text(f"TRUNCATE {tables}"))
+    store = EventStore(session)
+    position, replayed = 0, 0
+    while True:
+        batch = store.events_since(position, batch_size)
+        for event in batch:
+            projections.project(session, event)
+        replayed += len(batch)
+        if len(batch) < batch_size:
+            break
+        position = batch[-1].global_position
+    session.info["replayed"] = replayed
+    return replayed

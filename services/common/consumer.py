@@ -1,0 +1,139 @@
+"""The consumer side: apply each source event exactly once, whichever way it arrives.
+
+The bus is the doorbell; the source's event store is the truth. Events arrive over RabbitMQ
+as they are published, and a catch-up loop asks each source for `events_since(checkpoint)`
+at start and on a timer. Both paths go through the inbox (keyed by event id, written in the
+same transaction as the read-model change), so an event applied by one is skipped by the other.
+"""
+from sqlalchemy import select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from .events import StoredEvent
+from .metrics import CONSUMER_LAG
+from .store import consumer_checkpoints, inbox
+
+
+def apply_once(session, source, envelope, apply):
+    """Apply `envelope` (a StoredEvent dict) unless its id is already in the inbox.
+
+    Call inside the caller's transaction; returns True when it was applied now.
+    """
+    inserted = session.execute(
+        pg_insert(inbox)
+        .values(event_id=envelope["event_id"], source=source,
+                global_position=envelope["global_position"])
+        .on_conflict_do_nothing()
+        .returning(inbox.c.event_id)
+    ).first()
+    if inserted is None:
+        return False
+    apply(session, source, StoredEvent.from_dict(envelope))
+    return True
+
+
+def checkpoint(session, source):
+    session.execute(
+        pg_insert(consumer_checkpoints).values(source=source, position=0).on_conflict_do_nothing()
+    )
+    return session.execute(
+        select(consumer_checkpoints.c.position).where(consumer_checkpoints.c.source == source)
+    ).scalar_one()
+
+
+def catch_up(session_factory, service, source, fetch, apply, batch_size=500):
+    """Pull everything `source` has past our checkpoint and apply it; returns events applied.
+
+    `fetch(position, limit)` is the source's `events_since` over RPC. One batch is one
+    transaction: the checkpoint moves with the changes it covers.
+    """
+    applied = 0
+    while True:
+        session = session_factory()
+        try:
+            got_lock = session.execute(
+                text("SELECT pg_try_advisory_xact_lock(hashtext(:k))"),
+                {"k": f"fupin.catchup.{source}"},
+            ).scalar()
+            if not got_lock:
+                session.rollback()
+                return applied
+            position = checkpoint(session, source)
+            batch = fetch(position, batch_size)
+            for envelope in batch:
+                if apply_once(session, source, envelope, apply):
+                    applied += 1
+            if batch:
+                session.execute(
+                    update(consumer_checkpoints).where(consumer_checkpoints.c.source == source)
+                    .values(position=batch[-1]["global_position"])
+                )
+            session.commit()
+            if len(batch) < batch_size:
+                CONSUMER_LAG.labels(service, source).set(0)
+                return applied
+            CONSUMER_LAG.labels(service, source).set(batch_size)
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+
+class EventConsumer:
+    """Mixin for a service that builds read models from other services' events.
+
+    The service sets `sources` (service names), implements `apply_event(session, source,
+    event)` (a StoredEvent; must be a pure function of the event set: order-independent), and
+    wires one `@event_handler(source, "#")` per source that calls `self.receive(source, env)`,
+    plus a `@timer(interval=..., eager=True)` that calls `self.catch_up_all()`.
+    """
+
+    sources = ()
+    catch_up_timeout = 30
+
+    def apply_event(self, session, source, event):
+        raise NotImplementedError
+
+    def receive(self, source, envelope):
+        from .metrics import HANDLER_ERRORS
+
+        session = self.db.new_session()
+        try:
+            apply_once(session, source, envelope, self.apply_event)
+            session.commit()
+        except Exception:
+            session.rollback()
+            HANDLER_ERRORS.labels(self.name, source).inc()
+            # Not re-raised on purpose: catch-up will bring this event again from the source.
+            import logging
+
+            logging.getLogger(__name__).exception(
+                "%s could not apply %s event %s; catch-up will retry",
+                self.name, source, envelope.get("event_id"),
+            )
+        finally:
+            session.close()
+
+    def catch_up_all(self):
+        """Ask every source for what we have not applied yet. Returns {source: applied}."""
+        import logging
+
+        from nameko.standalone.rpc import ClusterRpcProxy
+
+        from .metrics import HANDLER_ERRORS
+
+        applied = {}
+        with ClusterRpcProxy(self.config, timeout=self.catch_up_timeout) as cluster:
+            for source in self.sources:
+                try:
+                    applied[source] = catch_up(
+                        self.db.new_session, self.name, source,
+                        getattr(cluster, source).events_since, self.apply_event,
+                    )
+                except Exception:  # a source that is down is retried at the next tick
+                    HANDLER_ERRORS.labels(self.name, source).inc()
+                    logging.getLogger(__name__).warning(
+                        "%s could not catch up with %s yet", self.name, source, exc_info=True
+                    )
+                    applied[source] = None
+        return applied

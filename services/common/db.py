@@ -1,0 +1,109 @@
+"""PostgreSQL access: one engine per service container, one SQLAlchemy session per worker.
+
+psycopg2 blocks the whole process unless told to yield to eventlet; psycogreen installs the
+wait callback that makes it cooperative, so one slow query doesn't stall every worker.
+"""
+import weakref
+
+import psycogreen.eventlet
+from nameko.extensions import DependencyProvider
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+_patched = False
+
+
+def make_cooperative():
+    global _patched
+    if not _patched:
+        psycogreen.eventlet.patch_psycopg()
+        _patched = True
+
+
+def create_db_engine(database_url, pool_size=10):
+    return create_engine(
+        database_url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        future=True,
+    )
+
+
+def ensure_database(database_url):
+    """Create the database named in the URL if it doesn't exist (connects to `postgres`)."""
+    url = make_url(database_url)
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
+            ).scalar()
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+    finally:
+        admin.dispose()
+
+
+def drop_database(database_url):
+    url = make_url(database_url)
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": url.database},
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}"'))
+    finally:
+        admin.dispose()
+
+
+class Database(DependencyProvider):
+    """Gives each worker `self.db`: `.session` (a fresh Session, closed after the worker) and
+    `.engine` (for work that manages its own transactions, like the relay)."""
+
+    def setup(self):
+        make_cooperative()
+        self.engine = create_db_engine(self.container.config["DATABASE_URL"])
+        self._by_worker = weakref.WeakKeyDictionary()
+
+    def stop(self):
+        self.engine.dispose()
+
+    def kill(self):
+        self.engine.dispose()
+
+    def get_dependency(self, worker_ctx):
+        db = _WorkerDb(self.engine)
+        self._by_worker[worker_ctx] = db
+        return db
+
+    def worker_teardown(self, worker_ctx):
+        db = self._by_worker.pop(worker_ctx, None)
+        if db is not None:
+            db.close()
+
+
+class _WorkerDb:
+    def __init__(self, engine):
+        self.engine = engine
+        self._session = None
+
+    @property
+    def session(self):
+        if self._session is None:
+            self._session = Session(self.engine, future=True)
+        return self._session
+
+    def new_session(self):
+        return Session(self.engine, future=True)
+
+    def close(self):
+        if self._session is not None:
+            self._session.close()
+            self._session = None

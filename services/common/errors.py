@@ -1,0 +1,69 @@
+"""Errors that cross RPC with a code and details and become HTTP errors in the gateway.
+
+Each class is registered with nameko's exception registry, so a caller over RPC gets the
+same class back (not a bare RemoteError) with its message and details intact.
+"""
+import json
+
+from nameko.exceptions import deserialize_to_instance
+
+
+class FupinError(Exception):
+    """Base of every error we raise on purpose. `code` and `http_status` are fixed per class."""
+
+    code = "error"
+    http_status = 500
+
+    def __init__(self, message, details=None):
+        # nameko turns every non-string in exception args into a string on the way over RPC;
+        # carrying the details as JSON keeps numbers, booleans and nulls as they were.
+        if isinstance(details, str):
+            details = json.loads(details)
+        self.message = message
+        self.details = details or {}
+        super().__init__(message, json.dumps(self.details, ensure_ascii=False, default=str))
+
+    def __str__(self):
+        return self.message
+
+    def as_dict(self):
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+@deserialize_to_instance
+class ValidationFailed(FupinError):
+    """Bad input: details map each field to a list of messages."""
+
+    code = "validation_error"
+    http_status = 400
+
+
+@deserialize_to_instance
+class NotFound(FupinError):
+    code = "not_found"
+    http_status = 404
+
+
+@deserialize_to_instance
+class Conflict(FupinError):
+    """A duplicate, or a concurrent change to the same stream."""
+
+    code = "conflict"
+    http_status = 409
+
+
+@deserialize_to_instance
+class RuleRefused(FupinError):
+    """A domain rule said no; details name the rule and the failing items."""
+
+    code = "rule_refused"
+    http_status = 422
+
+
+@deserialize_to_instance
+class Forbidden(FupinError):
+    code = "forbidden"
+    http_status = 403
+
+
+ERRORS_BY_CODE = {cls.code: cls for cls in (ValidationFailed, NotFound, Conflict, RuleRefused, Forbidden)}

@@ -1,0 +1,192 @@
+"""The event store: one table that is both the source of truth and the relay's outbox.
+
+Appends take a transaction-level advisory lock before inserting, so global positions are
+allocated and committed in order: a reader that has seen position N will never later find a
+committed event below N. Rolled-back inserts leave gaps in the sequence; readers only ever ask
+for "greater than", so gaps are harmless.
+"""
+import uuid
+from datetime import date
+
+from sqlalchemy import (
+    BigInteger, Column, Date, DateTime, Identity, Integer, MetaData, Table, Text,
+    UniqueConstraint, func, insert, select, text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from nameko.exceptions import deserialize_to_instance
+
+from .errors import Conflict
+from .events import StoredEvent
+
+metadata = MetaData()
+
+events = Table(
+    "events", metadata,
+    Column("global_position", BigInteger, Identity(always=True), primary_key=True),
+    Column("event_id", UUID(as_uuid=False), nullable=False, unique=True),
+    Column("stream_type", Text, nullable=False),
+    Column("stream_id", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("schema_version", Integer, nullable=False, server_default="1"),
+    Column("payload", JSONB, nullable=False),
+    Column("metadata", JSONB, nullable=False, server_default="{}"),
+    Column("occurred_on", Date),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("stream_type", "stream_id", "version", name="uq_events_stream_version"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys", metadata,
+    Column("key", Text, primary_key=True),
+    Column("command_type", Text, nullable=False),
+    Column("result", JSONB, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+relay_checkpoint = Table(
+    "relay_checkpoint", metadata,
+    Column("name", Text, primary_key=True),
+    Column("position", BigInteger, nullable=False),
+)
+
+inbox = Table(
+    "inbox", metadata,
+    Column("event_id", UUID(as_uuid=False), primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("global_position", BigInteger, nullable=False),
+    Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+consumer_checkpoints = Table(
+    "consumer_checkpoints", metadata,
+    Column("source", Text, primary_key=True),
+    Column("position", BigInteger, nullable=False),
+)
+
+# Every service's first migration creates these; read models come in later revisions.
+EVENT_STORE_TABLES = (events, idempotency_keys, relay_checkpoint, inbox, consumer_checkpoints)
+
+APPEND_LOCK = "fupin.events.append"
+
+# Old payload versions are upcast here when read, never rewritten in the table:
+# {(event_type, from_version): function(payload) -> payload of from_version + 1}.
+UPCASTERS = {}
+
+
+@deserialize_to_instance
+class ConcurrencyConflict(Conflict):
+    """Someone else appended to the stream since it was loaded."""
+
+
+def _row_to_event(row):
+    payload, version = row.payload, row.schema_version
+    while (row.event_type, version) in UPCASTERS:
+        payload = UPCASTERS[(row.event_type, version)](payload)
+        version += 1
+    return StoredEvent(
+        global_position=row.global_position,
+        event_id=str(row.event_id),
+        stream_type=row.stream_type,
+        stream_id=row.stream_id,
+        version=row.version,
+        type=row.event_type,
+        schema_version=version,
+        payload=payload,
+        metadata=row.metadata,
+        occurred_on=row.occurred_on.isoformat() if row.occurred_on else None,
+        recorded_at=row.recorded_at.isoformat() if row.recorded_at else None,
+    )
+
+
+def _as_date(value):
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(value)
+
+
+class EventStore:
+    """Operations on the event store inside the caller's transaction (a SQLAlchemy Session)."""
+
+    def __init__(self, session):
+        self.session = session
+
+    def lock_stream(self, stream_type, stream_id):
+        """Serialise writers of one stream until this transaction ends, so busy streams
+        queue up instead of failing on the version constraint (which stays as the guard)."""
+        self.session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"{stream_type}:{stream_id}"}
+        )
+
+    def load(self, stream_type, stream_id):
+        rows = self.session.execute(
+            select(events)
+            .where(events.c.stream_type == stream_type, events.c.stream_id == stream_id)
+            .order_by(events.c.version)
+        )
+        return [_row_to_event(row) for row in rows]
+
+    def stream_version(self, stream_type, stream_id):
+        return self.session.execute(
+            select(func.coalesce(func.max(events.c.version), 0)).where(
+                events.c.stream_type == stream_type, events.c.stream_id == stream_id
+            )
+        ).scalar_one()
+
+    def append(self, stream_type, stream_id, expected_version, new_events, metadata=None):
+        """Append `new_events` after `expected_version`; returns the StoredEvents.
+
+        Raises ConcurrencyConflict (via the unique constraint) when the stream moved on; the
+        caller's transaction must then be rolled back.
+        """
+        if not new_events:
+            return []
+        self.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": APPEND_LOCK})
+        rows = [
+            {
+                "event_id": str(uuid.uuid4()),
+                "stream_type": stream_type,
+                "stream_id": stream_id,
+                "version": expected_version + offset,
+                "event_type": event.type,
+                "schema_version": event.schema_version,
+                "payload": event.payload,
+                "metadata": metadata or {},
+                "occurred_on": _as_date(event.occurred_on),
+            }
+            for offset, event in enumerate(new_events, start=1)
+        ]
+        stored = self.session.execute(insert(events).returning(*events.c), rows)
+        return [_row_to_event(row) for row in stored]
+
+    def events_since(self, position, limit=500):
+        rows = self.session.execute(
+            select(events).where(events.c.global_position > position)
+            .order_by(events.c.global_position).limit(limit)
+        )
+        return [_row_to_event(row) for row in rows]
+
+    def head_position(self):
+        return self.session.execute(
+            select(func.coalesce(func.max(events.c.global_position), 0))
+        ).scalar_one()
+
+    def remembered_result(self, key, command_type):
+        row = self.session.execute(
+            select(idempotency_keys).where(idempotency_keys.c.key == key)
+        ).first()
+        if row is None:
+            return None
+        if row.command_type != command_type:
+            raise Conflict(
+                "this Idempotency-Key was already used for a different request",
+                {"idempotency_key": key, "first_used_for": row.command_type},
+            )
+        return row.result
+
+    def remember_result(self, key, command_type, result):
+        self.session.execute(
+            pg_insert(idempotency_keys).values(key=key, command_type=command_type, result=result)
+        )

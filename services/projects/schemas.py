@@ -1,0 +1,168 @@
+"""The projects service's commands as marshmallow schemas: field types and code lists only.
+
+Business rules (lifecycle order, funds, deadlines) live in domain.py; these schemas say what a
+well-formed request looks like, for the service, the gateway and each row of an import.
+"""
+from decimal import Decimal, InvalidOperation
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+CATEGORIES = ("village_road", "road_repair", "bridge", "road_safety", "water_supply", "grid_upgrade",
+              "clinic", "relocation_housing", "house_renovation", "other")
+LEVELS = ("county", "township")
+FUNDING_SOURCES = ("central", "provincial", "county", "integrated", "other")
+IMPORT_KINDS = ("projects", "progress")
+
+# A department's own project code ends up in URLs: no spaces, slashes or query characters.
+PROJECT_CODE = validate.Regexp(r"^[^\s/?#%\\]{1,64}$",
+                               error="1 to 64 characters without spaces, '/', '?', '#', '%' or '\\'")
+CENT = Decimal("0.01")
+
+
+class Money(fields.Decimal):
+    """Yuan, at most two decimals, greater than zero."""
+
+    def __init__(self, **kwargs):
+        kwargs["metadata"] = {"type": "string", "example": "20000.00", "description": "yuan, two decimals",
+                              **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        amount = super()._deserialize(value, attr, data, **kwargs)
+        if amount != amount.quantize(CENT):
+            raise ValidationError("at most two decimal places (fen)")
+        if amount <= 0:
+            raise ValidationError("must be greater than 0")
+        return amount
+
+
+class Quantity(fields.Decimal):
+    """A quantity of work (km, units, households): zero or more."""
+
+    def __init__(self, **kwargs):
+        kwargs["metadata"] = {"type": "string", "example": "2.5", **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        quantity = super()._deserialize(value, attr, data, **kwargs)
+        if quantity < 0:
+            raise ValidationError("must not be negative")
+        return quantity
+
+
+class WholeNumber(fields.Integer):
+    """An integer given as a number or digits; 10.5 is refused instead of truncated to 10."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            raise ValidationError("Not a valid integer.")
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise ValidationError("Not a valid integer.") from None
+        if not number.is_finite() or number != number.to_integral_value():
+            raise ValidationError("Not a valid integer.")
+        return super()._deserialize(int(number), attr, data, **kwargs)
+
+
+def text(required=True, max_length=200, **kwargs):
+    return fields.String(required=required, validate=validate.Length(min=1, max=max_length), **kwargs)
+
+
+class FundingSource(Schema):
+    source = fields.String(required=True, validate=validate.OneOf(FUNDING_SOURCES))
+    amount = Money(required=True)
+
+
+class PlanProject(Schema):
+    project_id = fields.String(validate=PROJECT_CODE, metadata={
+        "description": "the department's own project code; planning the same code again with the same "
+                       "content changes nothing, with different content is a 409"})
+    title = text()
+    department = text(max_length=40)
+    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
+    level = fields.String(required=True, validate=validate.OneOf(LEVELS))
+    township_id = text(max_length=64)
+    village_ids = fields.List(fields.String(validate=validate.Length(min=1, max=64)), load_default=list,
+                              metadata={"description": "the administrative villages the project serves"})
+    planned_quantity = Quantity(required=True)
+    quantity_unit = text(max_length=20, metadata={"description": "km, units, households, ..."})
+    budget = Money(required=True)
+    funding_sources = fields.List(fields.Nested(FundingSource), load_default=list,
+                                  metadata={"description": "when given, the amounts add up to the budget"})
+    plan_year = WholeNumber(required=True, validate=validate.Range(min=2000, max=2100))
+    deadline = fields.Date(load_default=None, allow_none=True, metadata={
+        "description": "defaults to 31 August (county level) or 30 November (township level) of the plan year"})
+
+    @validates_schema
+    def no_repeats(self, data, **kwargs):
+        villages = data.get("village_ids") or []
+        if len(set(villages)) != len(villages):
+            raise ValidationError("a village is listed twice", "village_ids")
+        sources = [item["source"] for item in data.get("funding_sources") or []]
+        if len(set(sources)) != len(sources):
+            raise ValidationError("a funding source is listed twice", "funding_sources")
+
+
+class ProjectCommand(Schema):
+    project_id = fields.String(required=True, validate=PROJECT_CODE)
+
+
+class StartProject(ProjectCommand):
+    on = fields.Date(required=True)
+
+
+class ReportProgress(ProjectCommand):
+    reported_on = fields.Date(required=True)
+    percent_complete = WholeNumber(required=True, validate=validate.Range(min=0, max=100))
+    quantity_done = Quantity(load_default=None, allow_none=True)
+    problems = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class CompleteProject(ProjectCommand):
+    on = fields.Date(required=True)
+    quantity_done = Quantity(load_default=None, allow_none=True,
+                             metadata={"description": "defaults to the planned quantity"})
+
+
+class AcceptProject(ProjectCommand):
+    on = fields.Date(required=True)
+
+
+class CancelProject(ProjectCommand):
+    on = fields.Date(required=True)
+    reason = text(max_length=2000)
+
+
+class AllocateFunds(ProjectCommand):
+    amount = Money(required=True)
+    source = fields.String(required=True, validate=validate.OneOf(FUNDING_SOURCES))
+    on = fields.Date(required=True)
+
+
+class DisburseFunds(ProjectCommand):
+    amount = Money(required=True)
+    on = fields.Date(required=True)
+    payee = text(metadata={"description": "the contractor paid"})
+
+
+class ImportProjects(Schema):
+    filename = fields.String(required=True, validate=validate.Length(min=1, max=255),
+                             metadata={"description": "ends in .csv or .xlsx"})
+    content_base64 = fields.String(required=True)
+    kind = fields.String(load_default="projects", validate=validate.OneOf(IMPORT_KINDS))
+    department = fields.String(load_default=None, allow_none=True, metadata={
+        "description": "when given, every row must be (or belong to a project) of this department"})
+
+
+COMMAND_SCHEMAS = {
+    "plan_project": PlanProject,
+    "start_project": StartProject,
+    "report_progress": ReportProgress,
+    "complete_project": CompleteProject,
+    "accept_project": AcceptProject,
+    "cancel_project": CancelProject,
+    "allocate_funds": AllocateFunds,
+    "disburse_funds": DisburseFunds,
+    "import_projects": ImportProjects,
+}

@@ -1,0 +1,22 @@
+"""A small generated county loads through the gateway end to end and yields scores for every
+unit and cadre."""
+from fupin import demo
+from fupin.demo_county import AS_OF, YEAR, generate
+from tests.e2e.conftest import ADMIN_PASSWORD
+
+
+def test_a_small_county_loads_and_every_unit_and_cadre_is_scored(gateway_url, capsys):
+    county = generate(seed=11, households=30, cadres=10)
+    loader = demo.run(households=30, cadres=10, seed=11, base=gateway_url, admin_password=ADMIN_PASSWORD)
+    assert loader.sent == county.summary["requests"]
+    assert loader.failures == []
+    headers = {"Authorization": f"Bearer {loader.tokens['leading-group']}"}
+    params = {"period": str(YEAR), "as_of": AS_OF.isoformat(), "limit": 500}
+    cadres = loader.session.get(f"{gateway_url}/api/v1/scores/cadre", headers=headers, params=params).json()["items"]
+    units = loader.session.get(f"{gateway_url}/api/v1/scores/unit", headers=headers, params=params).json()["items"]
+    assert len(cadres) == 10 and all(item["score"] is not None for item in cadres)
+    assert len(units) == 5 and all(item["score"] is not None for item in units)
+    vetoed = [item for item in units if item["vetoed"]]
+    assert [item["subject_id"] for item in vetoed] == ["U05"] and units[-1]["subject_id"] == "U05"
+    printed = capsys.readouterr().out
+    assert "Units, 2023" in printed and "Loan recovery by township" in printed

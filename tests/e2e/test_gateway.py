@@ -1,0 +1,193 @@
+"""The gateway end to end over HTTP, every service running on real PostgreSQL and RabbitMQ:
+the permission matrix, each error code from a real bad request, idempotency, OpenAPI."""
+import uuid
+
+import pytest
+from openapi_spec_validator import validate as validate_openapi
+
+from gateway.app import ROUTES
+from gateway.openapi import openapi_path
+
+
+@pytest.fixture(scope="module")
+def county(admin, user_factory):
+    """Two townships, a village each, a household each, a unit with two cadres, a pairing,
+    a transport and a water project, a loan: the smallest county every area can act in."""
+    suffix = uuid.uuid4().hex[:6]
+    ids = {"t1": f"T1-{suffix}", "t2": f"T2-{suffix}", "v1": f"V1-{suffix}", "v2": f"V2-{suffix}",
+           "u1": f"U1-{suffix}", "u2": f"U2-{suffix}", "c1": f"C1-{suffix}", "c2": f"C2-{suffix}"}
+    for t in ("t1", "t2"):
+        assert admin.post("/api/v1/townships", {"township_id": ids[t], "name": f"乡{t}"}).status_code == 201
+    for v, t in (("v1", "t1"), ("v2", "t2")):
+        response = admin.post("/api/v1/villages", {"village_id": ids[v], "township_id": ids[t], "name": f"村{v}",
+                                                   "poor_village": True})
+        assert response.status_code == 201, response.text
+    for h, v in (("h1", "v1"), ("h2", "v2")):
+        response = admin.post("/api/v1/households", {
+            "household_no": f"{h}-{suffix}", "village_id": ids[v], "head_name": "王伟",
+            "poverty_causes": ["illness"], "registered_on": "2023-01-05"})
+        assert response.status_code == 201, response.text
+        ids[h] = response.json()["household_id"]
+        member = admin.post(f"/api/v1/households/{ids[h]}/members", {
+            "name": "王伟", "id_number": _id_number(h, suffix), "relation": "head", "birth_date": "1980-02-03",
+            "sex": "male", "labor_capacity": "full", "health": "healthy"})
+        assert member.status_code == 201, member.text
+    for u in ("u1", "u2"):
+        assert admin.post("/api/v1/units", {"unit_id": ids[u], "name": f"单位{u}", "department": "transport",
+                                            "parent_unit_id": None}).status_code == 201
+    for c, u in (("c1", "u1"), ("c2", "u2")):
+        response = admin.post("/api/v1/cadres", {"cadre_id": ids[c], "unit_id": ids[u], "name": "李强", "rank": "staff",
+                                                 "deputy_section_or_above": False})
+        assert response.status_code == 201, response.text
+    response = admin.post("/api/v1/pairings", {"cadre_id": ids["c1"], "household_id": ids["h1"], "from": "2023-01-01"})
+    assert response.status_code == 201, response.text
+    ids["pairing"] = response.json()["pairing_id"]
+    for p, department in (("p_transport", "transport"), ("p_water", "water")):
+        ids[p] = f"{department}-{suffix}"
+        response = admin.post("/api/v1/projects", _project(ids[p], department, ids["t1"], ids["v1"]))
+        assert response.status_code == 201, response.text
+    assert admin.post("/api/v1/quotas", {"township_id": ids["t1"], "year": 2023, "amount": "500000.00"}).status_code == 201
+    response = admin.post("/api/v1/loans", _loan(ids["h1"], ids["t1"]))
+    assert response.status_code == 201, response.text
+    ids["loan"] = response.json()["loan_id"]
+    return ids
+
+
+def _id_number(seed, suffix):
+    body = f"431222198002{int(uuid.uuid5(uuid.NAMESPACE_DNS, seed + suffix).int % 10**5):05d}"[:17]
+    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights)) % 11]
+
+
+def _project(project_id, department, township_id, village_id):
+    return {"project_id": project_id, "title": "村道硬化", "department": department,
+            "category": "village_road" if department == "transport" else "water_supply", "level": "township",
+            "township_id": township_id, "village_ids": [village_id], "planned_quantity": "2.5",
+            "quantity_unit": "km", "budget": "800000.00",
+            "funding_sources": [{"source": "central", "amount": "800000.00"}], "plan_year": 2023}
+
+
+def _loan(household_id, township_id):
+    return {"household_id": household_id, "township_id": township_id, "amount": "10000.00", "industry": "livestock",
+            "term_months": 12, "applied_on": "2023-03-01"}
+
+
+def test_permission_matrix(county, user_factory):
+    """For each role: one allowed and one forbidden call per area it works in."""
+    c = county
+    station1 = user_factory("township", township_id=c["t1"])
+    transport = user_factory("department", department="transport")
+    unit1 = user_factory("unit", unit_id=c["u1"])
+    cadre1 = user_factory("cadre", cadre_id=c["c1"])
+    union = user_factory("credit_union")
+    leading = user_factory("leading_group")
+    inspector = user_factory("inspector")
+    matrix = [
+        # (who, allowed?, method, path, body)
+        (station1, True, "GET", f"/api/v1/households/{c['h1']}", None),
+        (station1, False, "GET", f"/api/v1/households/{c['h2']}", None),
+        (station1, True, "POST", f"/api/v1/households/{c['h1']}/income",
+         {"year": 2023, "per_capita_income": "3000.00", "assessed_on": "2023-06-01"}),
+        (station1, False, "POST", f"/api/v1/households/{c['h2']}/income",
+         {"year": 2023, "per_capita_income": "3000.00", "assessed_on": "2023-06-01"}),
+        (station1, True, "POST", f"/api/v1/loans/{c['loan']}/village-review", {"on": "2023-03-02", "passed": True, "note": ""}),
+        (station1, False, "POST", f"/api/v1/loans/{c['loan']}/decision", {"on": "2023-03-20", "approved": True, "reason": ""}),
+        (transport, True, "POST", f"/api/v1/projects/{c['p_transport']}/start", {"on": "2023-04-01"}),
+        (transport, False, "POST", f"/api/v1/projects/{c['p_water']}/start", {"on": "2023-04-01"}),
+        (transport, False, "POST", "/api/v1/townships", {"township_id": "x", "name": "x"}),
+        (unit1, True, "POST", "/api/v1/exam-scores", {"cadre_id": c["c1"], "exam_id": "e1", "score": 88, "taken_on": "2023-05-01"}),
+        (unit1, False, "POST", "/api/v1/exam-scores", {"cadre_id": c["c2"], "exam_id": "e1", "score": 88, "taken_on": "2023-05-01"}),
+        (cadre1, True, "POST", "/api/v1/visits", {"cadre_id": c["c1"], "household_id": c["h1"], "visited_on": "2023-05-03",
+                                                  "measures": ["产业指导"], "outcome": "好", "changes": "无",
+                                                  "policy_explained": True}),
+        (cadre1, False, "POST", "/api/v1/visits", {"cadre_id": c["c2"], "household_id": c["h1"], "visited_on": "2023-05-03",
+                                                   "measures": [], "outcome": "", "changes": "", "policy_explained": True}),
+        (cadre1, False, "POST", f"/api/v1/projects/{c['p_transport']}/progress",
+         {"reported_on": "2023-05-01", "percent_complete": 10, "quantity_done": "0.2", "problems": ""}),
+        (union, True, "GET", f"/api/v1/loans/{c['loan']}", None),
+        (union, False, "POST", f"/api/v1/households/{c['h1']}/exit", {"year": 2023, "exited_on": "2023-12-01"}),
+        (leading, True, "POST", "/api/v1/ratings", {"subject_type": "unit", "subject_id": c["u1"], "rating": "good",
+                                                    "source": "internal", "rated_on": "2023-06-01"}),
+        (leading, False, "POST", "/api/v1/users", {"username": "x-lg", "password": "password-1", "role": "admin"}),
+        (inspector, True, "POST", "/api/v1/awareness-checks", {"household_id": c["h1"], "checked_on": "2023-06-02",
+                                                               "passed": True}),
+        (inspector, False, "POST", "/api/v1/vetoes", {"subject_type": "unit", "subject_id": c["u1"], "reason": "x",
+                                                      "on": "2023-06-02"}),
+    ]
+    failures = []
+    for client, allowed, method, path, body in matrix:
+        response = client.get(path) if method == "GET" else client.post(path, body)
+        ok = response.status_code < 300 if allowed else response.status_code == 403
+        if not ok:
+            failures.append(f"{method} {path} allowed={allowed}: {response.status_code} {response.text[:200]}")
+    assert not failures, "\n".join(failures)
+
+
+def test_personal_data_is_masked_outside_the_township(county, user_factory, admin):
+    station1 = user_factory("township", township_id=county["t1"])
+    leading = user_factory("leading_group")
+    own = station1.get(f"/api/v1/households/{county['h1']}").json()["members"][0]["id_number"]
+    masked = leading.get(f"/api/v1/households/{county['h1']}").json()["members"][0]["id_number"]
+    assert "*" not in own and len(own) == 18
+    assert masked == own[:4] + "*" * 10 + own[-4:]
+    assert admin.get(f"/api/v1/households/{county['h1']}").json()["members"][0]["id_number"] == own
+
+
+def test_each_error_code_from_a_real_bad_request(county, admin, gateway_url):
+    from tests.e2e.conftest import Client
+
+    assert Client(gateway_url).get("/api/v1/households").status_code == 401
+    assert Client(gateway_url, "not-a-token").get("/api/v1/households").json()["error"]["code"] == "unauthorized"
+    bad = admin.post("/api/v1/households", {"village_id": county["v1"], "poverty_causes": ["bad luck"]})
+    assert bad.status_code == 400
+    body = bad.json()["error"]
+    assert body["code"] == "validation_error"
+    assert {"household_no", "head_name", "registered_on", "poverty_causes.0"} <= set(body["details"]) or \
+        {"household_no", "head_name", "registered_on", "poverty_causes"} <= set(body["details"])
+    bad_id = admin.post(f"/api/v1/households/{county['h1']}/members", {
+        "name": "张三", "id_number": "431222198002031235", "relation": "child", "birth_date": "2010-01-01",
+        "sex": "male", "labor_capacity": "none", "health": "healthy"})
+    assert bad_id.status_code in (400, 422) and "id_number" in str(bad_id.json()["error"])
+    missing = admin.get("/api/v1/households/no-such-household")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    duplicate = admin.post("/api/v1/townships", {"township_id": county["t1"], "name": "again"})
+    assert duplicate.status_code == 409 and duplicate.json()["error"]["code"] == "conflict"
+    refused = admin.post(f"/api/v1/households/{county['h2']}/exit", {"year": 2023, "exited_on": "2023-12-01"})
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "rule_refused"
+    assert refused.json()["error"]["details"]
+    broken = admin.post("/api/v1/pairings", None, raw="{not json")
+    assert broken.status_code == 400
+
+
+def test_the_same_post_twice_with_one_key_counts_once(county, user_factory):
+    transport = user_factory("department", department="transport")
+    project = county["p_transport"]
+    allocation = {"amount": "100000.00", "source": "central", "on": "2023-03-01"}
+    first = transport.post(f"/api/v1/projects/{project}/allocations", allocation, key="alloc-2023-03-01")
+    again = transport.post(f"/api/v1/projects/{project}/allocations", allocation, key="alloc-2023-03-01")
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    history = transport.get(f"/api/v1/projects/{project}").json()["history"]
+    allocations = [e for e in history if (e.get("type") or e.get("event_type")) == "funds_allocated"]
+    assert len(allocations) == 1
+
+
+def test_openapi_validates_and_lists_every_route(gateway_url, admin):
+    spec = admin.get("/api/v1/openapi.json").json()
+    validate_openapi(spec)
+    for r in ROUTES:
+        assert r.method.lower() in spec["paths"][openapi_path(r.path)], r.endpoint
+    assert len(ROUTES) >= 60
+
+
+def test_audit_lists_who_changed_what(county, admin):
+    items = admin.get("/api/v1/audit", path_prefix="/api/v1/townships").json()["items"]
+    assert items and items[-1]["actor_username"] == "admin" and items[-1]["method"] == "POST"
+
+
+def test_metrics_count_requests_by_route(gateway_url, admin):
+    import requests
+
+    text = requests.get(f"{gateway_url}/metrics", timeout=10).text
+    assert 'route="/api/v1/households/<household_id>"' in text
+    assert "fupin_http_request_seconds_bucket" in text

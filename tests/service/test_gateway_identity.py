@@ -1,0 +1,84 @@
+"""The gateway on its own: tokens, users, audit, OpenAPI, health, and its error format."""
+import time
+
+import jwt
+import pytest
+import requests
+
+from gateway.service import GatewayService
+from tests import support
+
+ADMIN_PASSWORD = "identity-admin-pw"
+
+
+@pytest.fixture(scope="module")
+def gateway(amqp_uri):
+    url = support.fresh_database("gateway", name="gateway_identity")
+    config = support.service_config("gateway", amqp_uri, url, ADMIN_PASSWORD=ADMIN_PASSWORD,
+                                    JWT_SECRET="identity-test-key", ENVIRONMENT="test", TOKEN_TTL_SECONDS=2)
+    with support.running(GatewayService, config):
+        yield f"http://{config['WEB_SERVER_ADDRESS']}"
+
+
+def token_for(base, username, password):
+    return requests.post(f"{base}/api/v1/auth/token", json={"username": username, "password": password})
+
+
+def test_first_admin_signs_in_and_creates_a_scoped_user(gateway):
+    response = token_for(gateway, "admin", ADMIN_PASSWORD)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["token_type"] == "bearer" and body["expires_in"] == 2
+    claims = jwt.decode(body["access_token"], "identity-test-key", algorithms=["HS256"])
+    assert claims["role"] == "admin"
+    auth = {"Authorization": f"Bearer {body['access_token']}"}
+    created = requests.post(f"{gateway}/api/v1/users", headers=auth, json={
+        "username": "station-a", "password": "station-pw-1", "role": "township", "scope": {"township_id": "t1"}})
+    assert created.status_code == 201, created.text
+    assert created.json()["scope"] == {"township_id": "t1"}
+    station = token_for(gateway, "station-a", "station-pw-1")
+    assert station.status_code == 200
+    # a township may not administer users
+    forbidden = requests.post(f"{gateway}/api/v1/users", json={
+        "username": "x1", "password": "password-1", "role": "admin"},
+        headers={"Authorization": f"Bearer {station.json()['access_token']}"})
+    assert forbidden.status_code == 403 and forbidden.json()["error"]["code"] == "forbidden"
+    audit = requests.get(f"{gateway}/api/v1/audit", headers=auth).json()["items"]
+    assert audit[0]["path"] == "/api/v1/users" and audit[0]["actor_username"] == "admin"
+    assert audit[0]["resource"] == {"user_id": created.json()["user_id"]}
+
+
+def test_errors_are_json_with_codes(gateway):
+    assert token_for(gateway, "admin", "wrong").status_code == 401
+    no_token = requests.get(f"{gateway}/api/v1/users")
+    assert no_token.status_code == 401 and no_token.json()["error"]["code"] == "unauthorized"
+    admin = token_for(gateway, "admin", ADMIN_PASSWORD).json()["access_token"]
+    auth = {"Authorization": f"Bearer {admin}"}
+    bad = requests.post(f"{gateway}/api/v1/users", headers=auth, json={"username": "u", "role": "mayor"})
+    assert bad.status_code == 400
+    assert set(bad.json()["error"]["details"]) >= {"username", "password", "role"}
+    scoped = requests.post(f"{gateway}/api/v1/users", headers=auth, json={
+        "username": "dept", "password": "password-1", "role": "department"})
+    assert scoped.status_code == 400 and "scope.department" in scoped.json()["error"]["details"]
+    junk = requests.post(f"{gateway}/api/v1/users", headers={**auth, "Content-Type": "application/json"}, data="{nope")
+    assert junk.status_code == 400
+    dup = {"username": "twice", "password": "password-1", "role": "inspector"}
+    assert requests.post(f"{gateway}/api/v1/users", headers=auth, json=dup).status_code == 201
+    assert requests.post(f"{gateway}/api/v1/users", headers=auth, json=dup).status_code == 409
+    assert requests.get(f"{gateway}/api/v1/nowhere", headers=auth).status_code == 404
+
+
+def test_tokens_expire(gateway):
+    admin = token_for(gateway, "admin", ADMIN_PASSWORD).json()["access_token"]
+    time.sleep(3.1)
+    expired = requests.get(f"{gateway}/api/v1/users", headers={"Authorization": f"Bearer {admin}"})
+    assert expired.status_code == 401 and "expired" in expired.json()["error"]["message"]
+
+
+def test_openapi_health_and_metrics(gateway):
+    spec = requests.get(f"{gateway}/api/v1/openapi.json").json()
+    assert spec["openapi"].startswith("3.") and "/api/v1/auth/token" in spec["paths"]
+    assert requests.get(f"{gateway}/healthz").json()["status"] == "ok"
+    assert requests.get(f"{gateway}/readyz").status_code == 200
+    metrics = requests.get(f"{gateway}/metrics").text
+    assert 'fupin_http_requests_total{method="POST",route="/api/v1/auth/token"' in metrics

@@ -1,0 +1,147 @@
+"""Real PostgreSQL and RabbitMQ for the tests: no mocks, and a clear failure when missing.
+
+Each test run works in its own databases (`<prefix>_<component>`) and its own RabbitMQ vhost
+(`<prefix>`), so tests never touch a platform started with `fupin up` on the same machine.
+Set FUPIN_TEST_PREFIX to run two suites side by side.
+"""
+import os
+import socket
+import subprocess
+from contextlib import contextmanager
+
+import pytest
+from kombu import Connection
+from nameko.containers import ServiceContainer
+from nameko.standalone.rpc import ClusterRpcProxy
+from sqlalchemy import create_engine, text
+
+from services.common.config import load_config
+from services.common.db import drop_database, ensure_database
+from services.common.migrate import migrate
+
+PREFIX = os.environ.get("FUPIN_TEST_PREFIX", "fupin_test")
+PG_BASE = os.environ.get("FUPIN_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+AMQP_HOST = os.environ.get("FUPIN_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672")
+
+HOW_TO_START = {
+    "postgresql": "PostgreSQL is not reachable at 127.0.0.1:5432. Start it with `fupin doctor` "
+                  "(or: sudo pg_ctlcluster $(ls /etc/postgresql) main start; install: "
+                  "sudo apt-get install postgresql).",
+    "rabbitmq": "RabbitMQ is not reachable at 127.0.0.1:5672. Start it with `fupin doctor` "
+                "(or: sudo rabbitmq-server -detached; install: sudo apt-get install rabbitmq-server).",
+}
+
+
+def require_infra():
+    for name, port in (("postgresql", 5432), ("rabbitmq", 5672)):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        except OSError:
+            pytest.fail(HOW_TO_START[name], pytrace=False)
+
+
+def database_url(component):
+    return f"{PG_BASE}/{PREFIX}_{component}"
+
+
+def fresh_database(component, name=None):
+    """Drop and re-create the component's test database (`name` to have several), migrated."""
+    url = database_url(name or component)
+    drop_database(url)
+    migrate(component, url)
+    return url
+
+
+def fresh_database_from_metadata(name, *metadatas):
+    """For test-only services without migrations."""
+    url = database_url(name)
+    drop_database(url)
+    ensure_database(url)
+    engine = create_engine(url)
+    for metadata in metadatas:
+        metadata.create_all(engine)
+    engine.dispose()
+    return url
+
+
+def truncate_all(url, keep=("alembic_version",)):
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        names = [
+            row[0] for row in conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            ) if row[0] not in keep
+        ]
+        if names:
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY"))
+    engine.dispose()
+
+
+def fresh_vhost():
+    """A clean vhost for this run: deleted and re-created, so no queue from an earlier run
+    holds stale messages. Needs rabbitmqctl on this machine (the broker is local in CI)."""
+    vhost = PREFIX
+    try:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
+        subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True, timeout=60)
+        subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+                       check=True, capture_output=True, timeout=60)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.fail(f"could not create RabbitMQ vhost {vhost!r} with rabbitmqctl ({exc}); "
+                    "run the tests as a user allowed to use rabbitmqctl (root or rabbitmq)",
+                    pytrace=False)
+    uri = f"{AMQP_HOST}/{vhost}"
+    with Connection(uri, connect_timeout=5) as conn:
+        conn.ensure_connection(max_retries=3)
+    return uri
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def service_config(component, amqp_uri, database=None, **overrides):
+    """The component's real config.yaml, pointed at the test broker and database."""
+    config = load_config(component) if component else {}
+    config.update(
+        AMQP_URI=amqp_uri,
+        WEB_SERVER_ADDRESS=f"127.0.0.1:{free_port()}",
+    )
+    if database:
+        config["DATABASE_URL"] = database
+    config.update(overrides)
+    return config
+
+
+@contextmanager
+def running(service_cls, config):
+    """Run one nameko service container for the duration of the block."""
+    container = ServiceContainer(service_cls, config)
+    container.start()
+    try:
+        yield container
+    finally:
+        container.stop()
+
+
+@contextmanager
+def rpc_client(amqp_uri, timeout=30):
+    with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=timeout) as cluster:
+        yield cluster
+
+
+def wait_until(predicate, timeout=20.0, interval=0.05, message="condition"):
+    import time
+
+    import eventlet
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        eventlet.sleep(interval)
