@@ -392,20 +392,20 @@ def _ratio(numerator, denominator):
 
 
 def _visit_compliance(pairings, facts, period, as_of):
-    months = complete_months(period, as_of)
+    months = [(month, _month_end(month), month_label(month)) for month in complete_months(period, as_of)]
     due = visited = 0
     evidence = []
     for pairing in pairings:
         days = facts.visits.get(pairing.pairing_id, ())
-        visited_months = {month_label(d) for d in days}
-        for month in months:
-            if not pairing.active_whole(month, _month_end(month)):
+        visited_months = {(d.year, d.month) for d in days}
+        for month, month_end, label in months:
+            if not pairing.active_whole(month, month_end):
                 continue
             due += 1
-            if month_label(month) in visited_months:
+            if (month.year, month.month) in visited_months:
                 visited += 1
             else:
-                evidence.append({"household_id": pairing.household_id, "month": month_label(month),
+                evidence.append({"household_id": pairing.household_id, "month": label,
                                  "cadre_id": pairing.cadre_id, "pairing_id": pairing.pairing_id})
     evidence.sort(key=lambda item: (item["month"], item["household_id"] or ""))
     return due, visited, evidence
@@ -472,10 +472,10 @@ def _leader_visits(unit_id, facts, index, period, as_of, rules):
 def _project_delivery(projects, period, as_of):
     last = min(period.end, as_of)
     due = [p for p in projects if p.deadline and period.start <= p.deadline <= last and not p.cancelled_on]
-    on_time = [p for p in due if p.completed_on and p.completed_on <= p.deadline]
+    on_time = {p.project_id for p in due if p.completed_on and p.completed_on <= p.deadline}
     evidence = [{"project_id": p.project_id, "title": p.title, "deadline": p.deadline.isoformat(),
                  "completed_on": p.completed_on.isoformat() if p.completed_on else None,
-                 "late": True} for p in sorted(due, key=lambda p: p.project_id) if p not in on_time]
+                 "late": True} for p in sorted(due, key=lambda p: p.project_id) if p.project_id not in on_time]
     return len(on_time), len(due), evidence
 
 

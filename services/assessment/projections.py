@@ -45,27 +45,49 @@ def forget_source_events(session):
     session.execute(text("TRUNCATE source_events, inbox, consumer_checkpoints RESTART IDENTITY"))
 
 
-_cache = {"key": None, "facts": None}
+_cache = {"facts": None, "rows": 0, "max_seq": 0, "head": 0}
 _cache_lock = threading.Lock()
 
 
-def load_facts(session):
-    """Facts for everything applied so far; rebuilt only when a new event has arrived."""
-    key = (
-        session.execute(select(func.count(), func.coalesce(func.max(source_events.c.seq), 0))).one(),
-        EventStore(session).head_position(),
-    )
-    with _cache_lock:
-        if _cache["key"] == key:
-            return _cache["facts"]
-    facts = Facts()
-    rows = session.execute(select(source_events.c.event_id, source_events.c.event_type, source_events.c.payload,
-                                  source_events.c.global_position).order_by(source_events.c.seq))
+def _apply_source_rows(facts, rows):
+    count, max_seq = 0, 0
     for row in rows:
         facts.apply(StoredEvent(row.global_position, str(row.event_id), "", "", 0, row.event_type, 1, row.payload))
-    for event in EventStore(session).events_since(0, 10**9):
+        count, max_seq = count + 1, row.seq
+    return count, max_seq
+
+
+def load_facts(session):
+    """Facts for everything applied so far. Facts.apply is idempotent and order-free, so new
+    events are applied on top of the cached facts; the row count guards against a source row
+    with a lower seq committing after a higher one (then, or after a rebuild, reload fully)."""
+    count, max_seq = session.execute(
+        select(func.count(), func.coalesce(func.max(source_events.c.seq), 0))).one()
+    head = EventStore(session).head_position()
+    with _cache_lock:
+        cached = dict(_cache)
+    if cached["facts"] is not None and (cached["rows"], cached["max_seq"], cached["head"]) == (count, max_seq, head):
+        return cached["facts"]
+    columns = (source_events.c.seq, source_events.c.event_id, source_events.c.event_type,
+               source_events.c.payload, source_events.c.global_position)
+    facts, rows, last_seq, last_head = cached["facts"], cached["rows"], cached["max_seq"], cached["head"]
+    if facts is not None and count >= rows and head >= last_head:
+        # Applied in place: scoring is pure CPU, so under eventlet no reader is interrupted
+        # halfway through a ranking, and apply() only ever adds events a reader may also see.
+        added, newest = _apply_source_rows(facts, session.execute(
+            select(*columns).where(source_events.c.seq > last_seq).order_by(source_events.c.seq)))
+        if rows + added != count:
+            facts = None
+        else:
+            rows, last_seq = count, max(last_seq, newest)
+    else:
+        facts = None
+    if facts is None:
+        facts = Facts()
+        rows, last_seq = _apply_source_rows(facts, session.execute(select(*columns).order_by(source_events.c.seq)))
+        last_head = 0
+    for event in EventStore(session).events_since(last_head, 10**9):
         facts.apply(event)
     with _cache_lock:
-        _cache.update(key=key, facts=facts)
+        _cache.update(facts=facts, rows=rows, max_seq=last_seq, head=head)
     return facts
-
