@@ -35,6 +35,13 @@ def relay_pending(session_factory, service, publish, batch_size=500):
                 text("SELECT pg_try_advisory_xact_lock(hashtext(:k))"), {"k": RELAY_LOCK}
             ).scalar()
             if not got_lock:
+                # Another replica relays; still report the lag it leaves, so this replica's
+                # gauge never goes stale (alerts use max over replicas).
+                position = session.execute(
+                    select(relay_checkpoint.c.position).where(relay_checkpoint.c.name == CHECKPOINT_NAME)
+                ).scalar()
+                if position is not None:
+                    RELAY_LAG.labels(service).set(max(EventStore(session).head_position() - position, 0))
                 session.rollback()
                 return published
             session.execute(

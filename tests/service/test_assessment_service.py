@@ -1,0 +1,166 @@
+"""The assessment service on real PostgreSQL and RabbitMQ, fed by the real registry,
+assistance and projects services: catch-up after downtime, live updates over the bus,
+rebuild equal to live, own facts (ratings, vetoes, rulebooks) and the bulletin downloads."""
+import base64
+import io
+
+import pytest
+from openpyxl import load_workbook
+
+from services.assessment.service import AssessmentService
+from services.assistance.service import AssistanceService
+from services.common.errors import NotFound, ValidationFailed
+from services.projects.service import ProjectsService
+from services.registry.service import RegistryService
+from tests import support
+
+ADMIN = {"actor": {"id": "office", "role": "leading_group"}}
+Q1 = ("2023-Q1", "2023-04-10")
+
+
+@pytest.fixture(scope="module")
+def databases(infra):
+    return {name: support.fresh_database(name, f"assessment_svc_{name}")
+            for name in ("registry", "assistance", "projects", "assessment")}
+
+
+@pytest.fixture
+def sources(amqp_uri, databases):
+    for url in databases.values():
+        support.truncate_all(url)
+    with support.running(RegistryService, support.service_config("registry", amqp_uri, databases["registry"])), \
+            support.running(AssistanceService,
+                            support.service_config("assistance", amqp_uri, databases["assistance"])), \
+            support.running(ProjectsService, support.service_config("projects", amqp_uri, databases["projects"])), \
+            support.rpc_client(amqp_uri) as cluster:
+        yield cluster
+
+
+def assessment(amqp_uri, databases):
+    return support.running(AssessmentService,
+                           support.service_config("assessment", amqp_uri, databases["assessment"]))
+
+
+def seed_county(rpc):
+    """One township, village and household; a transport unit with one cadre paired from
+    1 January 2023 who visits in January and February but not March; one county-level road
+    due 31 August 2023 and completed on time."""
+    rpc.registry.register_township({"township_id": "T1", "name": "长岭乡"}, ADMIN)
+    rpc.registry.register_village({"village_id": "V1", "township_id": "T1", "name": "长岭村", "poor_village": True},
+                                  ADMIN)
+    household = rpc.registry.register_household(
+        {"household_no": "HH-001", "village_id": "V1", "head_name": "张三", "poverty_causes": ["illness"],
+         "registered_on": "2022-12-01"}, ADMIN)["household_id"]
+    rpc.assistance.register_unit({"unit_id": "U1", "name": "县交通运输局", "department": "transport",
+                                  "parent_unit_id": None}, ADMIN)
+    rpc.assistance.register_cadre({"cadre_id": "C1", "unit_id": "U1", "name": "李四", "rank": "staff",
+                                   "deputy_section_or_above": False}, ADMIN)
+    rpc.assistance.pair_household({"cadre_id": "C1", "household_id": household, "from": "2023-01-01"}, ADMIN)
+    for day in ("2023-01-12", "2023-02-08"):
+        visit(rpc, household, day)
+    rpc.projects.plan_project({"project_id": "TR-1", "title": "长岭村通村公路", "department": "transport",
+                               "category": "village_road", "level": "county", "township_id": "T1",
+                               "village_ids": ["V1"], "planned_quantity": "3", "quantity_unit": "km",
+                               "budget": "900000.00", "funding_sources": [], "plan_year": 2023}, ADMIN)
+    rpc.projects.start_project({"project_id": "TR-1", "on": "2023-03-01"}, ADMIN)
+    rpc.projects.complete_project({"project_id": "TR-1", "on": "2023-08-20", "quantity_done": "3"}, ADMIN)
+    return household
+
+
+def visit(rpc, household, day):
+    return rpc.assistance.record_visit({"cadre_id": "C1", "household_id": household, "visited_on": day,
+                                        "measures": ["产业帮扶"], "outcome": "养牛两头", "changes": "",
+                                        "policy_explained": True}, ADMIN)
+
+
+def indicator(card, name):
+    return next(i for i in card["indicators"] if i["name"] == name)
+
+
+def visits_counted(rpc, numerator, denominator):
+    def check():
+        try:
+            card = rpc.assessment.subject_score("cadre", "C1", *Q1)
+        except NotFound:
+            return False
+        found = indicator(card, "visit_compliance")
+        return (found["numerator"], found["denominator"]) == (numerator, denominator)
+    return check
+
+
+def test_events_made_while_assessment_was_down_count_once_it_starts_then_live(amqp_uri, databases, sources):
+    rpc = sources
+    household = seed_county(rpc)  # the assessment service is not running yet
+    with assessment(amqp_uri, databases):
+        # Jan and Feb visited, March missed: 2 of 3 complete months, found by catch-up.
+        support.wait_until(visits_counted(rpc, 2, 3), message="catch-up after downtime")
+        card = rpc.assessment.subject_score("cadre", "C1", *Q1)
+        visits = indicator(card, "visit_compliance")
+        assert visits["evidence"] == [{"household_id": household, "month": "2023-03", "cadre_id": "C1",
+                                       "pairing_id": visits["evidence"][0]["pairing_id"]}]
+        # A visit while it runs arrives over RabbitMQ.
+        visit(rpc, household, "2023-03-30")
+        support.wait_until(visits_counted(rpc, 3, 3), message="live event over the bus")
+        unit = rpc.assessment.subject_score("unit", "U1", "2023", "2023-12-31")
+        delivery = indicator(unit, "project_delivery")
+        assert (delivery["numerator"], delivery["denominator"]) == (1, 1)
+
+        live = {kind: rpc.assessment.rankings(kind, "2023", "2023-12-31") for kind in ("unit", "cadre", "township")}
+        replayed = rpc.assessment.rebuild_read_models()
+        assert replayed["events_replayed"] >= 10
+        rebuilt = {kind: rpc.assessment.rankings(kind, "2023", "2023-12-31") for kind in ("unit", "cadre", "township")}
+        assert rebuilt == live
+
+
+def test_own_facts_veto_and_rulebook_versions(amqp_uri, databases, sources):
+    rpc = sources
+    seed_county(rpc)
+    with assessment(amqp_uri, databases):
+        support.wait_until(visits_counted(rpc, 2, 3), message="catch-up")
+        before = rpc.assessment.subject_score("cadre", "C1", *Q1)
+        # Cadre C1 in Q1: visits 2/3 of weight 50; no exam (policy_exam applies: C1 is a pairing
+        # cadre, best score 0) 0/20; no checks, ratings or stationing → not applicable.
+        # 100 × (50 × 2/3 + 0) / 70 = 47.62
+        assert before["score"] == 47.62 and before["grade"] == "poor" and before["rulebook_version"] == 1
+
+        rules = rpc.assessment.get_rulebook()
+        weights = dict(rules["rules"]["weights"]["cadre"])
+        weights["visit_compliance"] = 80
+        published = rpc.assessment.publish_rulebook({"weights": {"cadre": weights}, "published_on": "2024-01-05"},
+                                                    ADMIN)
+        assert published["version"] == 2
+        after = rpc.assessment.subject_score("cadre", "C1", *Q1)
+        # 100 × (80 × 2/3) / 100 = 53.33 under version 2; version 1 still gives 47.62.
+        assert after["score"] == 53.33 and after["rulebook_version"] == 2
+        assert rpc.assessment.subject_score("cadre", "C1", *Q1, 1)["score"] == 47.62
+
+        rpc.assessment.record_rating({"subject_type": "cadre", "subject_id": "C1", "rating": "good",
+                                      "source": "county", "rated_on": "2023-03-15"}, ADMIN)
+        rpc.assessment.record_veto({"subject_type": "unit", "subject_id": "U1", "reason": "重大安全事故",
+                                    "on": "2023-02-01"}, ADMIN)
+        cadre = rpc.assessment.subject_score("cadre", "C1", *Q1)
+        assert cadre["pay"]["rewards"] == "200.00" and cadre["pay"]["external_good_ratings"] == 1
+        unit = rpc.assessment.rankings("unit", *Q1)["items"][0]
+        assert unit["vetoed"] and unit["grade"] == "poor" and "重大安全事故" in unit["veto_reasons"][0]
+
+        with pytest.raises(ValidationFailed):
+            rpc.assessment.record_rating({"subject_type": "cadre", "subject_id": "C1", "rating": "great",
+                                          "source": "county", "rated_on": "2023-03-15"}, ADMIN)
+        with pytest.raises(NotFound):
+            rpc.assessment.subject_score("cadre", "nobody", *Q1)
+
+
+def test_weekly_bulletin_downloads(amqp_uri, databases, sources):
+    rpc = sources
+    seed_county(rpc)
+    with assessment(amqp_uri, databases):
+        support.wait_until(visits_counted(rpc, 2, 3), message="catch-up")
+        report = rpc.assessment.weekly_bulletin("2023-W06")
+        transport = next(row for row in report["rows"] if (row["kind"], row["id"]) == ("department", "transport"))
+        assert transport["visits_this_week"] == 1  # 2023-02-08 is in ISO week 6
+        csv_file = rpc.assessment.weekly_bulletin("2023-W06", "csv")
+        assert csv_file["filename"] == "bulletin-2023-W06.csv"
+        assert "transport" in base64.b64decode(csv_file["content_base64"]).decode("utf-8-sig")
+        xlsx = rpc.assessment.weekly_bulletin("2023-W06", "xlsx")
+        book = load_workbook(io.BytesIO(base64.b64decode(xlsx["content_base64"])))
+        assert book.sheetnames
