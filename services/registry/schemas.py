@@ -1,0 +1,172 @@
+"""The registry's commands as marshmallow schemas: field types and code lists only.
+
+Rules (GB 11643 check digit, uniqueness of ID numbers, exit and monitoring conditions) live in
+domain.py; these schemas say what a well-formed request looks like, for the service and the
+gateway (which validates request bodies plus path ids with them).
+"""
+from decimal import Decimal
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+POVERTY_CAUSES = ("illness", "disability", "schooling", "disaster", "lack_of_land", "lack_of_water",
+                  "lack_of_skills", "lack_of_labour", "lack_of_capital", "poor_transport", "lack_of_motivation")
+SEXES = ("male", "female")
+RELATIONS = ("head", "spouse", "child", "parent", "grandchild", "sibling", "other")
+LABOR_CAPACITIES = ("full", "weak", "none")
+HEALTH = ("healthy", "chronic", "serious_illness", "disabled")
+HOUSING_GRADES = ("A", "B", "C", "D")
+RISK_TYPES = ("unstable", "marginal", "sudden_hardship")
+REMOVAL_REASONS = ("death", "moved_out", "other")
+CENT = Decimal("0.01")
+
+CODE = validate.Regexp(r"^[^\s/?#%\\]{1,64}$", error="1 to 64 characters without spaces, '/', '?', '#', '%' or '\\'")
+ID_NUMBER = validate.Regexp(r"^\d{17}[\dXx]$", error="18 characters: 17 digits and a digit or X")
+PHONE = validate.Regexp(r"^\+?\d{7,15}$", error="7 to 15 digits")
+
+
+def text(required=True, max_length=200, **kwargs):
+    return fields.String(required=required, validate=validate.Length(min=1, max=max_length), **kwargs)
+
+
+def code(**kwargs):
+    return fields.String(required=True, validate=CODE, **kwargs)
+
+
+class Income(fields.Decimal):
+    """Yuan per person per year, at most two decimals, zero or more."""
+
+    def __init__(self, **kwargs):
+        kwargs["metadata"] = {"type": "string", "example": "4500.00", "description": "yuan per person per year",
+                              **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        amount = super()._deserialize(value, attr, data, **kwargs)
+        if not amount.is_finite() or amount != amount.quantize(CENT):
+            raise ValidationError("at most two decimal places (fen)")
+        if amount < 0:
+            raise ValidationError("must not be negative")
+        return amount
+
+
+class StrictInteger(fields.Integer):
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
+
+class RegisterTownship(Schema):
+    township_id = code()
+    name = text()
+
+
+class RegisterVillage(Schema):
+    village_id = code()
+    township_id = code()
+    name = text()
+    poor_village = fields.Boolean(load_default=False, metadata={"description": "a registered poor village (贫困村)"})
+
+
+class RegisterHousehold(Schema):
+    household_no = code(metadata={"description": "the county-unique household number (户编号)"})
+    village_id = code()
+    head_name = text(max_length=100)
+    poverty_causes = fields.List(fields.String(validate=validate.OneOf(POVERTY_CAUSES)), required=True,
+                                 metadata={"description": "致贫原因"})
+    registered_on = fields.Date(required=True)
+    five_guarantees = fields.Boolean(load_default=False, metadata={"description": "a 五保 household"})
+
+
+class HouseholdCommand(Schema):
+    household_id = code()
+
+
+class AddMember(HouseholdCommand):
+    name = text(max_length=100)
+    id_number = fields.String(required=True, validate=ID_NUMBER,
+                              metadata={"description": "身份证号, 18 characters with the GB 11643 check digit"})
+    relation = fields.String(required=True, validate=validate.OneOf(RELATIONS))
+    birth_date = fields.Date(required=True)
+    sex = fields.String(required=True, validate=validate.OneOf(SEXES))
+    labor_capacity = fields.String(required=True, validate=validate.OneOf(LABOR_CAPACITIES))
+    health = fields.String(required=True, validate=validate.OneOf(HEALTH))
+    schooling = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100),
+                              metadata={"description": "schooling status"})
+    phone = fields.String(load_default=None, allow_none=True, validate=PHONE)
+
+
+class UpdateMember(HouseholdCommand):
+    person_id = code()
+    name = text(required=False, max_length=100)
+    id_number = fields.String(validate=ID_NUMBER)
+    relation = fields.String(validate=validate.OneOf(RELATIONS))
+    birth_date = fields.Date()
+    sex = fields.String(validate=validate.OneOf(SEXES))
+    labor_capacity = fields.String(validate=validate.OneOf(LABOR_CAPACITIES))
+    health = fields.String(validate=validate.OneOf(HEALTH))
+    schooling = fields.String(allow_none=True, validate=validate.Length(max=100))
+    phone = fields.String(allow_none=True, validate=PHONE)
+
+
+class RemoveMember(HouseholdCommand):
+    person_id = code()
+    reason = fields.String(required=True, validate=validate.OneOf(REMOVAL_REASONS))
+    removed_on = fields.Date(required=True)
+
+
+class AssessIncome(HouseholdCommand):
+    year = StrictInteger(required=True, validate=validate.Range(min=2000, max=2100))
+    per_capita_income = Income(required=True)
+    assessed_on = fields.Date(required=True)
+
+
+class AssessAssurances(HouseholdCommand):
+    assessed_on = fields.Date(required=True)
+    food = fields.Boolean(required=True)
+    clothing = fields.Boolean(required=True)
+    education = fields.Boolean(required=True, metadata={"description": "compulsory education assured"})
+    medical = fields.Boolean(required=True, metadata={"description": "basic medical insurance"})
+    housing_grade = fields.String(required=True, validate=validate.OneOf(HOUSING_GRADES),
+                                  metadata={"description": "A/B safe, C repair, D rebuild"})
+    drinking_water = fields.Boolean(required=True, metadata={"description": "safe drinking water"})
+
+
+class ExitHousehold(HouseholdCommand):
+    year = StrictInteger(required=True, validate=validate.Range(min=2000, max=2100))
+    exited_on = fields.Date(required=True)
+
+
+class FlagMonitoring(HouseholdCommand):
+    risk_type = fields.String(required=True, validate=validate.OneOf(RISK_TYPES))
+    reason = text(max_length=2000)
+    flagged_on = fields.Date(required=True)
+
+
+class ClearMonitoring(HouseholdCommand):
+    cleared_on = fields.Date(required=True)
+
+
+class ReturnToPoverty(HouseholdCommand):
+    returned_on = fields.Date(required=True)
+    reason = text(max_length=2000)
+
+
+class NamePolicyInformant(HouseholdCommand):
+    person_id = code()
+    named_on = fields.Date(required=True)
+
+
+COMMAND_SCHEMAS = {
+    "register_township": RegisterTownship,
+    "register_village": RegisterVillage,
+    "register_household": RegisterHousehold,
+    "add_member": AddMember,
+    "update_member": UpdateMember,
+    "remove_member": RemoveMember,
+    "assess_income": AssessIncome,
+    "assess_assurances": AssessAssurances,
+    "exit_household": ExitHousehold,
+    "flag_monitoring": FlagMonitoring,
+    "clear_monitoring": ClearMonitoring,
+    "return_to_poverty": ReturnToPoverty,
+    "name_policy_informant": NamePolicyInformant,
+}

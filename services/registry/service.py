@@ -1,0 +1,284 @@
+"""The registry service: nameko entrypoints only; rules are in domain.py."""
+import uuid
+
+from nameko.rpc import rpc
+
+from services.common.chassis import EventSourcedService
+from services.common.commands import fold
+from services.common.config import rules_from_config
+from services.common.errors import NotFound, ValidationFailed
+from services.common.pagination import decode_cursor, page, page_limit
+from services.common.validation import validate
+
+from . import domain, projections, schemas
+
+HOUSEHOLD = "household"
+LIST_FILTERS = ("village_id", "township_id", "status", "monitored")
+
+
+def _year(value):
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValidationFailed("year must be a year", {"year": ["not an integer"]}) from None
+
+
+def _boolean(value, name):
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("true", "1", "yes"):
+        return True
+    if str(value).lower() in ("false", "0", "no"):
+        return False
+    raise ValidationFailed(f"{name} must be true or false", {name: ["not a boolean"]})
+
+
+def _history_item(event):
+    return {"version": event["version"], "type": event["type"], "payload": domain.mask_payload(event["payload"]),
+            "occurred_on": event["occurred_on"], "recorded_at": event["recorded_at"],
+            "actor": (event["metadata"] or {}).get("actor")}
+
+
+def _member_result(state, person_id, stored):
+    """A member command answers with the member (masked) and its household id."""
+    member = state.members[person_id]
+    view = domain.mask_member(domain.member_view(member))
+    if not member["alive"]:
+        view.update(removed_on=member.get("removed_on"), removed_reason=member.get("removed_reason"))
+    return {"household_id": state.household_id, **view, "events": [event.type for event in stored]}
+
+
+class RegistryService(EventSourcedService):
+    name = "registry"
+    projections = projections
+
+    @property
+    def rules(self):
+        return rules_from_config(self.config, domain.Rules)
+
+    # --- townships and villages ------------------------------------------------------------------
+    @rpc
+    def register_township(self, data, context=None):
+        command = validate(schemas.RegisterTownship(), data)
+        return self.handle(
+            "register_township", stream_type="township", stream_id=command["township_id"],
+            evolve=domain.evolve_place, decide=lambda state: domain.decide_register_township(state, command),
+            result=lambda state, stored: dict(state), context=context,
+        )
+
+    @rpc
+    def register_village(self, data, context=None):
+        command = validate(schemas.RegisterVillage(), data)
+
+        def work(store, metadata):
+            village_id = command["village_id"]
+            store.lock_stream("village", village_id)
+            township = fold(domain.evolve_place, None, store.load("township", command["township_id"]))
+            history = store.load("village", village_id)
+            state = fold(domain.evolve_place, None, history)
+            new_events = domain.decide_register_village(state, command, township)
+            for event in store.append("village", village_id, len(history), new_events, metadata):
+                state = domain.evolve_place(state, event)
+                projections.project(store.session, event)
+            return dict(state)
+
+        return self.handle_many("register_village", work, context)
+
+    # --- households ------------------------------------------------------------------------------
+    @rpc
+    def register_household(self, data, context=None):
+        """Register a household (建档立卡) in a known village; its township comes from the village."""
+        command = validate(schemas.RegisterHousehold(), data)
+        command["household_id"] = str(uuid.uuid4())
+
+        def work(store, metadata):
+            household_id = command["household_id"]
+            store.lock_stream("household_no", command["household_no"])
+            store.lock_stream(HOUSEHOLD, household_id)
+            village = projections.find_village(store.session, command["village_id"])
+            holder = projections.household_with_number(store.session, command["household_no"])
+            history = store.load(HOUSEHOLD, household_id)
+            state = fold(domain.evolve, None, history)
+            new_events = domain.decide_register_household(state, command, village, holder)
+            return self._append(store, metadata, household_id, history, state, new_events)
+
+        return self.handle_many("register_household", work, context)
+
+    def _append(self, store, metadata, household_id, history, state, new_events, extra=None):
+        stored = store.append(HOUSEHOLD, household_id, len(history), new_events, metadata)
+        for event in stored:
+            state = domain.evolve(state, event)
+            projections.project(store.session, event)
+        result = {**domain.household_view(state, reveal_personal_data=False),
+                  "events": [event.type for event in stored]}
+        return extra(state, stored, result) if extra else result
+
+    def _household_command(self, command_name, data, context, decide, extra=None, id_number_of=None):
+        """Run one household command in one transaction. `decide(state, command, holder)`;
+        `holder` is the living member holding the command's ID number (locked first), if any."""
+        command = validate(schemas.COMMAND_SCHEMAS[command_name](), data)
+
+        def work(store, metadata):
+            household_id = command["household_id"]
+            store.lock_stream(HOUSEHOLD, household_id)
+            id_number = id_number_of(command) if id_number_of else None
+            holder = None
+            if id_number:
+                store.lock_stream("id_number", id_number)
+                holder = projections.id_number_holder(store.session, id_number)
+            history = store.load(HOUSEHOLD, household_id)
+            state = fold(domain.evolve, None, history)
+            new_events = decide(state, command, holder)
+            return self._append(store, metadata, household_id, history, state, new_events,
+                                extra=(lambda s, stored, view: extra(s, stored, command, view)) if extra else None)
+
+        return self.handle_many(command_name, work, context)
+
+    @rpc
+    def add_member(self, data, context=None):
+        person_id = str(uuid.uuid4())
+
+        def decide(state, command, holder):
+            return domain.decide_add_member(state, {**command, "person_id": person_id}, holder)
+
+        def member(state, stored, command, view):
+            return _member_result(state, person_id, stored)
+
+        return self._household_command("add_member", data, context, decide, extra=member,
+                                       id_number_of=lambda c: c["id_number"].upper())
+
+    @rpc
+    def update_member(self, data, context=None):
+        def member(state, stored, command, view):
+            return _member_result(state, command["person_id"], stored)
+
+        return self._household_command(
+            "update_member", data, context, lambda s, c, holder: domain.decide_update_member(s, c, holder),
+            extra=member, id_number_of=lambda c: c["id_number"].upper() if c.get("id_number") else None)
+
+    @rpc
+    def remove_member(self, data, context=None):
+        return self._household_command("remove_member", data, context,
+                                       lambda s, c, holder: domain.decide_remove_member(s, c),
+                                       extra=lambda s, stored, c, view: _member_result(s, c["person_id"], stored))
+
+    @rpc
+    def assess_income(self, data, context=None):
+        """Record the year's per-capita income; below the monitoring line an exited household is
+        flagged for monitoring in the same transaction (`monitoring_flagged`)."""
+        rules = self.rules
+
+        def extra(state, stored, command, view):
+            return {**view, "year": command["year"], "per_capita_income": domain.money(command["per_capita_income"]),
+                    "assessed_on": command["assessed_on"].isoformat(),
+                    "poverty_line": domain.money(rules.poverty_line_for(command["year"])),
+                    "monitoring_line": domain.money(rules.monitoring_line_for(command["year"])),
+                    "monitoring_flagged": any(event.type == "monitoring_flagged" for event in stored)}
+
+        return self._household_command("assess_income", data, context,
+                                       lambda s, c, holder: domain.decide_assess_income(s, c, rules), extra=extra)
+
+    @rpc
+    def assess_assurances(self, data, context=None):
+        return self._household_command("assess_assurances", data, context,
+                                       lambda s, c, holder: domain.decide_assess_assurances(s, c))
+
+    @rpc
+    def exit_household(self, data, context=None):
+        rules = self.rules
+        return self._household_command("exit_household", data, context,
+                                       lambda s, c, holder: domain.decide_exit(s, c, rules))
+
+    @rpc
+    def flag_monitoring(self, data, context=None):
+        return self._household_command("flag_monitoring", data, context,
+                                       lambda s, c, holder: domain.decide_flag_monitoring(s, c))
+
+    @rpc
+    def clear_monitoring(self, data, context=None):
+        rules = self.rules
+        return self._household_command("clear_monitoring", data, context,
+                                       lambda s, c, holder: domain.decide_clear_monitoring(s, c, rules))
+
+    @rpc
+    def return_to_poverty(self, data, context=None):
+        return self._household_command("return_to_poverty", data, context,
+                                       lambda s, c, holder: domain.decide_return_to_poverty(s, c))
+
+    @rpc
+    def name_policy_informant(self, data, context=None):
+        return self._household_command("name_policy_informant", data, context,
+                                       lambda s, c, holder: domain.decide_name_policy_informant(s, c))
+
+    # --- queries ---------------------------------------------------------------------------------
+    @rpc
+    def get_household(self, household_id, reveal_personal_data=False):
+        """Members (living only, with labor_capacity and health), status, monitoring, latest
+        assurances and income, policy informant, five_guarantees. ID and phone numbers masked
+        unless reveal_personal_data."""
+        with self.db.new_session() as session:
+            detail = projections.household_detail(session, household_id)
+        if detail is None:
+            raise NotFound(f"no household {household_id}", {"household_id": household_id})
+        return detail if reveal_personal_data else domain.mask_household(detail)
+
+    @rpc
+    def list_households(self, filters=None, limit=None, cursor=None, reveal_personal_data=False):
+        filters = {name: value for name, value in (filters or {}).items() if value not in (None, "")}
+        unknown = sorted(set(filters) - set(LIST_FILTERS))
+        if unknown:
+            raise ValidationFailed("unknown filters", {name: ["unknown filter"] for name in unknown})
+        if "status" in filters and filters["status"] not in domain.STATUSES:
+            raise ValidationFailed("unknown status", {"status": [f"one of {', '.join(domain.STATUSES)}"]})
+        if "monitored" in filters:
+            filters["monitored"] = _boolean(filters["monitored"], "monitored")
+        limit = page_limit(limit)
+        with self.db.new_session() as session:
+            rows = projections.list_households(session, filters, limit, decode_cursor(cursor))
+        if not reveal_personal_data:
+            rows = [domain.mask_household(row) for row in rows]
+        return page(rows, limit, key=lambda item: item["household_id"])
+
+    @rpc
+    def household_history(self, household_id):
+        """The household's events, oldest first (ID and phone numbers masked)."""
+        events = self.stream_events(HOUSEHOLD, household_id)
+        if not events:
+            raise NotFound(f"no household {household_id}", {"household_id": household_id})
+        return [_history_item(event) for event in events]
+
+    @rpc
+    def get_village(self, village_id):
+        with self.db.new_session() as session:
+            village = projections.find_village(session, village_id)
+        if village is None:
+            raise NotFound(f"no village {village_id}", {"village_id": village_id})
+        return village
+
+    @rpc
+    def get_township(self, township_id):
+        with self.db.new_session() as session:
+            township = projections.find_township(session, township_id)
+            if township is None:
+                raise NotFound(f"no township {township_id}", {"township_id": township_id})
+            township["villages"] = projections.township_villages(session, township_id)
+        return township
+
+    @rpc
+    def village_statistics(self, village_id, year):
+        year = _year(year)
+        village = self.get_village(village_id)
+        with self.db.new_session() as session:
+            facts, exits, compliant = projections.statistics_facts(session, "village_id", village_id, year)
+        return domain.statistics({"village_id": village_id, "township_id": village["township_id"]},
+                                 year, facts, exits, compliant)
+
+    @rpc
+    def township_statistics(self, township_id, year):
+        year = _year(year)
+        self.get_township(township_id)
+        with self.db.new_session() as session:
+            facts, exits, compliant = projections.statistics_facts(session, "township_id", township_id, year)
+        return domain.statistics({"township_id": township_id}, year, facts, exits, compliant)
