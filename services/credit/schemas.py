@@ -1,0 +1,161 @@
+"""The credit service's commands as marshmallow schemas: field types and code lists only.
+
+Business rules (step order, term and amount limits, borrowers, quotas, subsidies) live in
+domain.py; these schemas say what a well-formed request looks like, for the service and the gateway.
+"""
+import re
+from decimal import Decimal, InvalidOperation
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+INDUSTRIES = ("tobacco", "sugarcane", "mulberry", "livestock", "off_season_vegetables", "other_farming",
+              "non_production")
+ID = validate.Length(min=1, max=64)
+CENT = Decimal("0.01")
+QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
+
+
+class Money(fields.Decimal):
+    """Yuan, at most two decimals; greater than zero unless `allow_zero`."""
+
+    def __init__(self, allow_zero=False, **kwargs):
+        self.allow_zero = allow_zero
+        kwargs["metadata"] = {"type": "string", "example": "20000.00", "description": "yuan, two decimals",
+                              **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        amount = super()._deserialize(value, attr, data, **kwargs)
+        if not amount.is_finite():
+            raise ValidationError("not a number")
+        if amount != amount.quantize(CENT):
+            raise ValidationError("at most two decimal places (fen)")
+        if amount < 0 or (amount == 0 and not self.allow_zero):
+            raise ValidationError("must not be negative" if self.allow_zero else "must be greater than 0")
+        return amount
+
+
+class Rate(fields.Decimal):
+    """A yearly interest rate as a fraction: 0.0435 is 4.35 %."""
+
+    def __init__(self, **kwargs):
+        kwargs["metadata"] = {"type": "string", "example": "0.0435",
+                              "description": "yearly rate as a fraction (0.0435 = 4.35 %)",
+                              **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        rate = super()._deserialize(value, attr, data, **kwargs)
+        if not rate.is_finite() or not Decimal(0) <= rate < Decimal(1):
+            raise ValidationError("a fraction from 0 up to (not including) 1, e.g. 0.0435")
+        if rate != rate.quantize(Decimal("0.000001")):
+            raise ValidationError("at most six decimal places")
+        return rate
+
+
+class WholeNumber(fields.Integer):
+    """An integer given as a number or digits; 10.5 is refused instead of truncated to 10."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            raise ValidationError("Not a valid integer.")
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise ValidationError("Not a valid integer.") from None
+        if not number.is_finite() or number != number.to_integral_value():
+            raise ValidationError("Not a valid integer.")
+        return super()._deserialize(int(number), attr, data, **kwargs)
+
+
+def note(**kwargs):
+    return fields.String(load_default="", validate=validate.Length(max=2000), **kwargs)
+
+
+class AllocateQuota(Schema):
+    township_id = fields.String(required=True, validate=ID)
+    year = WholeNumber(required=True, validate=validate.Range(min=2000, max=2100))
+    amount = Money(required=True, metadata={"description": "yuan added to the township's loan plan for the year"})
+
+
+class ApplyLoan(Schema):
+    household_id = fields.String(load_default=None, allow_none=True, validate=ID,
+                                 metadata={"description": "a registered household; or give enterprise_name"})
+    enterprise_name = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200),
+                                    metadata={"description": "an agricultural enterprise; or give household_id"})
+    township_id = fields.String(required=True, validate=ID)
+    amount = Money(required=True)
+    industry = fields.String(required=True, validate=validate.OneOf(INDUSTRIES))
+    term_months = WholeNumber(required=True, validate=validate.Range(min=1, max=120),
+                              metadata={"description": "the county's limit (12 by default) is checked as a rule"})
+    applied_on = fields.Date(required=True)
+
+    @validates_schema
+    def one_borrower(self, data, **kwargs):
+        if bool(data.get("household_id")) == bool(data.get("enterprise_name")):
+            raise ValidationError("give either household_id or enterprise_name", "household_id")
+
+
+class LoanCommand(Schema):
+    loan_id = fields.String(required=True, validate=ID)
+    on = fields.Date(required=True)
+
+
+class VillageReview(LoanCommand):
+    passed = fields.Boolean(required=True)
+    note = note()
+
+
+class TownshipRecommendation(LoanCommand):
+    recommended = fields.Boolean(required=True)
+    note = note()
+
+
+class CountyApproval(LoanCommand):
+    approved = fields.Boolean(required=True)
+
+
+class DecideLoan(LoanCommand):
+    approved = fields.Boolean(required=True)
+    reason = note()
+
+
+class DisburseLoan(LoanCommand):
+    annual_rate = Rate(required=True)
+
+
+class RecordRepayment(LoanCommand):
+    principal = Money(required=True, allow_zero=True)
+    interest = Money(load_default=lambda: Decimal("0.00"), allow_zero=True,
+                     metadata={"description": "yuan, two decimals; 0 when not given"})
+
+    @validates_schema
+    def something_paid(self, data, **kwargs):
+        if data.get("principal") == 0 and data.get("interest", 0) == 0:
+            raise ValidationError("a repayment pays some principal or interest", "principal")
+
+
+class Quarter(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not QUARTER.match(text):
+            raise ValidationError("a quarter like 2023-Q3")
+        return text
+
+
+class SettleSubsidies(Schema):
+    quarter = Quarter(required=True, metadata={"example": "2023-Q3"})
+    settled_on = fields.Date(required=True)
+
+
+COMMAND_SCHEMAS = {
+    "allocate_quota": AllocateQuota,
+    "apply_loan": ApplyLoan,
+    "village_review": VillageReview,
+    "township_recommendation": TownshipRecommendation,
+    "county_approval": CountyApproval,
+    "decide_loan": DecideLoan,
+    "disburse_loan": DisburseLoan,
+    "record_repayment": RecordRepayment,
+    "settle_subsidies": SettleSubsidies,
+}

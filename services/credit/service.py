@@ -1,0 +1,271 @@
+"""The credit service: nameko entrypoints only; the rules are in domain.py."""
+import logging
+import uuid
+from datetime import date, timedelta
+from decimal import Decimal
+
+from nameko.rpc import RpcProxy, rpc
+from nameko.timer import timer
+
+from services.common.chassis import EventSourcedService
+from services.common.commands import fold
+from services.common.config import rules_from_config
+from services.common.errors import NotFound, ValidationFailed
+from services.common.events import StoredEvent
+from services.common.pagination import decode_cursor, page, page_limit
+from services.common.validation import validate
+
+from . import domain, projections, schemas
+
+log = logging.getLogger(__name__)
+
+LOAN = "loan"
+QUOTA = "quota"
+BORROWER = "borrower"  # a lock name only: one application per household at a time
+LIST_FILTERS = ("township_id", "status", "household_id")
+OVERDUE_CHECK_SECONDS = 3600
+
+
+def _date(value, name):
+    try:
+        return value if isinstance(value, date) else date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValidationFailed(f"{name} must be a date YYYY-MM-DD", {name: ["not a date"]}) from None
+
+
+def _year(value, name="year"):
+    try:
+        year = int(value)
+    except (TypeError, ValueError):
+        raise ValidationFailed(f"{name} must be a year", {name: ["not an integer"]}) from None
+    if not 2000 <= year <= 2100:
+        raise ValidationFailed(f"{name} must be a year", {name: ["must be 2000..2100"]})
+    return year
+
+
+def _month(value):
+    try:
+        year, month = (int(part) for part in str(value).split("-"))
+        first = date(year, month, 1)
+    except (TypeError, ValueError):
+        raise ValidationFailed("month must be YYYY-MM", {"month": ["not a month like 2023-10"]}) from None
+    return first, domain.add_months(first, 1) - timedelta(days=1)
+
+
+def _history_item(event):
+    return {"version": event["version"], "type": event["type"], "payload": event["payload"],
+            "occurred_on": event["occurred_on"], "recorded_at": event["recorded_at"],
+            "actor": (event["metadata"] or {}).get("actor")}
+
+
+class CreditService(EventSourcedService):
+    name = "credit"
+    projections = projections
+
+    registry = RpcProxy("registry")
+
+    @property
+    def rules(self):
+        return rules_from_config(self.config, domain.Rules)
+
+    def _loan_command(self, command_name, data, context, decide):
+        command = validate(schemas.COMMAND_SCHEMAS[command_name](), data)
+        rules = self.rules
+        return self.handle(
+            command_name, stream_type=LOAN, stream_id=command["loan_id"], evolve=domain.evolve,
+            decide=lambda state: decide(state, command, rules),
+            result=lambda state, stored: {**domain.loan_view(state, rules), "events": [e.type for e in stored]},
+            context=context,
+        )
+
+    # --- commands -------------------------------------------------------------------------------
+    @rpc
+    def allocate_quota(self, data, context=None):
+        """Add a tranche to a township's loan plan (贷款计划) for a year."""
+        command = validate(schemas.AllocateQuota(), data)
+        township_id, year = command["township_id"], command["year"]
+        return self.handle(
+            "allocate_quota", stream_type=QUOTA, stream_id=domain.quota_stream_id(township_id, year),
+            evolve=domain.evolve_quota, decide=lambda state: domain.decide_allocate_quota(state, command),
+            result=lambda total, stored: {"township_id": township_id, "year": year,
+                                          "amount": domain.money(command["amount"]),
+                                          "allocated": domain.money(total)},
+            context=context,
+        )
+
+    @rpc
+    def apply_loan(self, data, context=None):
+        """A household's (or an agricultural enterprise's) application; the borrower rules of 第五条
+        are checked against the registry and the household's other loans."""
+        if isinstance(data, dict):
+            data = {key: value for key, value in data.items() if key != "loan_id"}
+        command = validate(schemas.ApplyLoan(), data)
+        command["loan_id"] = str(uuid.uuid4())
+        rules = self.rules
+        household = self._household(command["household_id"]) if command["household_id"] else None
+
+        def work(store, metadata):
+            if household is not None:
+                store.lock_stream(BORROWER, command["household_id"])
+            others = projections.household_loans(store.session, command["household_id"]) if household else []
+            new_events = domain.decide_apply(None, command, rules, household, others)
+            stored = store.append(LOAN, command["loan_id"], 0, new_events, metadata)
+            state = None
+            for event in stored:
+                projections.project(store.session, event)
+                state = domain.evolve(state, event)
+            return {**domain.loan_view(state, rules), "events": [e.type for e in stored]}
+
+        return self.handle_many("apply_loan", work, context)
+
+    def _household(self, household_id):
+        try:
+            return self.registry.get_household(household_id)
+        except NotFound:
+            raise NotFound(f"no household {household_id} in the registry", {"household_id": household_id}) from None
+
+    @rpc
+    def village_review(self, data, context=None):
+        return self._loan_command("village_review", data, context, domain.decide_village_review)
+
+    @rpc
+    def township_recommendation(self, data, context=None):
+        return self._loan_command("township_recommendation", data, context, domain.decide_township_recommendation)
+
+    @rpc
+    def county_approval(self, data, context=None):
+        return self._loan_command("county_approval", data, context, domain.decide_county_approval)
+
+    @rpc
+    def decide_loan(self, data, context=None):
+        """The credit union's decision. An approval takes the township-year quota lock so that
+        concurrent approvals can never together exceed the quota."""
+        command = validate(schemas.DecideLoan(), data)
+        rules = self.rules
+
+        def work(store, metadata):
+            store.lock_stream(LOAN, command["loan_id"])
+            history = store.load(LOAN, command["loan_id"])
+            state = fold(domain.evolve, None, history)
+            remaining = 0
+            if state is not None and command["approved"]:
+                year = command["on"].year
+                store.lock_stream(QUOTA, domain.quota_stream_id(state.township_id, year))
+                remaining = projections.remaining_quota(store.session, state.township_id, year)
+            new_events = domain.decide_decision(state, command, rules, remaining)
+            stored = store.append(LOAN, command["loan_id"], len(history), new_events, metadata)
+            for event in stored:
+                projections.project(store.session, event)
+                state = domain.evolve(state, event)
+            return {**domain.loan_view(state, rules), "events": [e.type for e in stored]}
+
+        return self.handle_many("decide_loan", work, context)
+
+    @rpc
+    def disburse_loan(self, data, context=None):
+        return self._loan_command("disburse_loan", data, context, domain.decide_disbursement)
+
+    @rpc
+    def record_repayment(self, data, context=None):
+        return self._loan_command("record_repayment", data, context, domain.decide_repayment)
+
+    @rpc
+    def detect_overdue(self, as_of):
+        """Mark every disbursed loan whose maturity has passed on `as_of` without full repayment
+        as overdue (once). The timer calls it daily with today's date; tests call it with any date."""
+        as_of = _date(as_of, "as_of")
+        with self.db.new_session() as session:
+            candidates = projections.overdue_candidates(session, as_of)
+        marked = []
+        for loan_id in candidates:
+            result = self.handle(
+                "detect_overdue", stream_type=LOAN, stream_id=loan_id, evolve=domain.evolve,
+                decide=lambda state: domain.decide_overdue(state, as_of),
+                result=lambda state, stored: [e.payload for e in stored],
+                context={"actor": {"id": "overdue-timer", "role": "system"}},
+            )
+            marked.extend(result)
+        return {"as_of": as_of.isoformat(), "overdue": marked}
+
+    @timer(interval=OVERDUE_CHECK_SECONDS)
+    def check_overdue(self):
+        try:
+            self.detect_overdue(date.today().isoformat())
+        except Exception:  # the next tick tries again
+            log.exception("overdue detection failed; will retry")
+
+    @rpc
+    def settle_subsidies(self, data, context=None):
+        """Pay the subsidy (贴息) of every loan settled on time in the quarter that was not paid yet."""
+        command = validate(schemas.SettleSubsidies(), data)
+        quarter, settled_on = command["quarter"], command["settled_on"]
+        domain.check_settlement_date(quarter, settled_on)
+        rules = self.rules
+        first, last = domain.quarter_bounds(quarter)
+
+        def work(store, metadata):
+            candidates = projections.subsidy_candidates(store.session, first, min(last, settled_on),
+                                                        rules.no_subsidy_industries)
+            payments = []
+            for loan_id in candidates:  # sorted: concurrent settlements lock loans in one order
+                store.lock_stream(LOAN, loan_id)
+                history = store.load(LOAN, loan_id)
+                state = fold(domain.evolve, None, history)
+                for event in store.append(LOAN, loan_id, len(history),
+                                          domain.decide_subsidy(state, quarter, settled_on, rules), metadata):
+                    projections.project(store.session, event)
+                    payments.append({**event.payload, "household_id": state.household_id,
+                                     "enterprise_name": state.enterprise_name})
+            total = sum((Decimal(p["amount"]) for p in payments), Decimal(0))
+            return {"quarter": quarter, "settled_on": settled_on.isoformat(), "payments": payments,
+                    "total": domain.money(total)}
+
+        return self.handle_many("settle_subsidies", work, context)
+
+    # --- queries --------------------------------------------------------------------------------
+    @rpc
+    def get_loan(self, loan_id):
+        """One loan with its steps, repayments, subsidy and history (its events, oldest first)."""
+        history = self.stream_events(LOAN, loan_id)
+        if not history:
+            raise NotFound(f"no loan {loan_id}", {"loan_id": loan_id})
+        state = fold(domain.evolve, None, [StoredEvent.from_dict(event) for event in history])
+        return {**domain.loan_view(state, self.rules), "history": [_history_item(event) for event in history]}
+
+    @rpc
+    def list_loans(self, filters=None, limit=None, cursor=None):
+        filters = {name: value for name, value in (filters or {}).items() if value not in (None, "")}
+        unknown = sorted(set(filters) - set(LIST_FILTERS))
+        if unknown:
+            raise ValidationFailed("unknown filters", {name: ["unknown filter"] for name in unknown})
+        if "status" in filters and filters["status"] not in domain.STATUSES:
+            raise ValidationFailed("unknown status", {"status": [f"one of {', '.join(domain.STATUSES)}"]})
+        limit = page_limit(limit)
+        with self.db.new_session() as session:
+            rows = projections.list_loans(session, filters, limit, decode_cursor(cursor))
+            return page([projections.row_view(row) for row in rows], limit, key=lambda item: item["loan_id"])
+
+    @rpc
+    def township_recovery(self, township_id, year):
+        """Recovery rate (回收率) of the loans maturing in the year, with the 第九条 recommendation."""
+        year = _year(year)
+        with self.db.new_session() as session:
+            maturing = projections.maturing(session, township_id, year)
+        return domain.recovery(township_id, year, maturing, self.rules)
+
+    @rpc
+    def quota_use(self, township_id, year):
+        year = _year(year)
+        with self.db.new_session() as session:
+            return projections.quota_view(session, township_id, year)
+
+    @rpc
+    def public_notice(self, township_id, month):
+        """The loans approved in the township in the month, for the month-end notice (公示, 第十二条3)."""
+        first, last = _month(month)
+        with self.db.new_session() as session:
+            rows = projections.approved_in_month(session, township_id, first, last)
+            items = [projections.row_view(row) for row in rows]
+        total = sum((Decimal(item["amount"]) for item in items), Decimal(0))
+        return {"township_id": township_id, "month": first.strftime("%Y-%m"), "items": items,
+                "count": len(items), "total_amount": domain.money(total)}
