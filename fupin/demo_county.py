@@ -319,9 +319,8 @@ def generate(seed=2023, households=389, cadres=100, people=None):
         steps.append((f"{department} projects", f"dept-{department}", requests))
 
     # -- loans ----------------------------------------------------------------------------------------------
-    steps.append(("loan quotas", "leading-group", [("POST", "/api/v1/quotas", {"township_id": t, "year": YEAR,
-                                                                             "amount": "400000.00"}, None)
-                                                  for t, _ in TOWNSHIPS]))
+    quota_requests = []  # filled once the loans are drawn: each township's plan covers its loans
+    steps.append(("loan quotas", "leading-group", quota_requests))
     loan_count = max(1, round(40 * scale))
     amounts = split_total(rng, Decimal("1320000.00") * Decimal(str(round(scale, 4))), loan_count, 0.2)
     eligible = [h for h in household_refs if any(l in ("full", "weak") for l in h[3])]
@@ -362,6 +361,13 @@ def generate(seed=2023, households=389, cadres=100, people=None):
         ] + ([("POST", f"/api/v1/loans/{{{loan_ref}}}/repayments", {
             "on": repaid_on.isoformat(), "principal": money(amount), "interest": money(interest)}, None)]
             if repaid_on <= AS_OF else [])))
+    borrowed = {t: Decimal(0) for t, _ in TOWNSHIPS}
+    for n, (_, _, township_id, _) in enumerate(borrowers):
+        borrowed[township_id] += amounts[n]
+    for township_id, _ in TOWNSHIPS:
+        plan = (borrowed[township_id] / 100000).to_integral_value(rounding="ROUND_CEILING") * 100000 + 100000
+        quota_requests.append(("POST", "/api/v1/quotas", {"township_id": township_id, "year": YEAR,
+                                                          "amount": money(plan)}, None))
     for township_id, requests in station_loans.items():
         steps.append((f"loan applications in {township_id}", f"station-{township_id.lower()}", requests))
     steps.append(("county approvals above 20,000 yuan", "leading-group", county_approvals))

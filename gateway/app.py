@@ -22,7 +22,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound as WerkzeugNotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Response
 
-from services.common.errors import Forbidden, FupinError, ValidationFailed
+from services.common.errors import Forbidden, FupinError, ServiceUnavailable, ValidationFailed
 from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from services.common.pagination import MAX_LIMIT
 from services.common.validation import validate
@@ -121,11 +121,6 @@ def json_response(status, body, headers=None):
 
 def error_response(error):
     return json_response(error.http_status, {"error": error.as_dict()})
-
-
-class ServiceUnavailable(FupinError):
-    code = "service_unavailable"
-    http_status = 503
 
 
 @dataclass

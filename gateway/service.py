@@ -9,7 +9,7 @@ from nameko.web.handlers import http
 from services.common.chassis import HealthEndpoints
 from services.common.db import Database
 
-from . import openapi, routes  # noqa: F401 - importing registers the routes
+from . import openapi, routes, web  # noqa: F401 - importing registers the routes
 from .app import build_map, dispatch
 from .audit import record
 from .auth import ensure_first_admin, signing_key
@@ -63,3 +63,12 @@ class GatewayService(HealthEndpoints):
     @http("GET,POST,PUT,PATCH,DELETE", "/api/v1/<path:path>")
     def api(self, request, path):
         return self._dispatch(request)
+
+    # The leading group's pages (gateway/web): static files; they call the API above with a token.
+    @http("GET", "/ui/")
+    def ui_index(self, request):
+        return web.serve()
+
+    @http("GET", "/ui/<path:path>")
+    def ui_file(self, request, path):
+        return web.serve(path)

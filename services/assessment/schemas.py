@@ -1,5 +1,22 @@
 """Commands of the assessment service (the gateway validates with these too)."""
-from marshmallow import Schema, fields, validate as v
+from decimal import Decimal
+
+from marshmallow import Schema, ValidationError, fields, validate as v
+
+
+def _fraction(value, allow_zero=False):
+    # A function, not validate.Range: apispec would print Decimal bounds as strings.
+    if value > 1 or value < 0 or (value == 0 and not allow_zero):
+        raise ValidationError("must be a fraction between 0 and 1 (e.g. 0.95)")
+
+
+def _rate(value):
+    _fraction(value, allow_zero=True)
+
+
+def _not_negative(value):
+    if value < Decimal(0):
+        raise ValidationError("must not be negative")
 
 SUBJECT_TYPES = ("unit", "cadre", "township")
 
@@ -29,16 +46,16 @@ class PublishRulebook(Schema):
                               values=fields.Float(validate=v.Range(0, 100)))
     monthly_performance_pay = fields.Dict(keys=fields.String(validate=v.OneOf(("excellent", "good", "poor"))),
                                           values=fields.Decimal(as_string=True, places=2))
-    reward_per_external_good = fields.Decimal(as_string=True, places=2, validate=v.Range(min=0))
+    reward_per_external_good = fields.Decimal(as_string=True, places=2, validate=_not_negative)
     restriction_years = fields.Integer(validate=v.Range(0, 10))
     leader_village_visits_per_year = fields.Dict(keys=fields.String(validate=v.OneOf(("head", "leader"))),
                                                  values=fields.Integer(validate=v.Range(0, 52)))
     residency_min_days = fields.Integer(validate=v.Range(0, 31))
-    loan_recovery_target = fields.Decimal(as_string=True, validate=v.Range(0, 1, min_inclusive=False))
-    disbursement_target = fields.Decimal(as_string=True, validate=v.Range(0, 1, min_inclusive=False))
+    loan_recovery_target = fields.Decimal(as_string=True, validate=_fraction)
+    disbursement_target = fields.Decimal(as_string=True, validate=_fraction)
     disbursement_by = fields.String(validate=v.Regexp(r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"))
     rating_values = fields.Dict(keys=fields.String(validate=v.OneOf(("good", "fair", "poor"))),
-                                values=fields.Decimal(as_string=True, validate=v.Range(0, 1)))
+                                values=fields.Decimal(as_string=True, validate=_rate))
     published_on = fields.Date(required=True)
 
 

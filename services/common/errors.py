@@ -66,4 +66,30 @@ class Forbidden(FupinError):
     http_status = 403
 
 
-ERRORS_BY_CODE = {cls.code: cls for cls in (ValidationFailed, NotFound, Conflict, RuleRefused, Forbidden)}
+@deserialize_to_instance
+class ServiceUnavailable(FupinError):
+    """Another service is not running or did not answer in time; the caller may retry."""
+
+    code = "service_unavailable"
+    http_status = 503
+
+
+ERRORS_BY_CODE = {cls.code: cls for cls in (ValidationFailed, NotFound, Conflict, RuleRefused, Forbidden,
+                                            ServiceUnavailable)}
+
+
+def call_service(proxy, service, method, *args, timeout=30):
+    """Call another service's RPC method; a service that is down or silent becomes a clear
+    ServiceUnavailable (503) instead of a hang or an internal error."""
+    import eventlet
+    from nameko.exceptions import UnknownService
+
+    try:
+        with eventlet.Timeout(timeout):
+            return getattr(proxy, method).call_async(*args).result()
+    except eventlet.Timeout:
+        raise ServiceUnavailable(f"the {service} service did not answer within {timeout}s; try again",
+                                 {"service": service}) from None
+    except UnknownService:
+        raise ServiceUnavailable(f"the {service} service is not running; try again later",
+                                 {"service": service}) from None

@@ -10,7 +10,7 @@ from nameko.timer import timer
 from services.common.chassis import EventSourcedService
 from services.common.commands import fold
 from services.common.config import rules_from_config
-from services.common.errors import NotFound, ValidationFailed
+from services.common.errors import NotFound, ValidationFailed, call_service
 from services.common.events import StoredEvent
 from services.common.pagination import decode_cursor, page, page_limit
 from services.common.validation import validate
@@ -120,7 +120,7 @@ class CreditService(EventSourcedService):
 
     def _household(self, household_id):
         try:
-            return self.registry.get_household(household_id)
+            return call_service(self.registry, "registry", "get_household", household_id)
         except NotFound:
             raise NotFound(f"no household {household_id} in the registry", {"household_id": household_id}) from None
 
