@@ -18,6 +18,8 @@ ADMIN_PASSWORD_DEFAULT = "fupin-admin"
 USER_PASSWORD = "demo-password-2023"
 HOLE = re.compile(r"\{([a-z]+\d+)\}")
 PATH_ID = re.compile(r"^/api/v1/[a-z-]+/([^/]+)/")
+CREATED_ID = {"/api/v1/households": "household_id", "/api/v1/loans": "loan_id", "/api/v1/pairings": "pairing_id"}
+CADRE_CHAINED = ("/api/v1/stationings", "/api/v1/residency-reports")
 
 
 class Loader:
@@ -65,7 +67,7 @@ class Loader:
                 self.failures.append((f"{method} {path}", f"{response.status_code} {response.text[:300]}"))
             elif ref:
                 data = response.json()
-                self.refs[ref] = data.get("household_id") or data.get("loan_id") or data.get("pairing_id") or data.get("id")
+                self.refs[ref] = data[CREATED_ID[path]]
 
     def create_users(self, users):
         def create(user):
@@ -87,7 +89,9 @@ class Loader:
             method, path, body, ref = request
             match = PATH_ID.match(path)
             key = ref or (body.get("project_id") if path == "/api/v1/projects" else None) or (
-                match.group(1).strip("{}") if match else None) or f"#{n}"
+                match.group(1).strip("{}") if match else None) or (
+                # a cadre's residency reports must follow its stationing
+                f"cadre:{body['cadre_id']}" if path in CADRE_CHAINED else None) or f"#{n}"
             chains.setdefault(key, []).append((username, request, f"demo-{index}-{n}"))
         total = len(step_requests)
         started = time.perf_counter()
@@ -173,8 +177,9 @@ def print_view(loader, county):
     headers = {"Authorization": f"Bearer {loader.tokens['leading-group']}"}
     params = {"period": str(YEAR), "as_of": AS_OF.isoformat(), "limit": 500}
 
-    def get(path, **extra):
-        response = loader.session.get(loader.base + path, headers=headers, params={**params, **extra}, timeout=120)
+    def get(path, scored=True, **extra):
+        query = {**(params if scored else {}), **extra}
+        response = loader.session.get(loader.base + path, headers=headers, params=query, timeout=120)
         response.raise_for_status()
         return response.json()
 
@@ -193,7 +198,7 @@ def print_view(loader, county):
     click.echo(f"\n== Loan recovery by township, {YEAR} ==")
     rows = []
     for township_id in county.townships:
-        recovery = get(f"/api/v1/townships/{township_id}/recovery", year=YEAR)
+        recovery = get(f"/api/v1/townships/{township_id}/recovery", scored=False, year=YEAR)
         rate = recovery.get("rate")
         rows.append([township_id, recovery.get("principal_due"), recovery.get("principal_repaid_on_time"),
                      "—" if rate is None else f"{float(rate) * 100:.1f} %", recovery.get("recommendation")])

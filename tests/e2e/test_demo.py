@@ -8,8 +8,8 @@ from tests.e2e.conftest import ADMIN_PASSWORD
 def test_a_small_county_loads_and_every_unit_and_cadre_is_scored(gateway_url, capsys):
     county = generate(seed=11, households=30, cadres=10)
     loader = demo.run(households=30, cadres=10, seed=11, base=gateway_url, admin_password=ADMIN_PASSWORD)
-    assert loader.sent == county.summary["requests"]
     assert loader.failures == []
+    assert loader.sent == county.summary["requests"]
     headers = {"Authorization": f"Bearer {loader.tokens['leading-group']}"}
     params = {"period": str(YEAR), "as_of": AS_OF.isoformat(), "limit": 500}
     cadres = loader.session.get(f"{gateway_url}/api/v1/scores/cadre", headers=headers, params=params).json()["items"]
