@@ -31,9 +31,10 @@ doctor: venv
 	$(FUPIN) doctor
 
 demo: venv services
-	$(FUPIN) demo
+	$(FUPIN) demo --fresh
 
 test: venv services
+	bash scripts/ensure-browser.sh
 	$(VENV)/bin/pytest -q
 
 bench: venv services

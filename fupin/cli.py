@@ -187,6 +187,10 @@ def up():
 @main.command()
 def down():
     """Stop every process started by `fupin up`."""
+    stop_all()
+
+
+def stop_all():
     for component in COMPONENTS:
         pid = running_pid(component)
         if not pid:
@@ -226,10 +230,17 @@ def rebuild(service):
 @click.option("--households", default=389, show_default=True, help="households to generate")
 @click.option("--cadres", default=100, show_default=True, help="cadres to generate")
 @click.option("--seed", default=2023, show_default=True)
-def demo(households, cadres, seed):
+@click.option("--fresh", is_flag=True, help="stop the platform and drop its databases first (a clean county)")
+def demo(households, cadres, seed, fresh):
     """Bring the platform up, load a generated county year through the gateway, print rankings."""
     from fupin import demo as demo_module
+    from services.common.db import drop_database
 
+    if fresh:
+        stop_all()
+        for component in COMPONENTS:
+            drop_database(database_url(component))
+        click.echo("dropped the databases of " + ", ".join(COMPONENTS))
     bring_up()
     demo_module.run(households=households, cadres=cadres, seed=seed)
 

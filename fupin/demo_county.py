@@ -92,9 +92,10 @@ def generate(seed=2023, households=389, cadres=100, people=None):
     steps = county.steps
 
     # -- the county itself (admin) -------------------------------------------------------------
-    steps.append(("townships and villages", "admin",
-                  [("POST", "/api/v1/townships", {"township_id": t, "name": n}, None) for t, n in TOWNSHIPS]
-                  + [("POST", "/api/v1/villages", {"village_id": v, "township_id": t, "name": n, "poor_village": p}, None)
+    steps.append(("townships", "admin",
+                  [("POST", "/api/v1/townships", {"township_id": t, "name": n}, None) for t, n in TOWNSHIPS]))
+    steps.append(("villages", "admin",
+                  [("POST", "/api/v1/villages", {"village_id": v, "township_id": t, "name": n, "poor_village": p}, None)
                      for v, t, n, p in VILLAGES]))
     for township_id, _ in TOWNSHIPS:
         county.users.append((f"station-{township_id.lower()}", "township", {"township_id": township_id}))
@@ -171,8 +172,10 @@ def generate(seed=2023, households=389, cadres=100, people=None):
         steps.append((f"exits in {township_id}", station, exits[township_id]))
 
     # -- units, cadres, villages, pairings -------------------------------------------------------------
-    steps.append(("units", "admin", [("POST", "/api/v1/units", {"unit_id": u, "name": n, "department": "transport",
-                                                                "parent_unit_id": p}, None) for u, n, p in UNITS]))
+    for title, parents in (("units", False), ("units under a parent unit", True)):  # parents first
+        steps.append((title, "admin", [("POST", "/api/v1/units", {"unit_id": u, "name": n, "department": "transport",
+                                                                  "parent_unit_id": p}, None)
+                                       for u, n, p in UNITS if bool(p) == parents]))
     cadre_rows = []
     per_unit = max(1, cadres // len(UNITS))
     for i in range(cadres):

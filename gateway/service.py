@@ -11,7 +11,7 @@ from services.common.db import Database
 
 from . import openapi, routes, web  # noqa: F401 - importing registers the routes
 from .app import build_map, dispatch
-from .audit import record
+from .audit import AuditTrail, audit_row
 from .auth import ensure_first_admin, signing_key
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ class GatewayService(HealthEndpoints):
     config = Config()
     db = Database()
     first_admin = FirstAdmin()
+    audit_trail = AuditTrail()
     registry = RpcProxy("registry")
     assistance = RpcProxy("assistance")
     projects = RpcProxy("projects")
@@ -53,9 +54,7 @@ class GatewayService(HealthEndpoints):
         return getattr(self, service)
 
     def _audit(self, ctx, request, status):
-        with self.db.new_session() as session:
-            record(session, ctx, request, status)
-            session.commit()
+        self.audit_trail.add(audit_row(ctx, request, status))
 
     def _dispatch(self, request):
         return dispatch(self.url_map, request, rpc=self._rpc, config=self.config, db=self.db, audit=self._audit)

@@ -182,8 +182,15 @@ def test_openapi_validates_and_lists_every_route(gateway_url, admin):
 
 
 def test_audit_lists_who_changed_what(county, admin):
-    items = admin.get("/api/v1/audit", path_prefix="/api/v1/townships").json()["items"]
-    assert items and items[-1]["actor_username"] == "admin" and items[-1]["method"] == "POST"
+    from tests.support import wait_until
+
+    def townships_audited():  # audit rows are written in batches within a fraction of a second
+        return admin.get("/api/v1/audit", path_prefix="/api/v1/townships").json()["items"]
+
+    wait_until(townships_audited, timeout=10, message="audit rows written")
+    items = townships_audited()
+    assert items[-1]["actor_username"] == "admin" and items[-1]["method"] == "POST"
+    assert items[-1]["path"].startswith("/api/v1/townships") and items[-1]["status"] == 201
 
 
 def test_metrics_count_requests_by_route(gateway_url, admin):

@@ -147,6 +147,25 @@
     return made;
   }
 
+  /* Target lines across the whole plot (a "line" dataset would stop at the first and last bar). */
+  function targetLines(lines) {
+    return {
+      id: "targetLines",
+      afterDatasetsDraw: function (c) {
+        var y = c.scales.y, area = c.chartArea, ctx = c.ctx;
+        lines.forEach(function (line) {
+          var at = y.getPixelForValue(line.value);
+          ctx.save();
+          ctx.strokeStyle = line.colour; ctx.lineWidth = 2; ctx.setLineDash([6, 4]);
+          ctx.beginPath(); ctx.moveTo(area.left, at); ctx.lineTo(area.right, at); ctx.stroke();
+          ctx.setLineDash([]); ctx.fillStyle = line.colour; ctx.font = "12px sans-serif"; ctx.textAlign = "right";
+          ctx.fillText(line.label, area.right - 4, at - 4);
+          ctx.restore();
+        });
+      }
+    };
+  }
+
   /* A sortable table: columns [{key, label, num, value(row), cell(row)}]. */
   function sortableTable(columns, rows, state, onSort) {
     var sorted = rows.slice();
@@ -318,7 +337,7 @@
       { key: "vetoed", label: t("rank.veto"), value: function (row) { return row.vetoed ? 0 : 1; }, cell: function (row) {
         if (!row.vetoed) return "";
         return el("div", { "class": "veto", "data-vetoed": "true" }, [
-          "⛔ " + t("rank.vetoed"),
+          t("rank.vetoed"),
           el("ul", { "class": "veto-reasons" }, (row.veto_reasons || []).map(function (reason) { return el("li", { text: reason }); }))
         ]);
       } }
@@ -407,7 +426,7 @@
     ]));
     if (card.vetoed) {
       area.appendChild(el("div", { "class": "alert alert-error", id: "veto" }, [
-        el("strong", { text: "⛔ " + t("rank.vetoed") }), el("span", { text: t("subject.veto_reasons") + "：" }),
+        el("strong", { text: t("rank.vetoed") }), el("span", { text: t("subject.veto_reasons") + "：" }),
         el("ul", { "class": "veto-reasons" }, (card.veto_reasons || []).map(function (reason) { return el("li", { text: reason }); }))
       ]));
     }
@@ -473,11 +492,17 @@
       showProjects(projectsArea, results);
     });
     var who = API.principal() || {};
-    // A township station sees only its own township: ask for that one alone (the API would refuse the rest).
-    var townships = who.role === "township" && who.scope.township_id
-      ? Promise.resolve([{ subject_id: who.scope.township_id, name: who.scope.township_id }])
-      : API.getAll("/api/v1/scores/township", { period: year, as_of: as_of }).then(function (a) { return a.items || []; });
-    townships.then(function (list) {
+    // The townships (with names) come from the township ranking. A township station sees only its
+    // own recovery: ask for that one alone (the API would refuse the rest anyway).
+    var own = who.role === "township" ? who.scope.township_id : null;
+    API.getAll("/api/v1/scores/township", { period: year, as_of: as_of }).then(function (answer) {
+      var list = answer.items || [];
+      if (own) {
+        list = list.filter(function (i) { return i.subject_id === own; });
+        if (!list.length) list = [{ subject_id: own, name: own }];
+      }
+      return list;
+    }).then(function (list) {
       return Promise.all(list.map(function (township) {
         return settle(API.get("/api/v1/townships/" + encodeURIComponent(township.subject_id) + "/recovery", { year: year }))
           .then(function (result) { result.township = township; return result; });
@@ -539,10 +564,10 @@
         { label: t("progress.rate"), backgroundColor: stats.map(function (s) {
           return s.disbursement_rate !== null && Number(s.disbursement_rate) >= target ? "#1e7b34" : "#d4a017";
         }), data: stats.map(function (s) { return s.disbursement_rate === null ? 0 : Math.round(Number(s.disbursement_rate) * 1000) / 10; }) },
-        { type: "line", label: t("progress.target_line") + " " + percent(target), borderColor: "#b42318", borderDash: [6, 4],
-          pointRadius: 0, data: stats.map(function () { return target * 100; }) }
       ] },
-      options: { scales: { y: { min: 0, max: 100, ticks: { callback: function (v) { return v + "%"; } } } } }
+      plugins: [targetLines([{ value: target * 100, colour: "#b42318", label: t("progress.target_line") + " " + percent(target) }])],
+      options: { plugins: { legend: { display: false } },
+                 scales: { y: { min: 0, max: 100, ticks: { callback: function (v) { return v + "%"; } } } } }
     });
   }
 
@@ -577,12 +602,12 @@
           backgroundColor: rows.map(function (r) {
             var rate = r.rate === null ? null : Number(r.rate);
             return rate === null ? "#9aa5b1" : rate >= 0.95 ? "#1e7b34" : rate >= 0.9 ? "#d4a017" : "#b42318";
-          }) },
-        { type: "line", label: t("progress.target_line") + " 95%", borderColor: "#1e7b34", borderDash: [6, 4], pointRadius: 0,
-          data: rows.map(function () { return 95; }) },
-        { type: "line", label: "90%", borderColor: "#b42318", borderDash: [2, 3], pointRadius: 0, data: rows.map(function () { return 90; }) }
+          }) }
       ] },
-      options: { scales: { y: { min: 0, max: 100, ticks: { callback: function (v) { return v + "%"; } } } } }
+      plugins: [targetLines([{ value: 95, colour: "#1e7b34", label: "95% " + t("progress.target_line") },
+                             { value: 90, colour: "#b42318", label: "90%" }])],
+      options: { plugins: { legend: { display: false } },
+                 scales: { y: { min: 0, max: 100, ticks: { callback: function (v) { return v + "%"; } } } } }
     });
   }
 
@@ -654,11 +679,12 @@
     main.textContent = "";
     var signedIn = !!API.principal();
     if (r.page === "login" || !signedIn) {
-      if (r.page !== "login" && API.token()) API.setToken(null);  // expired or unreadable
+      var expired = r.page !== "login" && !!API.token();  // a token that has run out or cannot be read
+      if (expired) API.setToken(null);
       applyChrome("login");
       if (r.page !== "login") {
         var next = window.location.hash && window.location.hash !== "#/" ? window.location.hash : "";
-        window.location.replace(link("login", [], { next: next }));
+        window.location.replace(link("login", [], { next: next, expired: expired ? "1" : "" }));
         return;
       }
       loginPage(r);
