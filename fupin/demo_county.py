@@ -200,6 +200,7 @@ def generate(seed=2023, households=389, cadres=100, people=None):
 
     # -- a year of work, by the cadres themselves ------------------------------------------------------
     visits_by_cadre = {c: [] for c, _, _ in cadre_rows}
+    monthly = {}  # (cadre, month) -> visits: each cadre syncs a month of visits from the phone at once
     missed = 0
     for ref, _, _, _ in household_refs:
         cadre_id = pair_of[ref]
@@ -207,12 +208,16 @@ def generate(seed=2023, households=389, cadres=100, people=None):
             if rng.random() < 0.0185:  # seed 003: 98.15 % of households visited in August
                 missed += 1
                 continue
-            visits_by_cadre[cadre_id].append(("POST", "/api/v1/visits", {
-                "cadre_id": cadre_id, "household_id": f"{{{ref}}}", "visited_on": random_day(rng, YEAR, month).isoformat(),
+            monthly.setdefault((cadre_id, month), []).append({
+                "household_id": f"{{{ref}}}", "visited_on": random_day(rng, YEAR, month).isoformat(),
                 "measures": [rng.choice(("产业指导", "就业推荐", "政策宣讲", "医疗救助对接", "危房改造跟进"))],
                 "outcome": rng.choice(("收入稳定", "务工增收", "产业见效", "问题已反映")),
                 "changes": rng.choice(("无", "新增务工一人", "子女入学", "住院治疗")),
-                "policy_explained": rng.random() < 0.95}, None))
+                "policy_explained": rng.random() < 0.95})
+    visit_count = sum(len(visits) for visits in monthly.values())
+    for (cadre_id, month), visits in sorted(monthly.items()):
+        visits_by_cadre[cadre_id].append(("POST", "/api/v1/visits/batch", {"cadre_id": cadre_id, "visits": visits},
+                                          None))
     assigned_villages = {u: [] for u, _, _ in UNITS}
     for n, (v, _, _, _) in enumerate(VILLAGES):
         assigned_villages[UNITS[n % len(UNITS)][0]].append(v)
@@ -396,7 +401,7 @@ def generate(seed=2023, households=389, cadres=100, people=None):
     county.summary = {
         "townships": len(TOWNSHIPS), "villages": len(VILLAGES), "poor_villages": sum(1 for v in VILLAGES if v[3]),
         "households": households, "people": people, "units": len(UNITS), "cadres": cadres,
-        "missed_visits": missed, "exits_planned": exited, "projects": project_no, "late_projects_planned": late_planned,
+        "missed_visits": missed, "visits": visit_count, "exits_planned": exited, "projects": project_no, "late_projects_planned": late_planned,
         "loans": len(borrowers), "loan_total": money(sum(amounts[:len(borrowers)])),
         "requests": sum(len(requests) for _, _, requests in steps),
     }

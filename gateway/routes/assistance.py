@@ -30,6 +30,8 @@ command("POST", "/api/v1/pairings", "assistance", "pair_household", roles=("admi
 command("POST", "/api/v1/pairings/<pairing_id>/end", "assistance", "end_pairing", roles=("admin", "unit"),
         authorize=own_pairing, status=200)
 command("POST", "/api/v1/visits", "assistance", "record_visit", roles=WORKERS, authorize=own_cadre)
+# Beside API.md: a cadre syncs the visits recorded offline in the villages, all or none.
+command("POST", "/api/v1/visits/batch", "assistance", "record_visits", roles=WORKERS, authorize=own_cadre)
 command("POST", "/api/v1/village-visits", "assistance", "record_village_visit", roles=WORKERS, authorize=own_cadre)
 command("POST", "/api/v1/inspections", "assistance", "record_inspection", roles=WORKERS, authorize=own_cadre)
 command("POST", "/api/v1/exam-scores", "assistance", "record_exam_score", roles=("admin", "unit"), authorize=own_cadre)

@@ -45,8 +45,14 @@ def forget_source_events(session):
     session.execute(text("TRUNCATE source_events, inbox, consumer_checkpoints RESTART IDENTITY"))
 
 
-_cache = {"facts": None, "rows": 0, "max_seq": 0, "head": 0}
+_caches = {}  # database URL -> cached facts (several assessment containers may share a process in tests)
 _cache_lock = threading.Lock()
+
+
+def _cache_for(session):
+    key = str(session.get_bind().url)
+    with _cache_lock:
+        return _caches.setdefault(key, {"facts": None, "rows": 0, "max_seq": 0, "head": 0})
 
 
 def _apply_source_rows(facts, rows):
@@ -64,8 +70,9 @@ def load_facts(session):
     count, max_seq = session.execute(
         select(func.count(), func.coalesce(func.max(source_events.c.seq), 0))).one()
     head = EventStore(session).head_position()
+    cache = _cache_for(session)
     with _cache_lock:
-        cached = dict(_cache)
+        cached = dict(cache)
     if cached["facts"] is not None and (cached["rows"], cached["max_seq"], cached["head"]) == (count, max_seq, head):
         return cached["facts"]
     columns = (source_events.c.seq, source_events.c.event_id, source_events.c.event_type,
@@ -89,5 +96,5 @@ def load_facts(session):
     for event in EventStore(session).events_since(last_head, 10**9):
         facts.apply(event)
     with _cache_lock:
-        _cache.update(facts=facts, rows=rows, max_seq=last_seq, head=head)
+        cache.update(facts=facts, rows=rows, max_seq=last_seq, head=head)
     return facts

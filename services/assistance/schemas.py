@@ -101,6 +101,18 @@ class RecordVisit(Schema):
     policy_explained = fields.Boolean(required=True)
 
 
+class BatchVisit(RecordVisit):
+    class Meta:
+        exclude = ("cadre_id",)
+
+
+class RecordVisits(Schema):
+    """A cadre's visits synced at once (recorded offline); all are recorded or none."""
+
+    cadre_id = identifier()
+    visits = fields.List(fields.Nested(BatchVisit), required=True, validate=validate.Length(min=1, max=500))
+
+
 class RecordVillageVisit(Schema):
     cadre_id = identifier()
     village_id = identifier()
@@ -150,6 +162,7 @@ COMMAND_SCHEMAS = {
     "pair_household": PairHousehold,
     "end_pairing": EndPairing,
     "record_visit": RecordVisit,
+    "record_visits": RecordVisits,
     "record_village_visit": RecordVillageVisit,
     "record_inspection": RecordInspection,
     "record_exam_score": RecordExamScore,

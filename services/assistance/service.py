@@ -12,7 +12,7 @@ from nameko.rpc import RpcProxy, rpc
 from services.common.chassis import EventSourcedService
 from services.common.commands import fold
 from services.common.config import rules_from_config
-from services.common.errors import NotFound, ValidationFailed, call_service
+from services.common.errors import NotFound, RuleRefused, ValidationFailed, call_service
 from services.common.pagination import decode_cursor, page, page_limit
 from services.common.validation import validate
 
@@ -156,6 +156,45 @@ class AssistanceService(EventSourcedService):
             lambda state: domain.decide_visit(state, command, today, visit_id),
             lambda state, stored: _created(stored),
         )
+
+    @rpc
+    def record_visits(self, data, context=None):
+        """One cadre's visits synced at once (recorded offline in the villages): every visit is
+        checked by the same rules as record_visit, and either all are recorded or none is; a
+        refusal lists each refused visit by its index with the reason."""
+        command, today = self._command("record_visits", data), self.today()
+        visits = [{**visit, "cadre_id": command["cadre_id"]} for visit in command["visits"]]
+
+        def work(store, metadata):
+            households = sorted({visit["household_id"] for visit in visits})  # one lock order for all
+            states, versions = {}, {}
+            for household_id in households:
+                store.lock_stream(HOUSEHOLD, household_id)
+                history = store.load(HOUSEHOLD, household_id)
+                states[household_id] = fold(domain.evolve_household, None, history)
+                versions[household_id] = len(history)
+            new_events, refused = {household_id: [] for household_id in households}, []
+            for index, visit in enumerate(visits):
+                try:
+                    new_events[visit["household_id"]] += domain.decide_visit(
+                        states[visit["household_id"]], visit, today, str(uuid.uuid4()))
+                except (RuleRefused, ValidationFailed) as error:
+                    refused.append({"index": index, "household_id": visit["household_id"],
+                                    "visited_on": visit["visited_on"].isoformat(), "code": error.code,
+                                    "message": error.message})
+            if refused:
+                raise RuleRefused(f"{len(refused)} of {len(visits)} visits were refused; none was recorded",
+                                  {"rule": "every_visit_valid", "refused": refused})
+            recorded = []
+            for household_id in households:
+                for event in store.append(HOUSEHOLD, household_id, versions[household_id],
+                                          new_events[household_id], metadata):
+                    projections.project(store.session, event)
+                    recorded.append(event.payload)
+            recorded.sort(key=lambda payload: (payload["visited_on"], payload["household_id"]))
+            return {"cadre_id": command["cadre_id"], "recorded": len(recorded), "visits": recorded}
+
+        return self.handle_many("record_visits", work, context)
 
     @rpc
     def record_awareness_check(self, data, context=None):

@@ -34,7 +34,7 @@ def start_platform(stack, amqp_uri, overrides=None):
     return f"http://{config['WEB_SERVER_ADDRESS']}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def gateway_url(amqp_uri):
     with ExitStack() as stack:
         base = start_platform(stack, amqp_uri)
@@ -73,7 +73,7 @@ def sign_in(base, username, password):
     return Client(base, response.json()["access_token"])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def admin(gateway_url):
     return sign_in(gateway_url, "admin", ADMIN_PASSWORD)
 
@@ -81,7 +81,7 @@ def admin(gateway_url):
 _users = {}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def user_factory(gateway_url, admin):
     """`user_factory("township", township_id="t1")` → a signed-in Client with that role."""
 
