@@ -14,18 +14,12 @@ from services.common.commands import fold
 from services.common.config import rules_from_config
 from services.common.errors import NotFound, RuleRefused, ValidationFailed, call_service
 from services.common.pagination import decode_cursor, page, page_limit
-from services.common.validation import validate
+from services.common.validation import parse_date, validate
 
 from . import domain, projections, schemas
 
 UNIT, CADRE, HOUSEHOLD = "unit", "cadre", "household_pairing"
 
-
-def _date(value, name):
-    try:
-        return value if isinstance(value, date) else date.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ValidationFailed(f"{name} must be a date YYYY-MM-DD", {name: ["not a date"]}) from None
 
 
 def _created(stored, **extra):
@@ -47,7 +41,7 @@ class AssistanceService(EventSourcedService):
         """The business date: config TODAY (tests, replays) or the machine's date."""
         value = self.config.get("TODAY")
         if value:
-            return _date(value if isinstance(value, date) else str(value), "TODAY")
+            return parse_date(value if isinstance(value, date) else str(value), "TODAY")
         return date.today()
 
     # --- the registry's facts ---------------------------------------------------------------------
@@ -321,7 +315,7 @@ class AssistanceService(EventSourcedService):
     def overdue_visits(self, cadre_id, as_of):
         """Each (pairing, month) from the pairing's start through the as-of month in which the
         cadre's paired household still lacks its visit."""
-        as_of = _date(as_of, "as_of")
+        as_of = parse_date(as_of, "as_of")
         rules = self.rules
         with self.db.new_session() as session:
             if projections.find(session, projections.cadres, "cadre_id", cadre_id) is None:
@@ -335,7 +329,7 @@ class AssistanceService(EventSourcedService):
     def unit_summary(self, unit_id, as_of):
         """A unit's cadres (pairings, leaders' village visits, inspections), its villages, and the
         monthly visit compliance of its pairings in the as-of year."""
-        as_of = _date(as_of, "as_of")
+        as_of = parse_date(as_of, "as_of")
         rules = self.rules
         year_start = date(as_of.year, 1, 1)
         with self.db.new_session() as session:

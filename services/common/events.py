@@ -47,3 +47,12 @@ class StoredEvent:
     @classmethod
     def from_dict(cls, data):
         return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
+
+
+def history_item(event, mask=None):
+    """One entry of a stream's history as the API shows it (an event dict from stream_events);
+    `mask` hides personal data in the payload."""
+    payload = event["payload"] if mask is None else mask(event["payload"])
+    return {"version": event["version"], "type": event["type"], "payload": payload,
+            "occurred_on": event["occurred_on"], "recorded_at": event["recorded_at"],
+            "actor": (event["metadata"] or {}).get("actor")}

@@ -4,9 +4,11 @@ Business rules (step order, term and amount limits, borrowers, quotas, subsidies
 domain.py; these schemas say what a well-formed request looks like, for the service and the gateway.
 """
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from services.common.validation import WholeNumber
 
 INDUSTRIES = ("tobacco", "sugarcane", "mulberry", "livestock", "off_season_vegetables", "other_farming",
               "non_production")
@@ -52,20 +54,6 @@ class Rate(fields.Decimal):
             raise ValidationError("at most six decimal places")
         return rate
 
-
-class WholeNumber(fields.Integer):
-    """An integer given as a number or digits; 10.5 is refused instead of truncated to 10."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, bool):
-            raise ValidationError("Not a valid integer.")
-        try:
-            number = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise ValidationError("Not a valid integer.") from None
-        if not number.is_finite() or number != number.to_integral_value():
-            raise ValidationError("Not a valid integer.")
-        return super()._deserialize(int(number), attr, data, **kwargs)
 
 
 def note(**kwargs):

@@ -8,12 +8,13 @@ from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 
 from services.common.chassis import EventSourcedService
+from services.common.events import history_item
 from services.common.commands import fold
 from services.common.config import rules_from_config
 from services.common.errors import NotFound, ValidationFailed, call_service
 from services.common.events import StoredEvent
 from services.common.pagination import decode_cursor, page, page_limit
-from services.common.validation import validate
+from services.common.validation import parse_date, validate
 
 from . import domain, projections, schemas
 
@@ -25,12 +26,6 @@ BORROWER = "borrower"  # a lock name only: one application per household at a ti
 LIST_FILTERS = ("township_id", "status", "household_id")
 OVERDUE_CHECK_SECONDS = 3600
 
-
-def _date(value, name):
-    try:
-        return value if isinstance(value, date) else date.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ValidationFailed(f"{name} must be a date YYYY-MM-DD", {name: ["not a date"]}) from None
 
 
 def _year(value, name="year"):
@@ -51,11 +46,6 @@ def _month(value):
         raise ValidationFailed("month must be YYYY-MM", {"month": ["not a month like 2023-10"]}) from None
     return first, domain.add_months(first, 1) - timedelta(days=1)
 
-
-def _history_item(event):
-    return {"version": event["version"], "type": event["type"], "payload": event["payload"],
-            "occurred_on": event["occurred_on"], "recorded_at": event["recorded_at"],
-            "actor": (event["metadata"] or {}).get("actor")}
 
 
 class CreditService(EventSourcedService):
@@ -173,7 +163,7 @@ class CreditService(EventSourcedService):
     def detect_overdue(self, as_of):
         """Mark every disbursed loan whose maturity has passed on `as_of` without full repayment
         as overdue (once). The timer calls it daily with today's date; tests call it with any date."""
-        as_of = _date(as_of, "as_of")
+        as_of = parse_date(as_of, "as_of")
         with self.db.new_session() as session:
             candidates = projections.overdue_candidates(session, as_of)
         marked = []
@@ -230,7 +220,7 @@ class CreditService(EventSourcedService):
         if not history:
             raise NotFound(f"no loan {loan_id}", {"loan_id": loan_id})
         state = fold(domain.evolve, None, [StoredEvent.from_dict(event) for event in history])
-        return {**domain.loan_view(state, self.rules), "history": [_history_item(event) for event in history]}
+        return {**domain.loan_view(state, self.rules), "history": [history_item(event) for event in history]}
 
     @rpc
     def list_loans(self, filters=None, limit=None, cursor=None):

@@ -3,9 +3,11 @@
 Business rules (lifecycle order, funds, deadlines) live in domain.py; these schemas say what a
 well-formed request looks like, for the service, the gateway and each row of an import.
 """
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from services.common.validation import WholeNumber
 
 CATEGORIES = ("village_road", "road_repair", "bridge", "road_safety", "water_supply", "grid_upgrade",
               "clinic", "relocation_housing", "house_renovation", "other")
@@ -49,20 +51,6 @@ class Quantity(fields.Decimal):
             raise ValidationError("must not be negative")
         return quantity
 
-
-class WholeNumber(fields.Integer):
-    """An integer given as a number or digits; 10.5 is refused instead of truncated to 10."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, bool):
-            raise ValidationError("Not a valid integer.")
-        try:
-            number = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise ValidationError("Not a valid integer.") from None
-        if not number.is_finite() or number != number.to_integral_value():
-            raise ValidationError("Not a valid integer.")
-        return super()._deserialize(int(number), attr, data, **kwargs)
 
 
 def text(required=True, max_length=200, **kwargs):

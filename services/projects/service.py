@@ -2,16 +2,16 @@
 import base64
 import binascii
 import uuid
-from datetime import date
 
 from nameko.rpc import rpc
 
 from services.common.chassis import EventSourcedService
+from services.common.events import history_item
 from services.common.commands import fold
 from services.common.config import rules_from_config
 from services.common.errors import NotFound, ValidationFailed
 from services.common.pagination import decode_cursor, page, page_limit
-from services.common.validation import validate
+from services.common.validation import parse_date, validate
 
 from . import bulk_import, domain, projections, schemas
 
@@ -26,17 +26,6 @@ def _plan_year(value, name="plan_year"):
         raise ValidationFailed(f"{name} must be a year", {name: ["not an integer"]}) from None
 
 
-def _date(value, name):
-    try:
-        return value if isinstance(value, date) else date.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ValidationFailed(f"{name} must be a date YYYY-MM-DD", {name: ["not a date"]}) from None
-
-
-def _history_item(event):
-    return {"version": event["version"], "type": event["type"], "payload": event["payload"],
-            "occurred_on": event["occurred_on"], "recorded_at": event["recorded_at"],
-            "actor": (event["metadata"] or {}).get("actor")}
 
 
 class ProjectsService(EventSourcedService):
@@ -134,7 +123,7 @@ class ProjectsService(EventSourcedService):
             if row is None:
                 raise NotFound(f"no project {project_id}", {"project_id": project_id})
             view = projections.row_view(row)
-        view["history"] = [_history_item(event) for event in self.stream_events(STREAM, project_id)]
+        view["history"] = [history_item(event) for event in self.stream_events(STREAM, project_id)]
         return view
 
     @rpc
@@ -157,7 +146,7 @@ class ProjectsService(EventSourcedService):
     def department_statistics(self, department, plan_year, as_of):
         """Counts by status, overdue, on-time completion and funds of a department's projects of
         one plan year as of a date, with the disbursement target (95 % by 30 September)."""
-        plan_year, as_of = _plan_year(plan_year), _date(as_of, "as_of")
+        plan_year, as_of = _plan_year(plan_year), parse_date(as_of, "as_of")
         with self.db.new_session() as session:
             facts, movements = projections.department_facts(session, department, plan_year)
         return domain.department_statistics(department, plan_year, as_of, facts, movements, self.rules)

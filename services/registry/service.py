@@ -4,6 +4,7 @@ import uuid
 from nameko.rpc import rpc
 
 from services.common.chassis import EventSourcedService
+from services.common.events import history_item
 from services.common.commands import fold
 from services.common.config import rules_from_config
 from services.common.errors import NotFound, ValidationFailed
@@ -34,11 +35,6 @@ def _boolean(value, name):
         return False
     raise ValidationFailed(f"{name} must be true or false", {name: ["not a boolean"]})
 
-
-def _history_item(event):
-    return {"version": event["version"], "type": event["type"], "payload": domain.mask_payload(event["payload"]),
-            "occurred_on": event["occurred_on"], "recorded_at": event["recorded_at"],
-            "actor": (event["metadata"] or {}).get("actor")}
 
 
 def _member_result(state, person_id, stored):
@@ -247,7 +243,7 @@ class RegistryService(EventSourcedService):
         events = self.stream_events(HOUSEHOLD, household_id)
         if not events:
             raise NotFound(f"no household {household_id}", {"household_id": household_id})
-        return [_history_item(event) for event in events]
+        return [history_item(event, domain.mask_payload) for event in events]
 
     @rpc
     def get_village(self, village_id):
