@@ -1,5 +1,5 @@
 """The assessment service on real PostgreSQL and RabbitMQ, fed by the real registry,
-assistance and projects services: catch-up after downtime, live updates over the bus,
+assistance, projects and credit services: catch-up after downtime, live updates over the bus,
 rebuild equal to live, own facts (ratings, vetoes, rulebooks) and the bulletin downloads."""
 import base64
 import io
@@ -10,6 +10,7 @@ from openpyxl import load_workbook
 from services.assessment.service import AssessmentService
 from services.assistance.service import AssistanceService
 from services.common.errors import NotFound, ValidationFailed
+from services.credit.service import CreditService
 from services.projects.service import ProjectsService
 from services.registry.service import RegistryService
 from tests import support
@@ -21,7 +22,7 @@ Q1 = ("2023-Q1", "2023-04-10")
 @pytest.fixture(scope="module")
 def databases(infra):
     return {name: support.fresh_database(name, f"assessment_svc_{name}")
-            for name in ("registry", "assistance", "projects", "assessment")}
+            for name in ("registry", "assistance", "projects", "credit", "assessment")}
 
 
 @pytest.fixture
@@ -32,6 +33,7 @@ def sources(amqp_uri, databases):
             support.running(AssistanceService,
                             support.service_config("assistance", amqp_uri, databases["assistance"])), \
             support.running(ProjectsService, support.service_config("projects", amqp_uri, databases["projects"])), \
+            support.running(CreditService, support.service_config("credit", amqp_uri, databases["credit"])), \
             support.rpc_client(amqp_uri) as cluster:
         yield cluster
 

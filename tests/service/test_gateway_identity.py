@@ -43,7 +43,11 @@ def test_first_admin_signs_in_and_creates_a_scoped_user(gateway):
         "username": "x1", "password": "password-1", "role": "admin"},
         headers={"Authorization": f"Bearer {station.json()['access_token']}"})
     assert forbidden.status_code == 403 and forbidden.json()["error"]["code"] == "forbidden"
-    audit = requests.get(f"{gateway}/api/v1/audit", headers=auth).json()["items"]
+    def audited():  # audit rows reach the table in batches, within a fraction of a second
+        return requests.get(f"{gateway}/api/v1/audit", headers=auth).json()["items"]
+
+    support.wait_until(audited, timeout=10, message="the audit row")
+    audit = audited()
     assert audit[0]["path"] == "/api/v1/users" and audit[0]["actor_username"] == "admin"
     assert audit[0]["resource"] == {"user_id": created.json()["user_id"]}
 
