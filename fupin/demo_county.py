@@ -359,7 +359,11 @@ def generate(seed=2023, households=389, cadres=100, people=None):
             county_approvals.append(("POST", f"/api/v1/loans/{{{loan_ref}}}/county-approval",
                                      {"on": (decided - timedelta(days=2)).isoformat(), "approved": True}, None))
         maturity = _add_months(disbursed, term)
-        late = township_id == weak_township and rng.random() < 0.5 or rng.random() < 0.05
+        # Late repayments only in the weak township, so exactly one township falls below 90 %
+        # recovery (the draws are those of the earlier rule, so the rest of the county is unchanged).
+        late = township_id == weak_township and rng.random() < 0.5
+        if not late:
+            rng.random()
         repaid_on = maturity + timedelta(days=rng.randint(10, 25)) if late else maturity - timedelta(days=rng.randint(1, 20))
         rate = Decimal("0.0435")
         interest = (amount * rate * (repaid_on - disbursed).days / 360).quantize(Decimal("0.01"))
