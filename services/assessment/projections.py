@@ -42,7 +42,9 @@ def record_source_event(session, source, event):
 
 
 def forget_source_events(session):
-    session.execute(text("TRUNCATE source_events, inbox, consumer_checkpoints RESTART IDENTITY"))
+    # In the order catch-up (checkpoint, inbox, source_events) and delivery (inbox, source_events)
+    # take their locks, so a rebuild running beside them waits instead of deadlocking.
+    session.execute(text("TRUNCATE consumer_checkpoints, inbox, source_events RESTART IDENTITY"))
 
 
 _caches = {}  # database URL -> cached facts (several assessment containers may share a process in tests)
