@@ -23,7 +23,7 @@ import sys
 import time
 import tracemalloc
 import uuid
-from datetime import date, timedelta
+from datetime import date
 
 import eventlet
 

@@ -1,7 +1,7 @@
 """Assessment: consumes every service's events and answers scores, rankings and the bulletin."""
 import base64
 import uuid
-from datetime import date
+from decimal import Decimal
 
 from nameko.events import event_handler
 from nameko.rpc import rpc
@@ -9,20 +9,13 @@ from nameko.timer import timer
 
 from services.common.chassis import EventSourcedService
 from services.common.consumer import EventConsumer
-from services.common.errors import ValidationFailed
+from services.common.errors import NotFound, ValidationFailed
 from services.common.pagination import decode_cursor, encode_cursor, page_limit
-from services.common.validation import validate
+from services.common.validation import parse_date, validate
 
 from . import bulletin, domain, projections, schemas
 
 CATCH_UP_INTERVAL = 10
-
-
-def _as_of(value):
-    try:
-        return value if isinstance(value, date) else date.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ValidationFailed("as_of must be a date (YYYY-MM-DD)", {"as_of": ["invalid"]}) from None
 
 
 def _evolve_rulebook(state, event):
@@ -115,11 +108,9 @@ class AssessmentService(EventSourcedService, EventConsumer):
     def subject_score(self, subject_type, subject_id, period, as_of, version=None):
         facts = self._facts()
         if subject_id not in facts.subject_ids(subject_type):
-            from services.common.errors import NotFound
-
             raise NotFound(f"no {subject_type} {subject_id!r} is known to the assessment",
                            {"subject_type": subject_type, "subject_id": subject_id})
-        period, as_of = domain.parse_period(period), _as_of(as_of)
+        period, as_of = domain.parse_period(period), parse_date(as_of, "as_of")
         ranked = domain.rank_all(subject_type, facts, period, as_of, version)
         card = next(card for card in ranked if card["subject_id"] == subject_id)
         return card
@@ -129,7 +120,7 @@ class AssessmentService(EventSourcedService, EventConsumer):
         if subject_type not in domain.SUBJECT_TYPES:
             raise ValidationFailed("unknown subject type", {"subject_type": ["invalid"]})
         facts = self._facts()
-        period_, as_of_ = domain.parse_period(period), _as_of(as_of)
+        period_, as_of_ = domain.parse_period(period), parse_date(as_of, "as_of")
         version_, _ = facts.rulebook(version)
         ranked = domain.rank_all(subject_type, facts, period_, as_of_, version)
         limit, offset = page_limit(limit), int(decode_cursor(cursor) or 0)
@@ -156,8 +147,6 @@ class AssessmentService(EventSourcedService, EventConsumer):
 
 
 def _json_ready(value):
-    from decimal import Decimal
-
     if isinstance(value, dict):
         return {k: _json_ready(v) for k, v in value.items()}
     if isinstance(value, Decimal):

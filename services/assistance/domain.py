@@ -406,6 +406,24 @@ def decide_visit(state, command, today, visit_id):
         "policy_explained": bool(command["policy_explained"])}, day.isoformat())]
 
 
+def decide_visits(states, visits, today, new_id):
+    """A cadre's visits synced at once: each is checked as decide_visit checks it, and either
+    all are recorded or none; the refusal lists every refused visit by its index and reason.
+    `states` maps household id to its state; returns {household_id: [events]}."""
+    events, refused = {household_id: [] for household_id in states}, []
+    for index, visit in enumerate(visits):
+        try:
+            events[visit["household_id"]] += decide_visit(states[visit["household_id"]], visit, today, new_id())
+        except (RuleRefused, ValidationFailed) as error:
+            refused.append({"index": index, "household_id": visit["household_id"],
+                            "visited_on": visit["visited_on"].isoformat(), "code": error.code,
+                            "message": error.message})
+    if refused:
+        raise RuleRefused(f"{len(refused)} of {len(visits)} visits were refused; none was recorded",
+                          {"rule": "every_visit_valid", "refused": refused})
+    return events
+
+
 def decide_awareness_check(state, command, today, check_id):
     """应知应会抽查: charged to the cadre paired with the household that day (none → null)."""
     day = command["checked_on"]

@@ -12,7 +12,7 @@ from nameko.rpc import RpcProxy, rpc
 from services.common.chassis import EventSourcedService
 from services.common.commands import fold
 from services.common.config import rules_from_config
-from services.common.errors import NotFound, RuleRefused, ValidationFailed, call_service
+from services.common.errors import NotFound, ValidationFailed, call_service
 from services.common.pagination import decode_cursor, page, page_limit
 from services.common.validation import parse_date, validate
 
@@ -167,18 +167,7 @@ class AssistanceService(EventSourcedService):
                 history = store.load(HOUSEHOLD, household_id)
                 states[household_id] = fold(domain.evolve_household, None, history)
                 versions[household_id] = len(history)
-            new_events, refused = {household_id: [] for household_id in households}, []
-            for index, visit in enumerate(visits):
-                try:
-                    new_events[visit["household_id"]] += domain.decide_visit(
-                        states[visit["household_id"]], visit, today, str(uuid.uuid4()))
-                except (RuleRefused, ValidationFailed) as error:
-                    refused.append({"index": index, "household_id": visit["household_id"],
-                                    "visited_on": visit["visited_on"].isoformat(), "code": error.code,
-                                    "message": error.message})
-            if refused:
-                raise RuleRefused(f"{len(refused)} of {len(visits)} visits were refused; none was recorded",
-                                  {"rule": "every_visit_valid", "refused": refused})
+            new_events = domain.decide_visits(states, visits, today, lambda: str(uuid.uuid4()))
             recorded = []
             for household_id in households:
                 for event in store.append(HOUSEHOLD, household_id, versions[household_id],

@@ -22,6 +22,10 @@ RELAY_LOCK = "fupin.relay"
 CHECKPOINT_NAME = "bus"
 
 
+def _report_lag(service, store, position):
+    RELAY_LAG.labels(service).set(max(store.head_position() - position, 0))
+
+
 def relay_pending(session_factory, service, publish, batch_size=500):
     """Publish every unpublished event; returns how many went out.
 
@@ -41,7 +45,7 @@ def relay_pending(session_factory, service, publish, batch_size=500):
                     select(relay_checkpoint.c.position).where(relay_checkpoint.c.name == CHECKPOINT_NAME)
                 ).scalar()
                 if position is not None:
-                    RELAY_LAG.labels(service).set(max(EventStore(session).head_position() - position, 0))
+                    _report_lag(service, EventStore(session), position)
                 session.rollback()
                 return published
             session.execute(
@@ -61,7 +65,7 @@ def relay_pending(session_factory, service, publish, batch_size=500):
                     update(relay_checkpoint).where(relay_checkpoint.c.name == CHECKPOINT_NAME)
                     .values(position=position)
                 )
-            RELAY_LAG.labels(service).set(max(store.head_position() - position, 0))
+            _report_lag(service, store, position)
             session.commit()
             published += len(batch)
             RELAY_PUBLISHED.labels(service).inc(len(batch))

@@ -209,6 +209,22 @@ def test_visit_dated_in_the_future_is_refused():
     assert visit(state, date(2023, 6, 15))  # today is fine
 
 
+def test_a_batch_of_visits_is_all_or_none_and_lists_each_refused_visit():
+    states = {"H1": paired(), "H2": paired(household_id="H2", pairing_id="P2")}
+
+    def body(household_id, day):
+        return {"cadre_id": "C1", "household_id": household_id, "visited_on": day, "measures": [],
+                "outcome": "", "changes": "", "policy_explained": True}
+
+    good = [body("H1", date(2023, 5, 3)), body("H2", date(2023, 5, 4))]
+    events = domain.decide_visits(states, good, TODAY, lambda: "V")
+    assert [len(events["H1"]), len(events["H2"])] == [1, 1]
+    with pytest.raises(RuleRefused) as refused:
+        domain.decide_visits(states, good + [body("H1", date(2023, 7, 1)), {**body("H2", date(2023, 5, 5)),
+                                                                             "cadre_id": "C9"}], TODAY, lambda: "V")
+    assert [(r["index"], r["household_id"]) for r in refused.value.details["refused"]] == [(2, "H1"), (3, "H2")]
+
+
 # --- leaders' village visits, inspections, exams -----------------------------------------------------
 
 def test_leaders_village_visit_carries_the_unit_and_is_not_in_the_future():
