@@ -57,7 +57,7 @@ class AssessmentService(EventSourcedService, EventConsumer):
         with self.db.new_session() as session:
             projections.forget_source_events(session)
             session.commit()
-        applied = self.catch_up_all()
+        applied = self.catch_up_all(wait=True)
         return {"service": self.name, "events_replayed": sum(n or 0 for n in applied.values()), "sources": applied}
 
     # --- own facts ---------------------------------------------------------------------------

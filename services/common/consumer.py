@@ -40,20 +40,26 @@ def checkpoint(session, source):
     ).scalar_one()
 
 
-def catch_up(session_factory, service, source, fetch, apply, batch_size=500):
+def catch_up(session_factory, service, source, fetch, apply, batch_size=500, wait=False):
     """Pull everything `source` has past our checkpoint and apply it; returns events applied.
 
     `fetch(position, limit)` is the source's `events_since` over RPC. One batch is one
-    transaction: the checkpoint moves with the changes it covers.
+    transaction: the checkpoint moves with the changes it covers. Without `wait`, a batch that
+    another replica (or the timer) is already catching up is left to it; with `wait` (a rebuild,
+    which must not return before everything is replayed) each batch waits for that lock.
     """
     applied = 0
     while True:
         session = session_factory()
         try:
-            got_lock = session.execute(
-                text("SELECT pg_try_advisory_xact_lock(hashtext(:k))"),
-                {"k": f"fupin.catchup.{source}"},
-            ).scalar()
+            if wait:
+                session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"fupin.catchup.{source}"})
+                got_lock = True
+            else:
+                got_lock = session.execute(
+                    text("SELECT pg_try_advisory_xact_lock(hashtext(:k))"),
+                    {"k": f"fupin.catchup.{source}"},
+                ).scalar()
             if not got_lock:
                 session.rollback()
                 return applied
@@ -114,8 +120,9 @@ class EventConsumer:
         finally:
             session.close()
 
-    def catch_up_all(self):
-        """Ask every source for what we have not applied yet. Returns {source: applied}."""
+    def catch_up_all(self, wait=False):
+        """Ask every source for what we have not applied yet. Returns {source: applied}.
+        `wait`: see catch_up (a rebuild waits for batches another worker holds)."""
         import logging
 
         from nameko.standalone.rpc import ClusterRpcProxy
@@ -128,7 +135,7 @@ class EventConsumer:
                 try:
                     applied[source] = catch_up(
                         self.db.new_session, self.name, source,
-                        getattr(cluster, source).events_since, self.apply_event,
+                        getattr(cluster, source).events_since, self.apply_event, wait=wait,
                     )
                 except Exception:  # a source that is down is retried at the next tick
                     HANDLER_ERRORS.labels(self.name, source).inc()
