@@ -83,11 +83,8 @@ def load_facts(session):
     if facts is not None and count >= rows and head >= last_head:
         # Applied in place: scoring is pure CPU, so under eventlet no reader is interrupted
         # halfway through a ranking, and apply() only ever adds events a reader may also see.
-        # Bounded by the max read with the count: rows arriving meanwhile wait for the next call
-        # instead of breaking the count check (which would force a full reload under steady inflow).
         added, newest = _apply_source_rows(facts, session.execute(
-            select(*columns).where(source_events.c.seq > last_seq, source_events.c.seq <= max_seq)
-            .order_by(source_events.c.seq)))
+            select(*columns).where(source_events.c.seq > last_seq).order_by(source_events.c.seq)))
         if rows + added != count:
             facts = None
         else:
@@ -96,8 +93,7 @@ def load_facts(session):
         facts = None
     if facts is None:
         facts = Facts()
-        rows, last_seq = _apply_source_rows(facts, session.execute(
-            select(*columns).where(source_events.c.seq <= max_seq).order_by(source_events.c.seq)))
+        rows, last_seq = _apply_source_rows(facts, session.execute(select(*columns).order_by(source_events.c.seq)))
         last_head = 0
     for event in EventStore(session).events_since(last_head, 10**9):
         facts.apply(event)
