@@ -85,8 +85,10 @@ def visits_counted(rpc, numerator, denominator):
             card = rpc.assessment.subject_score("cadre", "C1", *Q1)
         except NotFound:
             return False
-        found = indicator(card, "visit_compliance")
-        return (found["numerator"], found["denominator"]) == (numerator, denominator)
+        # Events arrive one by one over the bus as well as in catch-up batches: the cadre may be
+        # known before its pairing, and then the indicator does not apply yet.
+        found = [i for i in card["indicators"] if i["name"] == "visit_compliance"]
+        return bool(found) and (found[0]["numerator"], found[0]["denominator"]) == (numerator, denominator)
     return check
 
 
