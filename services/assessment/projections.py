@@ -8,7 +8,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.common.events import StoredEvent
-from services.common.store import EventStore
+from services.common.store import EventStore, inbox
 
 from .domain import Facts
 
@@ -32,13 +32,18 @@ def project(session, event):
     """Own events (ratings, vetoes, rulebooks) are read from the event store itself."""
 
 
-def record_source_event(session, source, event):
-    if event.type not in RELEVANT:
-        return
-    session.execute(pg_insert(source_events).values(
-        event_id=event.event_id, source=source, global_position=event.global_position,
-        event_type=event.type, payload=event.payload,
-    ).on_conflict_do_nothing())
+def record_source_events(session, source, events):
+    """Keep the events scores are made of (one multi-row insert); the rest only pass the inbox."""
+    rows = [{"event_id": event.event_id, "source": source, "global_position": event.global_position,
+             "event_type": event.type, "payload": event.payload}
+            for event in events if event.type in RELEVANT]
+    if rows:
+        session.execute(pg_insert(source_events).values(rows).on_conflict_do_nothing())
+
+
+def replayed_counts(session):
+    """{source: events in the inbox}: what a rebuild has replayed, whichever worker applied it."""
+    return dict(session.execute(select(inbox.c.source, func.count()).group_by(inbox.c.source)).all())
 
 
 def forget_source_events(session):

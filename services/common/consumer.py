@@ -31,6 +31,27 @@ def apply_once(session, source, envelope, apply):
     return True
 
 
+def apply_new(session, source, envelopes, apply_events):
+    """Apply, as one list, those of `envelopes` whose ids are not yet in the inbox.
+
+    One multi-row inbox insert per batch instead of one per event: a replay of a million events
+    spends its time in statements, not in business logic. Returns how many were new.
+    """
+    if not envelopes:
+        return 0
+    new_ids = set(session.execute(
+        pg_insert(inbox)
+        .values([{"event_id": e["event_id"], "source": source, "global_position": e["global_position"]}
+                 for e in envelopes])
+        .on_conflict_do_nothing()
+        .returning(inbox.c.event_id)
+    ).scalars())
+    fresh = [StoredEvent.from_dict(e) for e in envelopes if e["event_id"] in new_ids]
+    if fresh:
+        apply_events(session, source, fresh)
+    return len(fresh)
+
+
 def checkpoint(session, source):
     session.execute(
         pg_insert(consumer_checkpoints).values(source=source, position=0).on_conflict_do_nothing()
@@ -40,10 +61,11 @@ def checkpoint(session, source):
     ).scalar_one()
 
 
-def catch_up(session_factory, service, source, fetch, apply, batch_size=500, wait=False):
+def catch_up(session_factory, service, source, fetch, apply_events, batch_size=500, wait=False):
     """Pull everything `source` has past our checkpoint and apply it; returns events applied.
 
-    `fetch(position, limit)` is the source's `events_since` over RPC. One batch is one
+    `fetch(position, limit)` is the source's `events_since` over RPC; `apply_events(session,
+    source, events)` takes the new events of a batch in position order. One batch is one
     transaction: the checkpoint moves with the changes it covers. Without `wait`, a batch that
     another replica (or the timer) is already catching up is left to it; with `wait` (a rebuild,
     which must not return before everything is replayed) each batch waits for that lock.
@@ -65,9 +87,7 @@ def catch_up(session_factory, service, source, fetch, apply, batch_size=500, wai
                 return applied
             position = checkpoint(session, source)
             batch = fetch(position, batch_size)
-            for envelope in batch:
-                if apply_once(session, source, envelope, apply):
-                    applied += 1
+            applied += apply_new(session, source, batch, apply_events)
             if batch:
                 session.execute(
                     update(consumer_checkpoints).where(consumer_checkpoints.c.source == source)
@@ -99,6 +119,11 @@ class EventConsumer:
 
     def apply_event(self, session, source, event):
         raise NotImplementedError
+
+    def apply_events(self, session, source, events):
+        """A catch-up batch's new events, in order; override to write them in fewer statements."""
+        for event in events:
+            self.apply_event(session, source, event)
 
     def receive(self, source, envelope):
         from .metrics import HANDLER_ERRORS
@@ -135,7 +160,7 @@ class EventConsumer:
                 try:
                     applied[source] = catch_up(
                         self.db.new_session, self.name, source,
-                        getattr(cluster, source).events_since, self.apply_event, wait=wait,
+                        getattr(cluster, source).events_since, self.apply_events, wait=wait,
                     )
                 except Exception:  # a source that is down is retried at the next tick
                     HANDLER_ERRORS.labels(self.name, source).inc()
