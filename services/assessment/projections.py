@@ -1,8 +1,7 @@
 """The assessment's read model: the source events scores are made of, and the Facts built
 from them (with the assessment's own ratings, vetoes and rulebooks) kept in memory until a new
 event arrives."""
-import threading
-
+from eventlet.semaphore import Semaphore
 from sqlalchemy import BigInteger, Column, MetaData, Table, Text, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -26,6 +25,7 @@ source_events = Table(
 # Own events need no table of their own: Facts reads them from the event store directly.
 READ_MODEL_TABLES = ()
 RELEVANT = {name[4:] for name in dir(Facts) if name.startswith("_on_")}
+SOURCE_EVENTS_LOCK = "fupin.assessment.source_events"
 
 
 def project(session, event):
@@ -38,6 +38,9 @@ def record_source_events(session, source, events):
              "event_type": event.type, "payload": event.payload}
             for event in events if event.type in RELEVANT]
     if rows:
+        # Held until commit, so rows become visible in seq order and load_facts, reading past
+        # the last seq it saw, never skips a row that a slower transaction commits later.
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": SOURCE_EVENTS_LOCK})
         session.execute(pg_insert(source_events).values(rows).on_conflict_do_nothing())
 
 
@@ -49,59 +52,60 @@ def replayed_counts(session):
 def forget_source_events(session):
     # In the order catch-up (checkpoint, inbox, source_events) and delivery (inbox, source_events)
     # take their locks, so a rebuild running beside them waits instead of deadlocking.
-    session.execute(text("TRUNCATE consumer_checkpoints, inbox, source_events RESTART IDENTITY"))
+    # seq keeps counting (no RESTART IDENTITY): a cached facts' "first row" then never matches.
+    session.execute(text("TRUNCATE consumer_checkpoints, inbox, source_events"))
 
 
 _caches = {}  # database URL -> cached facts (several assessment containers may share a process in tests)
-_cache_lock = threading.Lock()
 
 
 def _cache_for(session):
-    key = str(session.get_bind().url)
-    with _cache_lock:
-        return _caches.setdefault(key, {"facts": None, "rows": 0, "max_seq": 0, "head": 0})
+    # One loader at a time per database: concurrent requests after a restart wait for the one
+    # cold load (tens of seconds for a million events) instead of each doing it again.
+    return _caches.setdefault(str(session.get_bind().url),
+                              {"facts": None, "first": None, "max_seq": 0, "head": 0, "loading": Semaphore()})
 
 
-def _apply_source_rows(facts, rows):
+def _apply_source_rows(facts, session, after_seq=0, page=10_000):
+    """Apply every source row past `after_seq`; returns (rows applied, highest seq).
+
+    Read through a server-side cursor straight from the driver: a cold start reads every row
+    (a million for seven county-years), and SQLAlchemy's per-row processing and uuid objects
+    cost more than the scoring itself; the cursor also keeps only one page in memory.
+    """
     count, max_seq = 0, 0
-    for row in rows:
-        facts.apply(StoredEvent(row.global_position, str(row.event_id), "", "", 0, row.event_type, 1, row.payload))
-        count, max_seq = count + 1, row.seq
+    with session.connection().connection.cursor(name="assessment_facts") as cursor:
+        cursor.itersize = page
+        cursor.execute("SELECT seq, event_id::text, event_type, payload, global_position FROM source_events"
+                       " WHERE seq > %s ORDER BY seq", (after_seq,))
+        for seq, event_id, event_type, payload, position in cursor:
+            facts.apply(StoredEvent(position, event_id, "", "", 0, event_type, 1, payload))
+            count, max_seq = count + 1, seq
     return count, max_seq
 
 
 def load_facts(session):
-    """Facts for everything applied so far. Facts.apply is idempotent and order-free, so new
-    events are applied on top of the cached facts; the row count guards against a source row
-    with a lower seq committing after a higher one (then, or after a rebuild, reload fully)."""
-    count, max_seq = session.execute(
-        select(func.count(), func.coalesce(func.max(source_events.c.seq), 0))).one()
-    head = EventStore(session).head_position()
+    """Facts for everything applied so far, kept per database and brought up to date per call.
+
+    Facts.apply is idempotent and order-free, so rows past the last seq seen (and own events
+    past the last position) are applied on top of the cached facts. Rows commit in seq order
+    (record_source_events), so none is skipped; a different first row means the table was
+    emptied (a rebuild, or tests), and the facts are loaded again from scratch.
+    """
     cache = _cache_for(session)
-    with _cache_lock:
-        cached = dict(cache)
-    if cached["facts"] is not None and (cached["rows"], cached["max_seq"], cached["head"]) == (count, max_seq, head):
-        return cached["facts"]
-    columns = (source_events.c.seq, source_events.c.event_id, source_events.c.event_type,
-               source_events.c.payload, source_events.c.global_position)
-    facts, rows, last_seq, last_head = cached["facts"], cached["rows"], cached["max_seq"], cached["head"]
-    if facts is not None and count >= rows and head >= last_head:
+    with cache["loading"]:
+        first = session.execute(select(source_events.c.seq, source_events.c.event_id)
+                                .order_by(source_events.c.seq).limit(1)).first()
+        first = None if first is None else tuple(first)
+        facts, last_seq, last_head = cache["facts"], cache["max_seq"], cache["head"]
+        if facts is None or cache["first"] != first:
+            facts, last_seq, last_head = Facts(), 0, 0
         # Applied in place: scoring is pure CPU, so under eventlet no reader is interrupted
         # halfway through a ranking, and apply() only ever adds events a reader may also see.
-        added, newest = _apply_source_rows(facts, session.execute(
-            select(*columns).where(source_events.c.seq > last_seq).order_by(source_events.c.seq)))
-        if rows + added != count:
-            facts = None
-        else:
-            rows, last_seq = count, max(last_seq, newest)
-    else:
-        facts = None
-    if facts is None:
-        facts = Facts()
-        rows, last_seq = _apply_source_rows(facts, session.execute(select(*columns).order_by(source_events.c.seq)))
-        last_head = 0
-    for event in EventStore(session).events_since(last_head, 10**9):
-        facts.apply(event)
-    with _cache_lock:
-        cache.update(facts=facts, rows=rows, max_seq=last_seq, head=head)
-    return facts
+        _, newest = _apply_source_rows(facts, session, after_seq=last_seq)
+        own = EventStore(session).events_since(last_head, 10**9)
+        for event in own:
+            facts.apply(event)
+        cache.update(facts=facts, first=first, max_seq=max(last_seq, newest),
+                     head=own[-1].global_position if own else last_head)
+        return facts

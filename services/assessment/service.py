@@ -53,6 +53,9 @@ class AssessmentService(EventSourcedService, EventConsumer):
     @timer(interval=CATCH_UP_INTERVAL, eager=True)
     def catch_up(self):
         self.catch_up_all()
+        # Keep the facts cache warm here, so no request pays for loading a large history
+        # (a full load of a million events takes tens of seconds; an up-to-date check, a few ms).
+        self._facts()
 
     @rpc
     def rebuild_read_models(self):
@@ -64,6 +67,7 @@ class AssessmentService(EventSourcedService, EventConsumer):
         # Counted from the inbox: the timer's catch-up may have replayed a batch beside us.
         with self.db.new_session() as session:
             replayed = projections.replayed_counts(session)
+            projections.load_facts(session)  # warm again, before the first ranking asks
         sources = {source: (replayed.get(source, 0) if applied[source] is not None else None)
                    for source in self.sources}
         return {"service": self.name, "events_replayed": sum(n or 0 for n in sources.values()), "sources": sources}

@@ -170,3 +170,50 @@ def test_weekly_bulletin_downloads(amqp_uri, databases, sources):
         xlsx = rpc.assessment.weekly_bulletin("2023-W06", "xlsx")
         book = load_workbook(io.BytesIO(base64.b64decode(xlsx["content_base64"])))
         assert book.sheetnames
+
+
+def test_source_rows_commit_in_seq_order_so_the_cached_facts_miss_none(databases):
+    """load_facts reads only rows past the last seq it saw; that is safe because a writer holds
+    the source_events lock from its insert to its commit. Here writer A inserts (lower seq) and
+    stays open; writer B must wait for it, so B's higher seq can never be seen without A's row."""
+    import uuid
+
+    import eventlet
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from services.assessment import projections
+    from services.common.events import StoredEvent
+
+    url = databases["assessment"]
+    support.truncate_all(url)
+    engine = create_engine(url)
+
+    def exam(cadre):
+        return StoredEvent(1, str(uuid.uuid4()), "cadre", cadre, 1, "exam_scored", 1,
+                           {"cadre_id": cadre, "unit_id": "U1", "exam_id": f"E-{cadre}", "score": 90,
+                            "taken_on": "2023-06-15"})
+
+    with Session(engine) as reader:
+        assert projections.load_facts(reader).exams == {}
+        reader.rollback()
+        writer_a = Session(engine)
+        projections.record_source_events(writer_a, "assistance", [exam("CA")])
+        b_done = eventlet.event.Event()
+
+        def writer_b():
+            with Session(engine) as session:
+                projections.record_source_events(session, "assistance", [exam("CB")])
+                session.commit()
+            b_done.send(True)
+
+        eventlet.spawn(writer_b)
+        eventlet.sleep(0.5)
+        assert not b_done.ready(), "a second writer must wait for the first one's commit"
+        assert projections.load_facts(reader).exams == {}  # nothing committed yet
+        reader.rollback()
+        writer_a.commit()
+        writer_a.close()
+        b_done.wait()
+        assert set(projections.load_facts(reader).exams) == {"CA", "CB"}
+    engine.dispose()

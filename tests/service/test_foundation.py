@@ -237,18 +237,25 @@ def test_consumer_applies_duplicates_once_and_catches_up_after_downtime(amqp_uri
                 # the same event delivered again (as the bus may) is applied once
                 event = cluster.ledger.events_since(0, 1)[0]
                 tally_service = Tally()
-                from services.common.consumer import apply_once
+                from services.common.consumer import apply_new, apply_once
                 engine = create_engine(tally_db)
                 with Session(engine) as session:
                     assert apply_once(session, "ledger", event, Tally.apply_event.__get__(tally_service)) is False
                     session.commit()
-                engine.dispose()
                 assert cluster.tally.tally("t") == 35
+                # a catch-up batch applies only the events its inbox does not hold yet
+                known = cluster.ledger.events_since(0, 100)
+                unseen = {**known[0], "event_id": str(uuid.uuid4()), "payload": {"by": 1000}}
+                with Session(engine) as session:
+                    assert apply_new(session, "ledger", known + [unseen], tally_service.apply_events) == 1
+                    session.commit()
+                engine.dispose()
+                assert cluster.tally.tally("t") == 1035
             # consumer stopped: these are published while nobody consumes
             for _ in range(4):
                 cluster.ledger.increment("t", 100)
             with support.running(Tally, tally_config):
-                support.wait_until(lambda: cluster.tally.tally("t") == 435, message="applied after restart")
+                support.wait_until(lambda: cluster.tally.tally("t") == 1435, message="applied after restart")
 
 
 def test_rebuild_gives_the_live_read_models(amqp_uri, ledger, ledger_db):
