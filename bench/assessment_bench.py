@@ -229,14 +229,20 @@ def rebuild(cadres, pairings, target_events):
         progress = eventlet.spawn(_report_progress, assessment_url, written)
         result, replay = timed(cluster.assessment.rebuild_read_models)
         progress.kill()
-        _, first = timed(lambda: cluster.assessment.rankings("cadre", str(year - 1), f"{year}-01-15", 20))
-        _, second = timed(lambda: cluster.assessment.rankings("cadre", str(year - 1), f"{year}-01-15", 20))
+        rank = lambda: cluster.assessment.rankings("cadre", str(year - 1), f"{year}-01-15", 20)  # noqa: E731
+        _, first = timed(rank)  # the rebuild left the facts loaded
+        # As after a restart: nothing cached, the ranking waits for the full load from PostgreSQL.
+        # (The service runs in this process, so its cache is this module's.)
+        from services.assessment import projections
+        projections._caches.clear()
+        _, restarted = timed(rank)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"events_in_source": written, "years": year - 2016, "write_source_seconds": round(write_seconds, 1),
             "rebuild_seconds": round(replay[0], 1), "rebuild_events_per_second": round(written / replay[0]),
             "rebuild_result": {k: v for k, v in result.items() if k != "sources"},
             "first_ranking_after_rebuild_seconds": round(first[0], 2),
-            "cached_ranking_seconds": round(second[0], 2), "process_max_rss_mib": round(rss)}
+            "first_ranking_after_restart_seconds": round(restarted[0], 2),
+            "process_max_rss_mib": round(rss)}
 
 
 def _report_progress(url, total, every=15):

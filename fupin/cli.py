@@ -221,9 +221,35 @@ def rebuild(service):
     """Drop a service's read models and rebuild them from its events (the service must run)."""
     from nameko.standalone.rpc import ClusterRpcProxy
 
-    with ClusterRpcProxy({"AMQP_URI": os.environ.get("AMQP_URI", DEFAULT_AMQP)}, timeout=3600) as cluster:
-        result = getattr(cluster, service).rebuild_read_models()
-    click.echo(f"rebuilt {service}: {result}")
+    config = {"AMQP_URI": os.environ.get("AMQP_URI", DEFAULT_AMQP)}
+    started = time.monotonic()
+    with ClusterRpcProxy(config, timeout=3600) as cluster:
+        reply = getattr(cluster, service).rebuild_read_models.call_async()
+        if service == "assessment":  # replays every source over RPC: minutes for a large county
+            _show_replay_progress(config, reply, started)
+        result = reply.result()
+    click.echo(f"rebuilt {service} in {time.monotonic() - started:.0f} s: {result}")
+
+
+def _show_replay_progress(config, reply, started, every=15):
+    """Print the assessment's checkpoints every `every` seconds until the rebuild replies."""
+    import threading
+
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    def wait_for_reply():
+        try:
+            reply.result()  # the reply is kept; the caller's result() then returns or raises it
+        except Exception:
+            pass
+
+    waiter = threading.Thread(target=wait_for_reply, daemon=True)
+    waiter.start()
+    with ClusterRpcProxy(config, timeout=30) as watcher:
+        while waiter.join(every) or waiter.is_alive():
+            positions = watcher.assessment.consumer_checkpoints()
+            done = ", ".join(f"{source} at {position:,}" for source, position in sorted(positions.items()))
+            click.echo(f"  {time.monotonic() - started:.0f} s: replayed {done or 'nothing yet'}")
 
 
 @main.command()

@@ -1,5 +1,6 @@
 """Assessment: consumes every service's events and answers scores, rankings and the bulletin."""
 import base64
+import time
 import uuid
 from decimal import Decimal
 
@@ -60,17 +61,21 @@ class AssessmentService(EventSourcedService, EventConsumer):
     @rpc
     def rebuild_read_models(self):
         """Forget every source event and replay all four sources from the start."""
+        started = time.monotonic()
         with self.db.new_session() as session:
             projections.forget_source_events(session)
             session.commit()
         applied = self.catch_up_all(wait=True)
+        replayed_at = time.monotonic()
         # Counted from the inbox: the timer's catch-up may have replayed a batch beside us.
         with self.db.new_session() as session:
             replayed = projections.replayed_counts(session)
             projections.load_facts(session)  # warm again, before the first ranking asks
         sources = {source: (replayed.get(source, 0) if applied[source] is not None else None)
                    for source in self.sources}
-        return {"service": self.name, "events_replayed": sum(n or 0 for n in sources.values()), "sources": sources}
+        return {"service": self.name, "events_replayed": sum(n or 0 for n in sources.values()), "sources": sources,
+                "replay_seconds": round(replayed_at - started, 1),
+                "facts_load_seconds": round(time.monotonic() - replayed_at, 1)}
 
     # --- own facts ---------------------------------------------------------------------------
     @rpc

@@ -5,6 +5,7 @@ as they are published, and a catch-up loop asks each source for `events_since(ch
 at start and on a timer. Both paths go through the inbox (keyed by event id, written in the
 same transaction as the read-model change), so an event applied by one is skipped by the other.
 """
+from nameko.rpc import rpc
 from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -144,6 +145,12 @@ class EventConsumer:
             )
         finally:
             session.close()
+
+    @rpc
+    def consumer_checkpoints(self):
+        """{source: last position applied}: how far a catch-up or a rebuild has got."""
+        with self.db.new_session() as session:
+            return dict(session.execute(select(consumer_checkpoints.c.source, consumer_checkpoints.c.position)).all())
 
     def catch_up_all(self, wait=False):
         """Ask every source for what we have not applied yet. Returns {source: applied}.
