@@ -121,9 +121,11 @@ class Loan:
     maturity: date = None
     repayments: dict = field(default_factory=dict)  # event_id -> (date, principal)
     reviews: dict = field(default_factory=dict)  # "recommendation"/"decision" -> (on, due_by, within)
+    reviews_due: dict = field(default_factory=dict)  # review not necessarily done yet -> due_by
     applied_on: date = None
     approved_on: date = None
     overdue_on: date = None
+    county_refused: bool = False
 
 
 @dataclass
@@ -265,10 +267,26 @@ class Facts:
         loan = self._loan(p["loan_id"])
         loan.township_id, loan.applied_on = p["township_id"], _d(p["applied_on"])
 
+    def _on_village_reviewed(self, p, e):
+        loan = self._loan(p["loan_id"])
+        loan.township_id = p["township_id"]
+        if p.get("recommendation_due_by"):  # absent from events recorded before it was added
+            loan.reviews_due["recommendation"] = _d(p["recommendation_due_by"])
+
     def _on_township_recommended(self, p, e):
         loan = self._loan(p["loan_id"])
         loan.township_id = p["township_id"]
         loan.reviews["recommendation"] = (_d(p["on"]), _d(p.get("due_by")), bool(p.get("within_limit")))
+        if p.get("decision_due_by"):
+            loan.reviews_due["decision"] = _d(p["decision_due_by"])
+
+    def _on_county_approved(self, p, e):
+        loan = self._loan(p["loan_id"])
+        loan.township_id = p["township_id"]
+        if p.get("decision_due_by"):
+            loan.reviews_due["decision"] = _d(p["decision_due_by"])
+        if not p.get("approved"):
+            loan.county_refused = True  # the credit union has nothing left to decide
 
     def _on_loan_decided(self, p, e):
         loan = self._loan(p["loan_id"])
@@ -523,19 +541,33 @@ def _recovery(loans, period, as_of):
 
 
 def _reviews(loans, period, as_of):
+    """Reviews due in the period up to as-of: done ones by their own due date; one still not
+    done counts as late once its due date has passed."""
     last = min(period.end, as_of)
     done = due = 0
     evidence = []
     for loan in sorted(loans, key=lambda loan: loan.loan_id):
-        for kind, (on, due_by, within) in sorted(loan.reviews.items()):
-            when = due_by or on
+        pending = {kind: due_by for kind, due_by in loan.reviews_due.items()
+                   if kind not in loan.reviews and not (kind == "decision" and loan.county_refused)}
+        for kind in ("recommendation", "decision"):
+            if kind in loan.reviews:
+                on, due_by, within = loan.reviews[kind]
+                when = due_by or on
+            elif kind in pending:
+                on, due_by, within = None, pending[kind], False
+                when = due_by
+                if when >= as_of:  # still inside its limit on the as-of date
+                    continue
+            else:
+                continue
             if not (period.start <= when <= last):
                 continue
             due += 1
             if within:
                 done += 1
             else:
-                evidence.append({"loan_id": loan.loan_id, "review": kind, "done_on": on.isoformat(),
+                evidence.append({"loan_id": loan.loan_id, "review": kind,
+                                 "done_on": on.isoformat() if on else None,
                                  "due_by": due_by.isoformat() if due_by else None})
     return done, due, evidence
 

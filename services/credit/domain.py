@@ -107,6 +107,16 @@ def time_limit(start, on, limit):
     return {"due_by": due_by.isoformat(), "working_days": taken, "within_limit": on <= due_by}
 
 
+def next_review_due(on, limit):
+    """When the review that a step starts the clock for falls due (ISO date), so the assessment
+    can count a review that is late and still not done. None beyond the known calendar: the
+    review itself then gets the calendar's clear 400 when it is recorded."""
+    try:
+        return add_working_days(on, limit).isoformat()
+    except ValidationFailed:
+        return None
+
+
 def add_months(day, months):
     month = day.month - 1 + months
     year, month = day.year + month // 12, month % 12 + 1
@@ -359,7 +369,9 @@ def decide_village_review(state, command, rules):
     _households_only(loan, "village_review")
     _expect(loan, ("applied",), "village_review")
     _not_before(loan, command["on"], "village_review")
-    return [_step_event("village_reviewed", loan, command, passed=command["passed"], note=command["note"])]
+    due = next_review_due(command["on"], rules.recommendation_working_days) if command["passed"] else None
+    return [_step_event("village_reviewed", loan, command, passed=command["passed"], note=command["note"],
+                        recommendation_due_by=due)]
 
 
 def decide_township_recommendation(state, command, rules):
@@ -369,8 +381,9 @@ def decide_township_recommendation(state, command, rules):
     _not_before(loan, command["on"], "township_recommendation")
     reviewed_on = _day(loan.steps["village_review"]["on"])
     limit = time_limit(reviewed_on, command["on"], rules.recommendation_working_days)
+    due = next_review_due(command["on"], rules.decision_working_days) if command["recommended"] else None
     return [_step_event("township_recommended", loan, command, recommended=command["recommended"],
-                        note=command["note"], **limit)]
+                        note=command["note"], decision_due_by=due, **limit)]
 
 
 def decide_county_approval(state, command, rules):
@@ -382,7 +395,10 @@ def decide_county_approval(state, command, rules):
                            "limit": money(rules.household_amount_limit)})
     _expect(loan, ("applied",) if loan.enterprise else ("recommended",), "county_approval")
     _not_before(loan, command["on"], "county_approval")
-    return [_step_event("county_approved", loan, command, approved=command["approved"])]
+    # An enterprise's decision clock starts here; a household's started at its recommendation.
+    due = (next_review_due(command["on"], rules.decision_working_days)
+           if loan.enterprise and command["approved"] else None)
+    return [_step_event("county_approved", loan, command, approved=command["approved"], decision_due_by=due)]
 
 
 def decide_decision(state, command, rules, remaining_quota):

@@ -200,6 +200,49 @@ def test_township_score_worked_by_hand(facts):
     assert domain.score("township", "T2", facts, PERIOD, AS_OF)["score"] is None
 
 
+def test_a_review_still_not_done_after_its_due_date_counts_as_late():
+    """"All reviews due" includes reviews nobody has done yet: once the due date has passed on
+    the as-of date they count as late; before it, or once the loan ended, they are not due."""
+    events = []
+
+    def ev(type_, **payload):
+        events.append(StoredEvent(len(events) + 1, str(uuid.uuid4()), "", "", 1, type_, 1, payload))
+
+    ev("township_registered", township_id="T3", name="新华乡")
+    for lid in ("P1", "P2", "P3", "P4"):
+        ev("loan_applied", loan_id=lid, household_id="H9", enterprise_name=None, township_id="T3", amount="30000.00",
+           industry="livestock", term_months=12, applied_on="2023-06-01")
+    # P1: village review 5 June, recommendation due 12 June, never made → late on 30 June.
+    ev("village_reviewed", loan_id="P1", township_id="T3", on="2023-06-05", passed=True, note="",
+       recommendation_due_by="2023-06-12")
+    # P2: recommended in time; decision due 30 June, not made yet → still inside its limit on 30 June.
+    ev("village_reviewed", loan_id="P2", township_id="T3", on="2023-06-12", passed=True, note="",
+       recommendation_due_by="2023-06-19")
+    ev("township_recommended", loan_id="P2", township_id="T3", on="2023-06-16", recommended=True, note="",
+       due_by="2023-06-19", working_days=4, within_limit=True, decision_due_by="2023-06-30")
+    # P3: recommended in time; the county refused (above 20,000): no decision is due any more.
+    ev("village_reviewed", loan_id="P3", township_id="T3", on="2023-06-01", passed=True, note="",
+       recommendation_due_by="2023-06-08")
+    ev("township_recommended", loan_id="P3", township_id="T3", on="2023-06-02", recommended=True, note="",
+       due_by="2023-06-08", working_days=1, within_limit=True, decision_due_by="2023-06-16")
+    ev("county_approved", loan_id="P3", township_id="T3", on="2023-06-05", approved=False, decision_due_by=None)
+    # P4: refused at the village review: nothing is due.
+    ev("village_reviewed", loan_id="P4", township_id="T3", on="2023-06-01", passed=False, note="",
+       recommendation_due_by=None)
+    facts = facts_of(events)
+
+    reviews = indicator(domain.score("township", "T3", facts, PERIOD, AS_OF), "review_timeliness")
+    # due by 30 June: P1's recommendation (late, not done), P2's recommendation (in time),
+    # P3's recommendation (in time) → 2 / 3
+    assert (reviews["numerator"], reviews["denominator"]) == (2, 3)
+    assert reviews["evidence"] == [{"loan_id": "P1", "review": "recommendation", "done_on": None,
+                                    "due_by": "2023-06-12"}]
+    # on 3 July P2's decision is three days late too → 2 / 4
+    reviews = indicator(domain.score("township", "T3", facts, PERIOD, date(2023, 7, 3)), "review_timeliness")
+    assert (reviews["numerator"], reviews["denominator"]) == (2, 4)
+    assert [(e["loan_id"], e["review"]) for e in reviews["evidence"]] == [("P1", "recommendation"), ("P2", "decision")]
+
+
 def test_a_month_counts_only_once_complete():
     events = county_events()
     in_june = facts_of(events)

@@ -199,6 +199,23 @@ def test_the_recommendation_and_decision_record_their_working_day_limits():
         {"due_by": "2023-10-26", "working_days": 10, "within_limit": True}
 
 
+def test_each_step_names_when_the_next_review_falls_due():
+    # So the assessment can count a review that is late and still not done.
+    loan = applied()
+    events = domain.decide_village_review(loan, {"loan_id": loan.loan_id, "on": date(2023, 9, 28), "passed": True,
+                                                 "note": ""}, RULES)
+    assert events[0].payload["recommendation_due_by"] == "2023-10-11"  # 5 working days across National Day
+    loan = fold(applied(), events)
+    events = domain.decide_township_recommendation(loan, {"loan_id": loan.loan_id, "on": date(2023, 10, 9),
+                                                          "recommended": True, "note": ""}, RULES)
+    assert events[0].payload["decision_due_by"] == "2023-10-23"  # 10 working days
+    refused = domain.decide_village_review(applied(), {"loan_id": loan.loan_id, "on": date(2023, 9, 28),
+                                                       "passed": False, "note": ""}, RULES)
+    assert refused[0].payload["recommendation_due_by"] is None  # a refused loan has nothing more due
+    # beyond the known calendar the due date is left out rather than refusing the step
+    assert domain.next_review_due(date(2035, 1, 1), 5) is None
+
+
 def test_a_date_outside_the_official_calendar_is_a_clear_error():
     with pytest.raises(ValidationFailed) as invalid:
         domain.add_working_days(date(2035, 1, 1), 5)
