@@ -77,10 +77,14 @@ def truncate_all(url, keep=("alembic_version",)):
     engine.dispose()
 
 
-def fresh_vhost():
+def fresh_vhost(suffix=None):
     """A clean vhost for this run: deleted and re-created, so no queue from an earlier run
-    holds stale messages. Needs rabbitmqctl on this machine (the broker is local in CI)."""
-    vhost = PREFIX
+    holds stale messages. Needs rabbitmqctl on this machine (the broker is local in CI).
+
+    A whole platform (e2e, browser) takes its own `suffix`: consumers' queues are durable, so
+    in a shared vhost the queues an earlier module's assessment declared would hold every
+    event later modules published, and the platform's assessment would score them too."""
+    vhost = f"{PREFIX}_{suffix}" if suffix else PREFIX
     try:
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
         subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True, timeout=60)

@@ -8,14 +8,12 @@ the first. Needs Chromium: `bash scripts/ensure-browser.sh`."""
 import importlib
 import os
 import shutil
-import subprocess
 import uuid
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 import requests
-from kombu import Connection
 
 from tests import support
 from tests.e2e.conftest import ADMIN_PASSWORD, SERVICE_CLASSES, Client, sign_in
@@ -27,22 +25,6 @@ ARTIFACTS = ROOT / "test-artifacts" / "browser"
 NAME = "browser"
 
 __all__ = ["ADMIN_PASSWORD", "Client", "sign_in"]
-
-
-def browser_vhost():
-    """A clean vhost of our own, like support.fresh_vhost (which always uses `<prefix>`)."""
-    vhost = f"{support.PREFIX}_{NAME}"
-    try:
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
-        subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True, timeout=60)
-        subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-                       check=True, capture_output=True, timeout=60)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.fail(f"could not create RabbitMQ vhost {vhost!r} with rabbitmqctl ({exc})", pytrace=False)
-    uri = f"{support.AMQP_HOST}/{vhost}"
-    with Connection(uri, connect_timeout=5) as conn:
-        conn.ensure_connection(max_retries=3)
-    return uri
 
 
 def start_gateway(stack, amqp_uri, database_name):
@@ -68,7 +50,7 @@ def start_platform(stack, amqp_uri):
 
 @pytest.fixture(scope="session")
 def browser_amqp_uri(infra):
-    return browser_vhost()
+    return support.fresh_vhost(NAME)
 
 
 @pytest.fixture(scope="module")

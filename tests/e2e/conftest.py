@@ -35,9 +35,14 @@ def start_platform(stack, amqp_uri, overrides=None):
 
 
 @pytest.fixture(scope="package")
-def gateway_url(amqp_uri):
+def e2e_amqp_uri(infra):
+    return support.fresh_vhost("e2e")  # a platform of its own, as a fresh deployment has
+
+
+@pytest.fixture(scope="package")
+def gateway_url(e2e_amqp_uri):
     with ExitStack() as stack:
-        base = start_platform(stack, amqp_uri)
+        base = start_platform(stack, e2e_amqp_uri)
         support.wait_until(lambda: requests.get(f"{base}/readyz", timeout=5).ok, 30, message="gateway ready")
         yield base
 

@@ -14,7 +14,9 @@ def test_a_small_county_loads_and_every_unit_and_cadre_is_scored(gateway_url, ca
     params = {"period": str(YEAR), "as_of": AS_OF.isoformat(), "limit": 500}
     cadres = loader.session.get(f"{gateway_url}/api/v1/scores/cadre", headers=headers, params=params).json()["items"]
     units = loader.session.get(f"{gateway_url}/api/v1/scores/unit", headers=headers, params=params).json()["items"]
-    assert len(cadres) == 10 and all(item["score"] is not None for item in cadres)
+    expected = {scope["cadre_id"] for _, role, scope in county.users if role == "cadre"}
+    assert {item["subject_id"] for item in cadres} == expected and len(expected) == 10
+    assert all(item["score"] is not None for item in cadres)
     assert len(units) == 5 and all(item["score"] is not None for item in units)
     vetoed = [item for item in units if item["vetoed"]]
     assert [item["subject_id"] for item in vetoed] == ["U05"] and units[-1]["subject_id"] == "U05"

@@ -132,7 +132,8 @@ def test_the_whole_workflow_from_quota_to_subsidy(amqp_uri, rpc, households):
             message.ack()
     assert received["township_recommended"] == {
         "loan_id": loan_id, "township_id": "T1", "on": "2023-10-12", "recommended": True, "note": "符合条件",
-        "due_by": "2023-10-11", "working_days": 6, "within_limit": False}
+        "due_by": "2023-10-11", "working_days": 6, "within_limit": False,
+        "decision_due_by": "2023-10-26"}  # when the credit union's decision falls due (10 working days)
     assert received["loan_settled"] == {"loan_id": loan_id, "township_id": "T1", "on": "2024-10-25",
                                         "maturity_date": "2024-10-25", "on_time": True}
 
