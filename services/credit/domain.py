@@ -39,6 +39,8 @@ class Rules:
     decision_working_days: int = 10  # 第十二条2: the credit union, after the recommendation
     recovery_reward_rate: Decimal = Decimal("0.95")  # 第九条: ≥ 95 % raise quota + reward
     recovery_cut_rate: Decimal = Decimal("0.90")  # 第九条: < 90 % cut quota, no working funds
+    # Years beyond the chinesecalendar release: {year: {holidays: [dates], workdays: [dates]}}
+    calendar_supplement: dict = field(default_factory=dict)
 
     def __post_init__(self):
         for name in ("household_amount_limit", "subsidy_rate", "recovery_reward_rate", "recovery_cut_rate"):
@@ -46,6 +48,10 @@ class Rules:
         for name in ("max_term_months", "day_count_basis", "recommendation_working_days", "decision_working_days"):
             object.__setattr__(self, name, int(getattr(self, name)))
         object.__setattr__(self, "no_subsidy_industries", tuple(self.no_subsidy_industries))
+        object.__setattr__(self, "calendar_supplement", {
+            int(year): {kind: frozenset(_day(str(d)) for d in (days or {}).get(kind, ()))
+                        for kind in ("holidays", "workdays")}
+            for year, days in (self.calendar_supplement or {}).items()})
 
 
 # --- formatting -----------------------------------------------------------------------------------
@@ -70,49 +76,59 @@ def _iso(day):
 
 # --- calendar: the Chinese official working days (weekends, public holidays, 调休) ------------------
 
-def is_working_day(day, field_name="on"):
+def is_working_day(day, field_name="on", supplement=None):
+    """Per the official calendar. `supplement` ({year: {"holidays": {date}, "workdays": {date}}},
+    Rules.calendar_supplement) covers the years the library does not know yet: the State Council
+    publishes each year's holidays in the autumn before, often ahead of a library release."""
+    if supplement and day.year in supplement:
+        year = supplement[day.year]
+        if day in year["holidays"]:
+            return False
+        return day in year["workdays"] or day.weekday() < 5
     try:
         return chinese_calendar.is_workday(day)
     except NotImplementedError:
+        known = f"{CALENDAR_YEARS[0]}–{CALENDAR_YEARS[1]}"
+        extra = f" and {', '.join(str(y) for y in sorted(supplement))}" if supplement else ""
         raise ValidationFailed(
-            f"working days are known only for {CALENDAR_YEARS[0]}–{CALENDAR_YEARS[1]} (official calendar); "
-            f"{day.isoformat()} is outside it",
-            {field_name: [f"working days are known only for {CALENDAR_YEARS[0]}–{CALENDAR_YEARS[1]}"]}) from None
+            f"working days are known only for {known}{extra} (official calendar); {day.isoformat()} is outside it; "
+            f"add that year's official holidays and make-up working days under RULES calendar_supplement",
+            {field_name: [f"working days are known only for {known}{extra}"]}) from None
 
 
-def add_working_days(start, count, field_name="on"):
+def add_working_days(start, count, field_name="on", supplement=None):
     """The `count`-th working day after `start` (start itself not counted)."""
     day, found = start, 0
     while found < count:
         day += timedelta(days=1)
-        if is_working_day(day, field_name):
+        if is_working_day(day, field_name, supplement):
             found += 1
     return day
 
 
-def working_days_between(start, end, field_name="on"):
+def working_days_between(start, end, field_name="on", supplement=None):
     """Working days after `start` up to and including `end`."""
     count, day = 0, start
     while day < end:
         day += timedelta(days=1)
-        if is_working_day(day, field_name):
+        if is_working_day(day, field_name, supplement):
             count += 1
     return count
 
 
-def time_limit(start, on, limit):
+def time_limit(start, on, limit, supplement=None):
     """{due_by, working_days, within_limit} of a step taken `on` that was due `limit` working days after `start`."""
-    due_by = add_working_days(start, limit)
-    taken = working_days_between(start, on)
+    due_by = add_working_days(start, limit, supplement=supplement)
+    taken = working_days_between(start, on, supplement=supplement)
     return {"due_by": due_by.isoformat(), "working_days": taken, "within_limit": on <= due_by}
 
 
-def next_review_due(on, limit):
+def next_review_due(on, limit, supplement=None):
     """When the review that a step starts the clock for falls due (ISO date), so the assessment
     can count a review that is late and still not done. None beyond the known calendar: the
     review itself then gets the calendar's clear 400 when it is recorded."""
     try:
-        return add_working_days(on, limit).isoformat()
+        return add_working_days(on, limit, supplement=supplement).isoformat()
     except ValidationFailed:
         return None
 
@@ -369,7 +385,8 @@ def decide_village_review(state, command, rules):
     _households_only(loan, "village_review")
     _expect(loan, ("applied",), "village_review")
     _not_before(loan, command["on"], "village_review")
-    due = next_review_due(command["on"], rules.recommendation_working_days) if command["passed"] else None
+    due = (next_review_due(command["on"], rules.recommendation_working_days, rules.calendar_supplement)
+           if command["passed"] else None)
     return [_step_event("village_reviewed", loan, command, passed=command["passed"], note=command["note"],
                         recommendation_due_by=due)]
 
@@ -380,8 +397,9 @@ def decide_township_recommendation(state, command, rules):
     _expect(loan, ("village_reviewed",), "township_recommendation")
     _not_before(loan, command["on"], "township_recommendation")
     reviewed_on = _day(loan.steps["village_review"]["on"])
-    limit = time_limit(reviewed_on, command["on"], rules.recommendation_working_days)
-    due = next_review_due(command["on"], rules.decision_working_days) if command["recommended"] else None
+    limit = time_limit(reviewed_on, command["on"], rules.recommendation_working_days, rules.calendar_supplement)
+    due = (next_review_due(command["on"], rules.decision_working_days, rules.calendar_supplement)
+           if command["recommended"] else None)
     return [_step_event("township_recommended", loan, command, recommended=command["recommended"],
                         note=command["note"], decision_due_by=due, **limit)]
 
@@ -396,7 +414,7 @@ def decide_county_approval(state, command, rules):
     _expect(loan, ("applied",) if loan.enterprise else ("recommended",), "county_approval")
     _not_before(loan, command["on"], "county_approval")
     # An enterprise's decision clock starts here; a household's started at its recommendation.
-    due = (next_review_due(command["on"], rules.decision_working_days)
+    due = (next_review_due(command["on"], rules.decision_working_days, rules.calendar_supplement)
            if loan.enterprise and command["approved"] else None)
     return [_step_event("county_approved", loan, command, approved=command["approved"], decision_due_by=due)]
 
@@ -413,7 +431,8 @@ def decide_decision(state, command, rules, remaining_quota):
     _expect(loan, ("county_approved",) if needs_county_approval(loan, rules) else ("recommended",), "decision")
     _not_before(loan, command["on"], "decision")
     start_step = "county_approval" if loan.enterprise else "township_recommendation"
-    limit = time_limit(_day(loan.steps[start_step]["on"]), command["on"], rules.decision_working_days)
+    limit = time_limit(_day(loan.steps[start_step]["on"]), command["on"], rules.decision_working_days,
+                       rules.calendar_supplement)
     if command["approved"] and loan.amount > remaining_quota:
         raise RuleRefused(f"the township's remaining quota for {command['on'].year} is {money(remaining_quota)} "
                           f"yuan; the loan is {money(loan.amount)}",

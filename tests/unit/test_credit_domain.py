@@ -199,6 +199,24 @@ def test_the_recommendation_and_decision_record_their_working_day_limits():
         {"due_by": "2023-10-26", "working_days": 10, "within_limit": True}
 
 
+def test_a_year_the_library_does_not_know_yet_comes_from_the_rulebook_supplement():
+    # chinesecalendar 1.11 stops at 2026; a county adds the State Council's notice for 2027.
+    with pytest.raises(ValidationFailed) as invalid:
+        domain.add_working_days(date(2026, 12, 30), 5)
+    assert "calendar_supplement" in invalid.value.message
+    rules = Rules(calendar_supplement={2027: {"holidays": ["2027-01-01"], "workdays": ["2027-01-10"]}})
+    # Thu 31 Dec (1), Fri 1 Jan holiday, weekend, Mon 4 – Thu 7 Jan (2–5)
+    assert domain.add_working_days(date(2026, 12, 30), 5, supplement=rules.calendar_supplement) == date(2027, 1, 7)
+    # Sunday 10 January is a make-up working day (调休)
+    assert domain.working_days_between(date(2027, 1, 8), date(2027, 1, 11), supplement=rules.calendar_supplement) == 2
+    loan = applied()
+    loan = fold(loan, domain.decide_village_review(loan, {"loan_id": loan.loan_id, "on": date(2026, 12, 30),
+                                                          "passed": True, "note": ""}, rules))
+    events = domain.decide_township_recommendation(loan, {"loan_id": loan.loan_id, "on": date(2027, 1, 8),
+                                                          "recommended": True, "note": ""}, rules)
+    assert (events[0].payload["due_by"], events[0].payload["within_limit"]) == ("2027-01-07", False)
+
+
 def test_each_step_names_when_the_next_review_falls_due():
     # So the assessment can count a review that is late and still not done.
     loan = applied()
