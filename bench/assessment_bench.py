@@ -172,6 +172,7 @@ def in_memory(cadres, pairings, year):
 def rebuild(cadres, pairings, target_events):
     from nameko.standalone.rpc import ClusterRpcProxy
 
+    from fupin.cli import show_replay_progress
     from services.assessment.service import AssessmentService
     from services.common.chassis import EventSourcedService
     from services.common.db import drop_database
@@ -226,9 +227,10 @@ def rebuild(cadres, pairings, target_events):
                                         "WEB_SERVER_ADDRESS": "127.0.0.1:0"}), \
             ClusterRpcProxy(config, timeout=3600) as cluster:
         time.sleep(2)  # let the eager catch-up tick start; the rebuild then redoes everything
-        progress = eventlet.spawn(_report_progress, assessment_url, written)
-        result, replay = timed(cluster.assessment.rebuild_read_models)
-        progress.kill()
+        started = time.monotonic()
+        reply = cluster.assessment.rebuild_read_models.call_async()
+        show_replay_progress(config, "assessment", reply, started)
+        result, replay = reply.result(), [time.monotonic() - started]
         rank = lambda: cluster.assessment.rankings("cadre", str(year - 1), f"{year}-01-15", 20)  # noqa: E731
         _, first = timed(rank)  # the rebuild left the facts loaded
         # As after a restart: nothing cached, the ranking waits for the full load from PostgreSQL.
@@ -243,18 +245,6 @@ def rebuild(cadres, pairings, target_events):
             "first_ranking_after_rebuild_seconds": round(first[0], 2),
             "first_ranking_after_restart_seconds": round(restarted[0], 2),
             "process_max_rss_mib": round(rss)}
-
-
-def _report_progress(url, total, every=15):
-    """Print how far the replay has got (inbox rows), so a long run shows it is moving."""
-    engine = create_engine(url)
-    started = time.perf_counter()
-    while True:
-        eventlet.sleep(every)
-        with engine.connect() as connection:
-            done = connection.exec_driver_sql("SELECT count(*) FROM inbox").scalar()
-        elapsed = time.perf_counter() - started
-        print(f"  rebuild: {done:,} of {total:,} events after {elapsed:.0f} s ({done / elapsed:.0f}/s)", flush=True)
 
 
 def main():

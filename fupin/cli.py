@@ -225,14 +225,15 @@ def rebuild(service):
     started = time.monotonic()
     with ClusterRpcProxy(config, timeout=3600) as cluster:
         reply = getattr(cluster, service).rebuild_read_models.call_async()
-        if service == "assessment":  # replays every source over RPC: minutes for a large county
-            _show_replay_progress(config, reply, started)
+        if service == "assessment":  # the consumer: replays every source over RPC, minutes for a large county
+            show_replay_progress(config, service, reply, started)
         result = reply.result()
     click.echo(f"rebuilt {service} in {time.monotonic() - started:.0f} s: {result}")
 
 
-def _show_replay_progress(config, reply, started, every=15):
-    """Print the assessment's checkpoints every `every` seconds until the rebuild replies."""
+def show_replay_progress(config, service, reply, started, every=15):
+    """Print an event consumer's checkpoints every `every` seconds until its rebuild replies
+    (also used by bench/assessment_bench.py)."""
     import threading
 
     from nameko.standalone.rpc import ClusterRpcProxy
@@ -247,7 +248,7 @@ def _show_replay_progress(config, reply, started, every=15):
     waiter.start()
     with ClusterRpcProxy(config, timeout=30) as watcher:
         while waiter.join(every) or waiter.is_alive():
-            positions = watcher.assessment.consumer_checkpoints()
+            positions = getattr(watcher, service).consumer_checkpoints()
             done = ", ".join(f"{source} at {position:,}" for source, position in sorted(positions.items()))
             click.echo(f"  {time.monotonic() - started:.0f} s: replayed {done or 'nothing yet'}")
 

@@ -547,17 +547,14 @@ def _reviews(loans, period, as_of):
     done = due = 0
     evidence = []
     for loan in sorted(loans, key=lambda loan: loan.loan_id):
-        pending = {kind: due_by for kind, due_by in loan.reviews_due.items()
-                   if kind not in loan.reviews and not (kind == "decision" and loan.county_refused)}
         for kind in ("recommendation", "decision"):
+            pending_due = loan.reviews_due.get(kind)
             if kind in loan.reviews:
                 on, due_by, within = loan.reviews[kind]
                 when = due_by or on
-            elif kind in pending:
-                on, due_by, within = None, pending[kind], False
+            elif pending_due and pending_due < as_of and not (kind == "decision" and loan.county_refused):
+                on, due_by, within = None, pending_due, False  # late and still not done
                 when = due_by
-                if when >= as_of:  # still inside its limit on the as-of date
-                    continue
             else:
                 continue
             if not (period.start <= when <= last):

@@ -29,9 +29,6 @@ class AssessmentService(EventSourcedService, EventConsumer):
     sources = ("registry", "assistance", "projects", "credit")
 
     # --- consuming -------------------------------------------------------------------------
-    def apply_event(self, session, source, event):
-        projections.record_source_events(session, source, [event])
-
     def apply_events(self, session, source, events):
         projections.record_source_events(session, source, events)
 

@@ -14,26 +14,9 @@ from .metrics import CONSUMER_LAG
 from .store import consumer_checkpoints, inbox
 
 
-def apply_once(session, source, envelope, apply):
-    """Apply `envelope` (a StoredEvent dict) unless its id is already in the inbox.
-
-    Call inside the caller's transaction; returns True when it was applied now.
-    """
-    inserted = session.execute(
-        pg_insert(inbox)
-        .values(event_id=envelope["event_id"], source=source,
-                global_position=envelope["global_position"])
-        .on_conflict_do_nothing()
-        .returning(inbox.c.event_id)
-    ).first()
-    if inserted is None:
-        return False
-    apply(session, source, StoredEvent.from_dict(envelope))
-    return True
-
-
 def apply_new(session, source, envelopes, apply_events):
-    """Apply, as one list, those of `envelopes` whose ids are not yet in the inbox.
+    """Apply, as one list, those of `envelopes` (StoredEvent dicts) whose ids are not yet in the
+    inbox: one delivery, or a whole catch-up batch. Call inside the caller's transaction.
 
     One multi-row inbox insert per batch instead of one per event: a replay of a million events
     spends its time in statements, not in business logic. Returns how many were new.
@@ -122,7 +105,8 @@ class EventConsumer:
         raise NotImplementedError
 
     def apply_events(self, session, source, events):
-        """A catch-up batch's new events, in order; override to write them in fewer statements."""
+        """New events (one delivery or a catch-up batch), in order; override to write them in
+        fewer statements."""
         for event in events:
             self.apply_event(session, source, event)
 
@@ -131,7 +115,7 @@ class EventConsumer:
 
         session = self.db.new_session()
         try:
-            apply_once(session, source, envelope, self.apply_event)
+            apply_new(session, source, [envelope], self.apply_events)
             session.commit()
         except Exception:
             session.rollback()

@@ -48,10 +48,14 @@ class Rules:
         for name in ("max_term_months", "day_count_basis", "recommendation_working_days", "decision_working_days"):
             object.__setattr__(self, name, int(getattr(self, name)))
         object.__setattr__(self, "no_subsidy_industries", tuple(self.no_subsidy_industries))
-        object.__setattr__(self, "calendar_supplement", {
-            int(year): {kind: frozenset(_day(str(d)) for d in (days or {}).get(kind, ()))
-                        for kind in ("holidays", "workdays")}
-            for year, days in (self.calendar_supplement or {}).items()})
+        try:
+            supplement = {int(year): {kind: frozenset(_day(str(d)) for d in (days or {}).get(kind, ()))
+                                      for kind in ("holidays", "workdays")}
+                          for year, days in (self.calendar_supplement or {}).items()}
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ValueError("RULES calendar_supplement must look like {2027: {holidays: [\"2027-01-01\", ...], "
+                             f"workdays: [\"2027-02-07\", ...]}}: {exc}") from None
+        object.__setattr__(self, "calendar_supplement", supplement)
 
 
 # --- formatting -----------------------------------------------------------------------------------

@@ -237,10 +237,10 @@ def test_consumer_applies_duplicates_once_and_catches_up_after_downtime(amqp_uri
                 # the same event delivered again (as the bus may) is applied once
                 event = cluster.ledger.events_since(0, 1)[0]
                 tally_service = Tally()
-                from services.common.consumer import apply_new, apply_once
+                from services.common.consumer import apply_new
                 engine = create_engine(tally_db)
                 with Session(engine) as session:
-                    assert apply_once(session, "ledger", event, Tally.apply_event.__get__(tally_service)) is False
+                    assert apply_new(session, "ledger", [event], tally_service.apply_events) == 0
                     session.commit()
                 assert cluster.tally.tally("t") == 35
                 # a catch-up batch applies only the events its inbox does not hold yet
