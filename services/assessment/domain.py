@@ -5,6 +5,7 @@
 `rank` orders subjects. Every number a county may change lives in the rulebook, which is
 itself versioned by events (`rulebook_published`).
 """
+import bisect
 import calendar
 import copy
 from dataclasses import dataclass, field
@@ -28,10 +29,12 @@ DEFAULT_RULES = {
     },
     "grade_bands": {"excellent": 90, "good": 75},
     "monthly_performance_pay": {"excellent": "850.00", "good": "800.00", "poor": "750.00"},
-    "reward_per_external_good": "200.00",
+    # 000 §三 prints "202300元", a digit garble ("2023" stands for "10" as in "9月、2023月、年底"): 1,000.
+    "reward_per_external_good": "1000.00",
     "restriction_years": 1,
     "leader_village_visits_per_year": {"head": 2, "leader": 4},
     "residency_min_days": 15,
+    "visits_per_month": 1,
     "loan_recovery_target": "0.95",
     "disbursement_target": "0.95",
     "disbursement_by": "09-30",
@@ -45,6 +48,10 @@ class Period:
     label: str
     start: date
     end: date
+
+    @property
+    def is_month(self):
+        return (self.start.year, self.start.month) == (self.end.year, self.end.month)
 
     def months(self):
         current = date(self.start.year, self.start.month, 1)
@@ -154,7 +161,7 @@ class Facts:
         self.visits = {}  # pairing_id -> {date}
         self.visit_log = []  # (date, cadre_id, unit_id, household_id)
         self.village_visits = {}  # (cadre_id, village_id) -> {visit_id: date}
-        self.exams = {}  # cadre_id -> {key: (date, score)}
+        self.exams = {}  # cadre_id -> {key: (date, score, maximum)}
         self.checks = {}  # check_id -> (date, cadre_id, unit_id, passed)
         self.stationings = {}  # stationing_id -> (cadre_id, from, until)
         self.residency = {}  # (cadre_id, month) -> (position, days)
@@ -226,7 +233,9 @@ class Facts:
         self.village_visits.setdefault((p["cadre_id"], p["village_id"]), {})[e.event_id] = _d(p["visited_on"])
 
     def _on_exam_scored(self, p, e):
-        self.exams.setdefault(p["cadre_id"], {})[e.event_id] = (_d(p["taken_on"]), Decimal(str(p["score"])))
+        # Scores recorded before the event carried the exam's maximum were out of 100.
+        self.exams.setdefault(p["cadre_id"], {})[e.event_id] = (_d(p["taken_on"]), Decimal(str(p["score"])),
+                                                                Decimal(str(p.get("max_score") or 100)))
 
     def _on_awareness_checked(self, p, e):
         self.checks[e.event_id] = (_d(p["checked_on"]), p.get("cadre_id"), p.get("unit_id"), bool(p["passed"]),
@@ -371,7 +380,8 @@ class Facts:
         stationings_by_cadre = {}
         for stationing in self.stationings.values():
             stationings_by_cadre.setdefault(stationing[0], []).append(stationing)
-        index = {"pairings_by_cadre": pairings_by_cadre, "pairings_by_unit": pairings_by_unit,
+        exam_days = sorted({day for scores in self.exams.values() for day, _, _ in scores.values()})
+        index = {"exam_days": exam_days, "pairings_by_cadre": pairings_by_cadre, "pairings_by_unit": pairings_by_unit,
                  "cadres_by_unit": cadres_by_unit, "checks_by_cadre": checks_by_cadre,
                  "checks_by_unit": checks_by_unit, "projects_by_department": projects_by_department,
                  "loans_by_township": loans_by_township, "ratings": ratings_by_subject,
@@ -409,22 +419,28 @@ def _ratio(numerator, denominator):
     return Decimal(numerator) / Decimal(denominator)
 
 
-def _visit_compliance(pairings, facts, period, as_of):
+def _visit_compliance(pairings, facts, period, as_of, required=1):
+    """(pairing, complete month) pairs active the whole month; visited = at least `required`
+    visits on distinct days that month (two records of one day are one visit)."""
     months = [(month, _month_end(month), month_label(month)) for month in complete_months(period, as_of)]
     due = visited = 0
     evidence = []
     for pairing in pairings:
         days = facts.visits.get(pairing.pairing_id, ())
-        visited_months = {(d.year, d.month) for d in days}
+        visits_by_month = {}
+        for d in days:
+            visits_by_month[(d.year, d.month)] = visits_by_month.get((d.year, d.month), 0) + 1
         for month, month_end, label in months:
             if not pairing.active_whole(month, month_end):
                 continue
             due += 1
-            if (month.year, month.month) in visited_months:
+            made = visits_by_month.get((month.year, month.month), 0)
+            if made >= required:
                 visited += 1
             else:
                 evidence.append({"household_id": pairing.household_id, "month": label,
-                                 "cadre_id": pairing.cadre_id, "pairing_id": pairing.pairing_id})
+                                 "cadre_id": pairing.cadre_id, "pairing_id": pairing.pairing_id,
+                                 "visits": made, "required": required})
     evidence.sort(key=lambda item: (item["month"], item["household_id"] or ""))
     return due, visited, evidence
 
@@ -434,15 +450,29 @@ def _pairing_cadres(pairings, period, as_of):
     return sorted({p.cadre_id for p in pairings if p.active_any(period.start, last)})
 
 
-def _exam(cadre_ids, facts, period, as_of):
+def exam_held(index, period, as_of):
+    """An exam was held in the period (up to as-of): some cadre has a score for an exam taken then."""
+    last = min(period.end, as_of)
+    days = index["exam_days"]
+    at = bisect.bisect_left(days, period.start)
+    return at < len(days) and days[at] <= last
+
+
+def _exam(cadre_ids, facts, index, period, as_of):
+    """Mean of each pairing cadre's best score / that exam's maximum; applies only to a period
+    in which an exam was held (a month without one neither rewards nor punishes)."""
+    if not exam_held(index, period, as_of):
+        return Decimal(0), Decimal(0), []
     last = min(period.end, as_of)
     total, evidence = Decimal(0), []
     for cadre_id in cadre_ids:
-        scores = [score for day, score in facts.exams.get(cadre_id, {}).values() if period.start <= day <= last]
-        best = max(scores) if scores else Decimal(0)
-        total += best / 100
-        if best < 100:
-            evidence.append({"cadre_id": cadre_id, "best_score": _num(best) if scores else None})
+        scores = [(score / maximum, score, maximum) for day, score, maximum in facts.exams.get(cadre_id, {}).values()
+                  if period.start <= day <= last and maximum > 0]
+        ratio, best, maximum = max(scores) if scores else (Decimal(0), None, None)
+        total += min(Decimal(1), ratio)
+        if ratio < 1:
+            evidence.append({"cadre_id": cadre_id, "best_score": None if best is None else _num(best),
+                             "max_score": None if maximum is None else _num(maximum)})
     return total, Decimal(len(cadre_ids)), evidence
 
 
@@ -487,12 +517,21 @@ def _leader_visits(unit_id, facts, index, period, as_of, rules):
     return total, pairs, evidence
 
 
+def _counts_as_cancelled(project, as_of):
+    """A cancellation drops a project out only when dated on or before its deadline, and only
+    once it has happened on the as-of date: cancelling a late project lifts no score, past or present."""
+    return project.cancelled_on is not None and project.cancelled_on <= as_of and (
+        project.deadline is None or project.cancelled_on <= project.deadline)
+
+
 def _project_delivery(projects, period, as_of):
     last = min(period.end, as_of)
-    due = [p for p in projects if p.deadline and period.start <= p.deadline <= last and not p.cancelled_on]
+    due = [p for p in projects if p.deadline and period.start <= p.deadline <= last
+           and not _counts_as_cancelled(p, as_of)]
     on_time = {p.project_id for p in due if p.completed_on and p.completed_on <= p.deadline}
     evidence = [{"project_id": p.project_id, "title": p.title, "deadline": p.deadline.isoformat(),
                  "completed_on": p.completed_on.isoformat() if p.completed_on else None,
+                 "cancelled_on": p.cancelled_on.isoformat() if p.cancelled_on and p.cancelled_on <= as_of else None,
                  "late": True} for p in sorted(due, key=lambda p: p.project_id) if p.project_id not in on_time]
     return len(on_time), len(due), evidence
 
@@ -500,8 +539,11 @@ def _project_delivery(projects, period, as_of):
 def _disbursement(projects, facts, period, as_of, rules):
     year = period.start.year
     month, day = (int(x) for x in rules["disbursement_by"].split("-"))
-    cutoff = min(as_of, date(year, month, day))
-    ids = {p.project_id for p in projects if p.plan_year == year and not p.cancelled_on}
+    # Measured at the end of the period (or as-of, if earlier), never past the target date: a
+    # month's score shows the progress at that month's end.
+    cutoff = min(period.end, as_of, date(year, month, day))
+    # A project cancelled by the cutoff leaves its funds out; one cancelled later still had to pay out.
+    ids = {p.project_id for p in projects if p.plan_year == year and not (p.cancelled_on and p.cancelled_on <= cutoff)}
     allocated = sum((a for pid, d, a in facts.allocations.values() if pid in ids and d <= cutoff), Decimal(0))
     disbursed = sum((a for pid, d, a in facts.disbursements.values() if pid in ids and d <= cutoff), Decimal(0))
     return disbursed, allocated, cutoff
@@ -584,9 +626,9 @@ def indicators(subject_type, subject_id, facts, period, as_of, rules):
     key = (subject_type, subject_id)
     if subject_type in ("unit", "cadre"):
         pairings = index["pairings_by_unit" if subject_type == "unit" else "pairings_by_cadre"].get(subject_id, [])
-        due, visited, evidence = _visit_compliance(pairings, facts, period, as_of)
+        due, visited, evidence = _visit_compliance(pairings, facts, period, as_of, int(rules.get("visits_per_month", 1)))
         add("visit_compliance", visited, due, evidence)
-        total, count, evidence = _exam(_pairing_cadres(pairings, period, as_of), facts, period, as_of)
+        total, count, evidence = _exam(_pairing_cadres(pairings, period, as_of), facts, index, period, as_of)
         add("policy_exam", total, count, evidence)
         checks = index["checks_by_unit" if subject_type == "unit" else "checks_by_cadre"].get(subject_id, [])
         passed, count, evidence = _checks(checks, period, as_of)
@@ -663,13 +705,25 @@ def score(subject_type, subject_id, facts, period, as_of, version=None):
 
 
 def cadre_pay(cadre_id, grade, index, period, as_of, rules):
-    """000 §三: monthly performance pay by grade, a reward per external 好, and for an external 差
-    the last place of the year and no awards, transfers or promotion for a year."""
+    """000 §三: the monthly performance pay by grade (850 / 800 / 750); each external 好 earns a
+    reward in the month it is dated; an external 差 withholds that month's performance pay
+    entirely, puts the cadre last at the year's end and blocks awards, transfers and promotion
+    for a year from its date. A quarter or year shows the months withheld and the rewards summed;
+    the pay itself is the month's."""
     last = min(period.end, as_of)
-    ratings = [r for r in index["ratings"].get(("cadre", cadre_id), [])
-               if r["source"] in EXTERNAL_SOURCES and period.start <= r["rated_on"] <= last]
-    goods = sum(1 for r in ratings if r["rating"] == "good")
-    poors = sorted(r["rated_on"] for r in ratings if r["rating"] == "poor")
+    external = [r for r in index["ratings"].get(("cadre", cadre_id), [])
+                if r["source"] in EXTERNAL_SOURCES and r["rated_on"] <= last]
+    in_period = [r for r in external if period.start <= r["rated_on"]]
+    reward = Decimal(str(rules["reward_per_external_good"]))
+    rewards_by_month = {}
+    for r in in_period:
+        if r["rating"] == "good":
+            label = month_label(r["rated_on"])
+            rewards_by_month[label] = rewards_by_month.get(label, Decimal(0)) + reward
+    months_withheld = sorted({month_label(r["rated_on"]) for r in in_period if r["rating"] == "poor"})
+    # Restrictions run a year from the latest external 差 on or before the period's end, so a
+    # 差 in April still shows on May's card; one that has expired before the period does not.
+    poors = sorted(r["rated_on"] for r in external if r["rating"] == "poor")
     until = None
     if poors:
         latest = poors[-1]
@@ -678,8 +732,18 @@ def cadre_pay(cadre_id, grade, index, period, as_of, rules):
             until = latest.replace(year=latest.year + years)
         except ValueError:  # 29 February
             until = latest.replace(year=latest.year + years, day=28)
-    pay = rules["monthly_performance_pay"].get(grade) if grade else None
-    return {"monthly_performance_pay": pay, "rewards": f"{Decimal(str(rules['reward_per_external_good'])) * goods:.2f}",
+        if until < period.start:
+            until = None
+    rate = rules["monthly_performance_pay"].get(grade) if grade else None
+    pay = rate
+    if period.is_month and months_withheld and rate is not None:
+        pay = "0.00"
+    goods = sum(1 for r in in_period if r["rating"] == "good")
+    return {"monthly_performance_pay": pay, "pay_by_grade": rate, "withheld": bool(months_withheld),
+            "months_withheld": months_withheld,
+            "withheld_amount": f"{Decimal(str(rate)):.2f}" if period.is_month and months_withheld and rate else "0.00",
+            "rewards": f"{sum(rewards_by_month.values(), Decimal(0)):.2f}",
+            "rewards_by_month": {k: f"{v:.2f}" for k, v in sorted(rewards_by_month.items())},
             "external_good_ratings": goods, "restrictions_until": until.isoformat() if until else None,
             "restrictions": ["不评优", "不调动", "不提拔", "年终末位"] if until else []}
 

@@ -51,6 +51,8 @@ class PublishRulebook(Schema):
     leader_village_visits_per_year = fields.Dict(keys=fields.String(validate=v.OneOf(("head", "leader"))),
                                                  values=fields.Integer(validate=v.Range(0, 52)))
     residency_min_days = fields.Integer(validate=v.Range(0, 31))
+    visits_per_month = fields.Integer(validate=v.Range(1, 31),
+                                      metadata={"description": "visits a paired household needs each month"})
     loan_recovery_target = fields.Decimal(as_string=True, validate=_fraction)
     disbursement_target = fields.Decimal(as_string=True, validate=_fraction)
     disbursement_by = fields.String(validate=v.Regexp(r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"))

@@ -261,8 +261,10 @@ def decide_exam_score(cadre, command, today, rules):
             "score": [f"must be between {rules.exam_score_min} and {rules.exam_score_max}"]})
     refuse_future(command["taken_on"], today, "taken_on")
     day = command["taken_on"].isoformat()
+    # The exam's maximum travels with the score: the assessment scales by it (DOMAIN.md policy_exam).
     return [NewEvent("exam_scored", {"cadre_id": cadre.cadre_id, "unit_id": cadre.unit_id,
-                                     "exam_id": command["exam_id"], "score": score_value(score), "taken_on": day}, day)]
+                                     "exam_id": command["exam_id"], "score": score_value(score), "taken_on": day,
+                                     "max_score": rules.exam_score_max}, day)]
 
 
 def decide_station(cadre, command, stationing_id):

@@ -200,7 +200,7 @@ def test_subject_page_shows_indicators_evidence_and_pay_in_both_languages(gatewa
     # the other cadre: an external 好 is a reward, no restriction
     go(driver, f"#/subject/cadre/{county['c2']}?period={PERIOD}&as_of={AS_OF}")
     text_in(driver, "#pay", "No restriction")
-    assert css(driver, "#pay [data-field=rewards]").text == "200.00"
+    assert css(driver, "#pay [data-field=rewards]").text == "1000.00"  # DOMAIN.md's default reward
     css(driver, "#lang").click()
     text_in(driver, "#subject", "考核指标")
     assert not browser_errors(driver)

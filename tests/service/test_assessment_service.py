@@ -101,7 +101,7 @@ def test_events_made_while_assessment_was_down_count_once_it_starts_then_live(am
         card = rpc.assessment.subject_score("cadre", "C1", *Q1)
         visits = indicator(card, "visit_compliance")
         assert visits["evidence"] == [{"household_id": household, "month": "2023-03", "cadre_id": "C1",
-                                       "pairing_id": visits["evidence"][0]["pairing_id"]}]
+                                       "pairing_id": visits["evidence"][0]["pairing_id"], "visits": 0, "required": 1}]
         # A visit while it runs arrives over RabbitMQ.
         visit(rpc, household, "2023-03-30")
         support.wait_until(visits_counted(rpc, 3, 3), message="live event over the bus")
@@ -124,28 +124,28 @@ def test_own_facts_veto_and_rulebook_versions(amqp_uri, databases, sources):
     with assessment(amqp_uri, databases):
         support.wait_until(visits_counted(rpc, 2, 3), message="catch-up")
         before = rpc.assessment.subject_score("cadre", "C1", *Q1)
-        # Cadre C1 in Q1: visits 2/3 of weight 50; no exam (policy_exam applies: C1 is a pairing
-        # cadre, best score 0) 0/20; no checks, ratings or stationing → not applicable.
-        # 100 × (50 × 2/3 + 0) / 70 = 47.62
-        assert before["score"] == 47.62 and before["grade"] == "poor" and before["rulebook_version"] == 1
+        # Cadre C1 in Q1: visits 2/3 of weight 50; no exam was held in Q1, so policy_exam does not
+        # apply (DOMAIN.md, changed: it used to count 0 of 20); no checks, ratings or stationing.
+        # 100 × (50 × 2/3) / 50 = 66.67
+        assert before["score"] == 66.67 and before["grade"] == "poor" and before["rulebook_version"] == 1
+        assert "policy_exam" not in [i["name"] for i in before["indicators"]]
 
         rules = rpc.assessment.get_rulebook()
-        weights = dict(rules["rules"]["weights"]["cadre"])
-        weights["visit_compliance"] = 80
-        published = rpc.assessment.publish_rulebook({"weights": {"cadre": weights}, "published_on": "2024-01-05"},
-                                                    ADMIN)
+        assert rules["rules"]["visits_per_month"] == 1
+        published = rpc.assessment.publish_rulebook({"visits_per_month": 2, "published_on": "2024-01-05"}, ADMIN)
         assert published["version"] == 2
         after = rpc.assessment.subject_score("cadre", "C1", *Q1)
-        # 100 × (80 × 2/3) / 100 = 53.33 under version 2; version 1 still gives 47.62.
-        assert after["score"] == 53.33 and after["rulebook_version"] == 2
-        assert rpc.assessment.subject_score("cadre", "C1", *Q1, 1)["score"] == 47.62
+        # Two visits a month under version 2: one each in January and February is short → 0 / 3;
+        # version 1 still gives 66.67.
+        assert after["score"] == 0.0 and after["rulebook_version"] == 2
+        assert rpc.assessment.subject_score("cadre", "C1", *Q1, 1)["score"] == 66.67
 
         rpc.assessment.record_rating({"subject_type": "cadre", "subject_id": "C1", "rating": "good",
                                       "source": "county", "rated_on": "2023-03-15"}, ADMIN)
         rpc.assessment.record_veto({"subject_type": "unit", "subject_id": "U1", "reason": "重大安全事故",
                                     "on": "2023-02-01"}, ADMIN)
         cadre = rpc.assessment.subject_score("cadre", "C1", *Q1)
-        assert cadre["pay"]["rewards"] == "200.00" and cadre["pay"]["external_good_ratings"] == 1
+        assert cadre["pay"]["rewards"] == "1000.00" and cadre["pay"]["external_good_ratings"] == 1
         unit = rpc.assessment.rankings("unit", *Q1)["items"][0]
         assert unit["vetoed"] and unit["grade"] == "poor" and "重大安全事故" in unit["veto_reasons"][0]
 

@@ -127,7 +127,8 @@ def test_unit_score_worked_by_hand(facts):
     # visit_compliance: P1 6/6, P2 5/6 (March missing), P3 Mar-Jun 4/4 (paired mid-February) = 15/16 → 30 × 15/16 = 28.125
     visits = indicator(card, "visit_compliance")
     assert (visits["numerator"], visits["denominator"], visits["points"]) == (15, 16, 28.125)
-    assert visits["evidence"] == [{"household_id": "H2", "month": "2023-03", "cadre_id": "C2", "pairing_id": "P2"}]
+    assert visits["evidence"] == [{"household_id": "H2", "month": "2023-03", "cadre_id": "C2", "pairing_id": "P2",
+                                   "visits": 0, "required": 1}]
     # leader_village_visits: head C1 needs 2×6//12 = 1, made 1 → 1; leader C4 needs 4×6//12 = 2, made 1 → 0.5; mean 0.75
     leaders = indicator(card, "leader_village_visits")
     assert (leaders["numerator"], leaders["denominator"], leaders["points"]) == (1.5, 2, 7.5)
@@ -162,9 +163,10 @@ def test_cadre_scores_and_pay_worked_by_hand(facts):
     # visits 6/6 → 50; exam 90 → 18; checks 1/1 → 20; rating 好 → 10;
     # residency: stationed Jan-Jun, ≥ 15 days in Jan, Mar, May, Jun = 4/6 → 6.6667
     assert indicator(c1, "residency")["evidence"] == [{"month": "2023-02", "days": 10}, {"month": "2023-04", "days": 0}]
-    # 104.6667 of 110 → 95.15 → excellent: 850 a month and one external 好 → 200 reward
+    # 104.6667 of 110 → 95.15 → excellent: 850 a month and one external 好 (city, 10 May) → 1,000 reward
     assert c1["score"] == 95.15 and c1["grade"] == "excellent"
-    assert c1["pay"]["monthly_performance_pay"] == "850.00" and c1["pay"]["rewards"] == "200.00"
+    assert c1["pay"]["monthly_performance_pay"] == "850.00" and c1["pay"]["rewards"] == "1000.00"
+    assert c1["pay"]["rewards_by_month"] == {"2023-05": "1000.00"} and c1["pay"]["months_withheld"] == []
     assert c1["pay"]["restrictions_until"] is None
     c2 = domain.score("cadre", "C2", facts, PERIOD, AS_OF)
     # visits 9/10 → 45; exam none → 0 of 20; checks 1/2 → 10; rating 差 → 0 of 10: 55 of 100
@@ -172,6 +174,7 @@ def test_cadre_scores_and_pay_worked_by_hand(facts):
     # an external 差 (province) vetoes: poor, 750, no awards/transfers/promotion for a year
     assert c2["vetoed"] and c2["grade"] == "poor" and c2["pay"]["monthly_performance_pay"] == "750.00"
     assert c2["pay"]["restrictions_until"] == "2024-04-01"
+    assert c2["pay"]["months_withheld"] == ["2023-04"]  # the year shows the month withheld
     c3 = domain.score("cadre", "C3", facts, PERIOD, AS_OF)
     assert c3["score"] == 20.0  # visits 0/1 of 50, exam 0.7 × 20 = 14: 100 × 14 / 70
     assert domain.score("cadre", "C4", facts, PERIOD, AS_OF)["score"] is None

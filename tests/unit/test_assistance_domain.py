@@ -262,7 +262,7 @@ def test_exam_score_is_between_0_and_100():
     command = {"cadre_id": "C1", "exam_id": "2023-policy", "score": 88, "taken_on": date(2023, 6, 1)}
     [event] = domain.decide_exam_score(cadre, command, TODAY, RULES)
     assert event.payload == {"cadre_id": "C1", "unit_id": "U1", "exam_id": "2023-policy", "score": 88,
-                             "taken_on": "2023-06-01"}
+                             "taken_on": "2023-06-01", "max_score": 100}  # the maximum the assessment scales by
     assert domain.decide_exam_score(cadre, {**command, "score": 0}, TODAY, RULES)
     assert domain.decide_exam_score(cadre, {**command, "score": 100}, TODAY, RULES)
     for bad in (-1, 100.5, 101):
