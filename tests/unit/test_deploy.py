@@ -275,3 +275,23 @@ def test_restore_example_matches_prod_except_where_it_recovers_from(prod):
     archive_from = source["plugin"]["parameters"]["serverName"]
     archive_to = example["spec"]["plugins"][0]["parameters"]["serverName"]
     assert archive_from != archive_to
+
+
+PINNED_IMAGE = r"^[^:@]+(:[^@]*\d+\.\d+[^@]*)?(@sha256:[0-9a-f]{64})?$"
+
+
+def pinned(image):
+    """A release tag with at least major.minor (4.1.4-management, 17.6) or a digest."""
+    import re
+    return bool(re.match(PINNED_IMAGE, image)) and (":" in image.split("/")[-1] or "@sha256:" in image)
+
+
+def test_every_third_party_image_is_pinned_to_a_release(rendered):
+    import yaml
+    assert not pinned("rabbitmq:4-management") and not pinned("postgres:17") and pinned("postgres:17.6")
+    images = [r["spec"].get("image", "") for t in validate.TREES for r in validate.of_kind(rendered[t], "RabbitmqCluster")]
+    images += [c["spec"].get("imageName", "") for t in validate.TREES for c in validate.of_kind(rendered[t], "Cluster")]
+    compose = yaml.safe_load((validate.DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
+    images += [s["image"] for s in compose["services"].values() if "FUPIN_IMAGE" not in s["image"]]
+    images += [a.split()[0] for word, a in validate.dockerfile_instructions() if word == "FROM"]
+    assert images and all(pinned(image) for image in images), images
