@@ -292,6 +292,8 @@ def test_every_third_party_image_is_pinned_to_a_release(rendered):
     images = [r["spec"].get("image", "") for t in validate.TREES for r in validate.of_kind(rendered[t], "RabbitmqCluster")]
     images += [c["spec"].get("imageName", "") for t in validate.TREES for c in validate.of_kind(rendered[t], "Cluster")]
     compose = yaml.safe_load((validate.DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
-    images += [s["image"] for s in compose["services"].values() if "FUPIN_IMAGE" not in s["image"]]
+    # Fupin's own image (built here, `build:`) is left out; nameko, once imported, makes PyYAML
+    # expand its ${FUPIN_IMAGE:-...}, so the name cannot be relied on.
+    images += [s["image"] for s in compose["services"].values() if "build" not in s]
     images += [a.split()[0] for word, a in validate.dockerfile_instructions() if word == "FROM"]
-    assert images and all(pinned(image) for image in images), images
+    assert images and not [image for image in images if not pinned(image)], [i for i in images if not pinned(i)]
