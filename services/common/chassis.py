@@ -18,7 +18,7 @@ from . import commands
 from .db import Database
 from .metrics import exposition
 from .relay import RelayDoorbell, relay_loop, relay_pending
-from .store import EventStore, events
+from .store import EventStore
 
 log = logging.getLogger(__name__)
 
