@@ -19,7 +19,7 @@ from .clock import clock_from_config
 from .db import Database
 from .metrics import exposition
 from .relay import RelayDoorbell, relay_loop, relay_pending
-from .store import EventStore, events
+from .store import EventStore
 
 log = logging.getLogger(__name__)
 
