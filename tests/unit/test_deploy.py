@@ -297,3 +297,11 @@ def test_every_third_party_image_is_pinned_to_a_release(rendered):
     images += [s["image"] for s in compose["services"].values() if "build" not in s]
     images += [a.split()[0] for word, a in validate.dockerfile_instructions() if word == "FROM"]
     assert images and not [image for image in images if not pinned(image)], [i for i in images if not pinned(i)]
+
+
+def test_every_one_machine_container_rotates_its_log():
+    import yaml
+    compose = yaml.safe_load((validate.DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
+    for name, service in compose["services"].items():
+        options = service.get("logging", {}).get("options", {})
+        assert options.get("max-size") and options.get("max-file"), f"{name} keeps its log forever"
