@@ -11,7 +11,7 @@ Config `NOW` (env `FUPIN_NOW`) freezes the clock for tests and replays of a past
 date-time (`2023-12-31T23:30:00Z`; without an offset it is county time) or an ISO date (that
 day, at noon county time).
 """
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, time, UTC
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -52,7 +52,7 @@ class CountyClock:
         self.frozen = parse_frozen(frozen, self.zone)
 
     def now(self):
-        instant = self.frozen if self.frozen is not None else datetime.now(timezone.utc)
+        instant = self.frozen if self.frozen is not None else datetime.now(UTC)
         return instant.astimezone(self.zone)
 
     def today(self):
