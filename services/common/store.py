@@ -6,6 +6,7 @@ committed event below N. Rolled-back inserts leave gaps in the sequence; readers
 for "greater than", so gaps are harmless.
 """
 import uuid
+from collections.abc import Callable
 from datetime import date
 
 from sqlalchemy import (
@@ -73,7 +74,7 @@ APPEND_LOCK = "fupin.events.append"
 
 # Old payload versions are upcast here when read, never rewritten in the table:
 # {(event_type, from_version): function(payload) -> payload of from_version + 1}.
-UPCASTERS = {}
+UPCASTERS: dict[tuple[str, int], Callable[[dict], dict]] = {}
 
 
 @deserialize_to_instance

@@ -132,6 +132,11 @@ class CreditService(EventSourcedService):
         concurrent approvals can never together exceed the quota."""
         command = validate(schemas.DecideLoan(), data)
         rules = self.rules
+        borrower = None
+        if command["approved"]:  # the borrower's standing is checked again on the decision day
+            loan = self.load_stream(LOAN, command["loan_id"], domain.evolve)
+            if loan is not None and loan.household_id:
+                borrower = self._household(loan.household_id)
 
         def work(store, metadata):
             store.lock_stream(LOAN, command["loan_id"])
@@ -142,7 +147,7 @@ class CreditService(EventSourcedService):
                 year = command["on"].year
                 store.lock_stream(QUOTA, domain.quota_stream_id(state.township_id, year))
                 remaining = projections.remaining_quota(store.session, state.township_id, year)
-            new_events = domain.decide_decision(state, command, rules, remaining)
+            new_events = domain.decide_decision(state, command, rules, remaining, borrower)
             stored = store.append(LOAN, command["loan_id"], len(history), new_events, metadata)
             for event in stored:
                 projections.project(store.session, event)
@@ -180,7 +185,7 @@ class CreditService(EventSourcedService):
     @timer(interval=OVERDUE_CHECK_SECONDS)
     def check_overdue(self):
         try:
-            self.detect_overdue(date.today().isoformat())
+            self.detect_overdue(self.clock.today().isoformat())
         except Exception:  # the next tick tries again
             log.exception("overdue detection failed; will retry")
 
