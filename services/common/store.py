@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import date
 
 from sqlalchemy import (
-    BigInteger, Column, Date, DateTime, Identity, Integer, MetaData, Table, Text,
+    BigInteger, Column, Date, DateTime, Identity, Index, Integer, MetaData, Table, Text,
     UniqueConstraint, func, insert, select, text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
@@ -37,6 +37,8 @@ events = Table(
     Column("occurred_on", Date),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("stream_type", "stream_id", "version", name="uq_events_stream_version"),
+    # Declared as the first migration creates it (tests/service/test_migrations_match_tables.py).
+    Index("ix_events_type", "event_type"),
 )
 
 idempotency_keys = Table(

@@ -241,12 +241,15 @@ class CreditService(EventSourcedService):
             return page([projections.row_view(row) for row in rows], limit, key=lambda item: item["loan_id"])
 
     @rpc
-    def township_recovery(self, township_id, year):
-        """Recovery rate (回收率) of the loans maturing in the year, with the 第九条 recommendation."""
+    def township_recovery(self, township_id, year, as_of=None):
+        """Recovery rate (回收率) of the loans maturing in the year on or before `as_of` (default
+        today, county time: a loan maturing later in the year is not due yet), with the 第九条
+        recommendation."""
         year = _year(year)
+        as_of = parse_date(as_of, "as_of") if as_of else self.clock.today()
         with self.db.new_session() as session:
-            maturing = projections.maturing(session, township_id, year)
-        return domain.recovery(township_id, year, maturing, self.rules)
+            maturing = projections.maturing(session, township_id, year, as_of)
+        return {**domain.recovery(township_id, year, maturing, self.rules), "as_of": as_of.isoformat()}
 
     @rpc
     def quota_use(self, township_id, year):
