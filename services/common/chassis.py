@@ -10,7 +10,6 @@ from kombu import Connection
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
 from nameko.rpc import rpc
-from nameko.web.handlers import http
 from sqlalchemy import text
 from werkzeug.wrappers import Response
 
@@ -20,6 +19,7 @@ from .db import Database
 from .metrics import exposition
 from .relay import RelayDoorbell, relay_loop, relay_pending
 from .store import EventStore
+from .web import http
 
 log = logging.getLogger(__name__)
 
