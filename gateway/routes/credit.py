@@ -59,12 +59,18 @@ class YearQuery(ListQuery):
     year = fields.Integer(required=True, validate=v.Range(2000, 2100))
 
 
-@route("GET", "/api/v1/townships/<township_id>/recovery", roles=LOAN_READERS, query=YearQuery, tag="credit")
+class RecoveryQuery(YearQuery):
+    as_of = fields.Date()  # default: today, county time (the credit service's clock)
+
+
+@route("GET", "/api/v1/townships/<township_id>/recovery", roles=LOAN_READERS, query=RecoveryQuery, tag="credit")
 def township_recovery(ctx):
     """Recovery rate (回收率) for the year, with the quota recommendation."""
     township_id = ctx.path_values["township_id"]
     require_township(ctx, township_id)
-    return ctx.call("credit", "township_recovery", township_id, ctx.query["year"])
+    as_of = ctx.query.get("as_of")
+    return ctx.call("credit", "township_recovery", township_id, ctx.query["year"],
+                    as_of.isoformat() if as_of else None)
 
 
 @route("GET", "/api/v1/townships/<township_id>/quota", roles=LOAN_READERS, query=YearQuery, tag="credit")

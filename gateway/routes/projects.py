@@ -48,7 +48,7 @@ def import_projects(ctx):
 class ProjectQuery(ListQuery):
     department = fields.String()
     status = fields.String()
-    plan_year = fields.Integer()
+    plan_year = fields.Integer(validate=v.Range(2000, 2100))
     township_id = fields.String()
     village_id = fields.String()
 
@@ -68,7 +68,7 @@ def get_project(ctx):
 
 
 class DepartmentStatsQuery(ListQuery):
-    plan_year = fields.Integer(required=True)
+    plan_year = fields.Integer(required=True, validate=v.Range(2000, 2100))
     as_of = fields.Date(required=True)
 
 

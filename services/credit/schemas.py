@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.common.validation import WholeNumber
+from services.common.validation import BoundedDecimal, WholeNumber
 
 INDUSTRIES = ("tobacco", "sugarcane", "mulberry", "livestock", "off_season_vegetables", "other_farming",
               "non_production")
@@ -17,7 +17,7 @@ CENT = Decimal("0.01")
 QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
 
 
-class Money(fields.Decimal):
+class Money(BoundedDecimal):
     """Yuan, at most two decimals; greater than zero unless `allow_zero`."""
 
     def __init__(self, allow_zero=False, **kwargs):
@@ -37,7 +37,7 @@ class Money(fields.Decimal):
         return amount
 
 
-class Rate(fields.Decimal):
+class Rate(BoundedDecimal):
     """A yearly interest rate as a fraction: 0.0435 is 4.35 %."""
 
     def __init__(self, **kwargs):

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.common.validation import WholeNumber
+from services.common.validation import BoundedDecimal, WholeNumber
 
 CATEGORIES = ("village_road", "road_repair", "bridge", "road_safety", "water_supply", "grid_upgrade",
               "clinic", "relocation_housing", "house_renovation", "other")
@@ -21,7 +21,7 @@ PROJECT_CODE = validate.Regexp(r"^[^\s/?#%\\]{1,64}$",
 CENT = Decimal("0.01")
 
 
-class Money(fields.Decimal):
+class Money(BoundedDecimal):
     """Yuan, at most two decimals, greater than zero."""
 
     def __init__(self, **kwargs):
@@ -38,7 +38,7 @@ class Money(fields.Decimal):
         return amount
 
 
-class Quantity(fields.Decimal):
+class Quantity(BoundedDecimal):
     """A quantity of work (km, units, households): zero or more."""
 
     def __init__(self, **kwargs):

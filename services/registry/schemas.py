@@ -8,6 +8,8 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from services.common.validation import BoundedDecimal
+
 POVERTY_CAUSES = ("illness", "disability", "schooling", "disaster", "lack_of_land", "lack_of_water",
                   "lack_of_skills", "lack_of_labour", "lack_of_capital", "poor_transport", "lack_of_motivation")
 SEXES = ("male", "female")
@@ -32,7 +34,7 @@ def code(**kwargs):
     return fields.String(required=True, validate=CODE, **kwargs)
 
 
-class Income(fields.Decimal):
+class Income(BoundedDecimal):
     """Yuan per person per year, at most two decimals, zero or more."""
 
     def __init__(self, **kwargs):
