@@ -79,3 +79,15 @@ def quota_use(ctx):
     township_id = ctx.path_values["township_id"]
     require_township(ctx, township_id)
     return ctx.call("credit", "quota_use", township_id, ctx.query["year"])
+
+
+class MonthQuery(ListQuery):
+    month = fields.String(required=True, validate=v.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="a month YYYY-MM"))
+
+
+@route("GET", "/api/v1/townships/<township_id>/loan-notice", roles=LOAN_READERS, query=MonthQuery, tag="credit")
+def loan_public_notice(ctx):
+    """The month-end public notice (公示, 第十二条3): the township's loans approved in the month."""
+    township_id = ctx.path_values["township_id"]
+    require_township(ctx, township_id)
+    return ctx.call("credit", "public_notice", township_id, ctx.query["month"])
