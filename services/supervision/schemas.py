@@ -8,7 +8,7 @@ from datetime import date
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.common.validation import WholeNumber  # noqa: F401 - re-exported for symmetry
+from services.common.validation import BoundedDecimal, WholeNumber  # noqa: F401 - WholeNumber re-exported for symmetry
 
 PROBLEM_SOURCES = ("supervision", "inspection", "spot_check", "third_party")
 PROBLEM_STATUSES = ("open", "awaiting_verification", "closed", "overdue")
@@ -47,7 +47,7 @@ class Week(fields.String):
         return week
 
 
-class Quantity(fields.Decimal):
+class Quantity(BoundedDecimal):
     """A target or progress quantity: zero or more."""
 
     def __init__(self, **kwargs):
