@@ -43,4 +43,6 @@ test: venv services lint
 	$(VENV)/bin/pytest -q
 
 bench: venv services
+	$(VENV)/bin/pip install -q "eventsourcing[postgres]==9.5.6" "py-spy==0.4.3" "locust==2.47.0"  # pyproject's bench extra
+	$(VENV)/bin/python bench/command_bench.py
 	$(VENV)/bin/python bench/eventstore_bench.py

@@ -58,13 +58,17 @@ def list_projects(ctx):
     """Projects by department, status, plan year, township and village."""
     filters = {k: ctx.query[k] for k in ("department", "status", "plan_year", "township_id", "village_id")
                if k in ctx.query}
+    if ctx.role == "department":  # a department lists only its own projects
+        require_department(ctx, filters.setdefault("department", ctx.scope("department")))
     return ctx.call("projects", "list_projects", filters, ctx.query["limit"], ctx.query["cursor"])
 
 
 @route("GET", "/api/v1/projects/<project_id>", roles=ANY_SIGNED_IN, tag="projects")
 def get_project(ctx):
     """One project with its history."""
-    return ctx.call("projects", "get_project", ctx.path_values["project_id"])
+    project = ctx.call("projects", "get_project", ctx.path_values["project_id"])
+    require_department(ctx, project["department"])
+    return project
 
 
 class DepartmentStatsQuery(ListQuery):
@@ -76,6 +80,7 @@ class DepartmentStatsQuery(ListQuery):
        tag="projects")
 def department_statistics(ctx):
     """Counts by status, overdue, on-time completion, funds and the 95 %-by-30-September target."""
+    require_department(ctx, ctx.path_values["department"])
     return ctx.call("projects", "department_statistics", ctx.path_values["department"],
                     ctx.query["plan_year"], ctx.query["as_of"].isoformat())
 

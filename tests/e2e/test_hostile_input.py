@@ -153,3 +153,22 @@ def test_admin_password_still_signs_in(gateway_url):
     response = requests.post(f"{gateway_url}/api/v1/auth/token", json={"username": "admin",
                                                                         "password": ADMIN_PASSWORD}, timeout=30)
     assert response.status_code == 200
+
+
+def test_scoped_reads_stay_in_scope(admin, user_factory, place):
+    """A station reads only its own township's households' help; a department only its projects."""
+    other = user_factory("township", township_id=f"other-{place['t']}")
+    household = admin.post("/api/v1/households", {"household_no": f"hh-{uuid.uuid4().hex[:6]}", "village_id": place["v"],
+                                                   "head_name": "王伟", "poverty_causes": ["illness"],
+                                                   "registered_on": "2023-01-05"}).json()["household_id"]
+    assert other.get(f"/api/v1/households/{household}/help").status_code == 403
+    assert user_factory("township", township_id=place["t"]).get(f"/api/v1/households/{household}/help").status_code == 200
+    project_id = f"w-{uuid.uuid4().hex[:6]}"
+    assert admin.post("/api/v1/projects", _project(place, project_id=project_id, department="water",
+                                                   category="water_supply")).status_code == 201
+    transport = user_factory("department", department="transport")
+    assert transport.get(f"/api/v1/projects/{project_id}").status_code == 403
+    assert transport.get("/api/v1/projects", department="water").status_code == 403
+    assert all(p["department"] == "transport" for p in transport.get("/api/v1/projects").json()["items"])
+    assert transport.get("/api/v1/departments/water/statistics", plan_year=2023, as_of="2023-06-30").status_code == 403
+    assert user_factory("department", department="water").get(f"/api/v1/projects/{project_id}").status_code == 200
