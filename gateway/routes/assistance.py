@@ -2,7 +2,7 @@
 from marshmallow import fields
 
 from ..app import ANY_SIGNED_IN, ListQuery, command, route
-from ..scopes import require_unit_of_cadre
+from ..scopes import require_township, require_unit_of_cadre, township_of_household
 
 WORKERS = ("admin", "unit", "cadre")
 
@@ -91,4 +91,7 @@ def unit_summary(ctx):
 @route("GET", "/api/v1/households/<household_id>/help", roles=ANY_SIGNED_IN, tag="assistance")
 def household_help(ctx):
     """Who was paired with the household, and every visit and check."""
-    return ctx.call("assistance", "household_help_history", ctx.path_values["household_id"])
+    household_id = ctx.path_values["household_id"]
+    if ctx.role == "township":  # a station reads only its own township's households
+        require_township(ctx, township_of_household(ctx, household_id), "a household of another township")
+    return ctx.call("assistance", "household_help_history", household_id)

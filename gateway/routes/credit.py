@@ -59,12 +59,18 @@ class YearQuery(ListQuery):
     year = fields.Integer(required=True, validate=v.Range(2000, 2100))
 
 
-@route("GET", "/api/v1/townships/<township_id>/recovery", roles=LOAN_READERS, query=YearQuery, tag="credit")
+class RecoveryQuery(YearQuery):
+    as_of = fields.Date()  # default: today, county time (the credit service's clock)
+
+
+@route("GET", "/api/v1/townships/<township_id>/recovery", roles=LOAN_READERS, query=RecoveryQuery, tag="credit")
 def township_recovery(ctx):
     """Recovery rate (回收率) for the year, with the quota recommendation."""
     township_id = ctx.path_values["township_id"]
     require_township(ctx, township_id)
-    return ctx.call("credit", "township_recovery", township_id, ctx.query["year"])
+    as_of = ctx.query.get("as_of")
+    return ctx.call("credit", "township_recovery", township_id, ctx.query["year"],
+                    as_of.isoformat() if as_of else None)
 
 
 @route("GET", "/api/v1/townships/<township_id>/quota", roles=LOAN_READERS, query=YearQuery, tag="credit")
@@ -73,3 +79,15 @@ def quota_use(ctx):
     township_id = ctx.path_values["township_id"]
     require_township(ctx, township_id)
     return ctx.call("credit", "quota_use", township_id, ctx.query["year"])
+
+
+class MonthQuery(ListQuery):
+    month = fields.String(required=True, validate=v.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="a month YYYY-MM"))
+
+
+@route("GET", "/api/v1/townships/<township_id>/loan-notice", roles=LOAN_READERS, query=MonthQuery, tag="credit")
+def loan_public_notice(ctx):
+    """The month-end public notice (公示, 第十二条3): the township's loans approved in the month."""
+    township_id = ctx.path_values["township_id"]
+    require_township(ctx, township_id)
+    return ctx.call("credit", "public_notice", township_id, ctx.query["month"])

@@ -2,6 +2,8 @@
 from marshmallow import Schema, fields, validate as v
 from sqlalchemy import select
 
+from services.common.pagination import decode_cursor, page
+
 from ..app import ListQuery, route
 from ..auth import ROLES, authenticate, create_user, issue_token, users
 from ..audit import audit_log, list_audit
@@ -45,10 +47,14 @@ def add_user(ctx):
 @route("GET", "/api/v1/users", roles=("admin",), query=ListQuery, tag="identity")
 def list_users(ctx):
     """Every user with role and scope."""
+    statement = select(users).order_by(users.c.username).limit(ctx.query["limit"] + 1)
+    after = decode_cursor(ctx.query["cursor"])
+    if after is not None:
+        statement = statement.where(users.c.username > after)
     with ctx.db.new_session() as session:
-        rows = session.execute(select(users).order_by(users.c.username)).all()
-    return {"items": [{"user_id": r.user_id, "username": r.username, "role": r.role, "scope": r.scope,
-                       "active": r.active} for r in rows], "next_cursor": None}
+        rows = session.execute(statement).all()
+    return page([{"user_id": r.user_id, "username": r.username, "role": r.role, "scope": r.scope,
+                  "active": r.active} for r in rows], ctx.query["limit"], lambda user: user["username"])
 
 
 @route("GET", "/api/v1/audit", roles=("admin",), query=AuditQuery, tag="identity")

@@ -48,7 +48,7 @@ def import_projects(ctx):
 class ProjectQuery(ListQuery):
     department = fields.String()
     status = fields.String()
-    plan_year = fields.Integer()
+    plan_year = fields.Integer(validate=v.Range(2000, 2100))
     township_id = fields.String()
     village_id = fields.String()
 
@@ -58,17 +58,21 @@ def list_projects(ctx):
     """Projects by department, status, plan year, township and village."""
     filters = {k: ctx.query[k] for k in ("department", "status", "plan_year", "township_id", "village_id")
                if k in ctx.query}
+    if ctx.role == "department":  # a department lists only its own projects
+        require_department(ctx, filters.setdefault("department", ctx.scope("department")))
     return ctx.call("projects", "list_projects", filters, ctx.query["limit"], ctx.query["cursor"])
 
 
 @route("GET", "/api/v1/projects/<project_id>", roles=ANY_SIGNED_IN, tag="projects")
 def get_project(ctx):
     """One project with its history."""
-    return ctx.call("projects", "get_project", ctx.path_values["project_id"])
+    project = ctx.call("projects", "get_project", ctx.path_values["project_id"])
+    require_department(ctx, project["department"])
+    return project
 
 
 class DepartmentStatsQuery(ListQuery):
-    plan_year = fields.Integer(required=True)
+    plan_year = fields.Integer(required=True, validate=v.Range(2000, 2100))
     as_of = fields.Date(required=True)
 
 
@@ -76,6 +80,7 @@ class DepartmentStatsQuery(ListQuery):
        tag="projects")
 def department_statistics(ctx):
     """Counts by status, overdue, on-time completion, funds and the 95 %-by-30-September target."""
+    require_department(ctx, ctx.path_values["department"])
     return ctx.call("projects", "department_statistics", ctx.path_values["department"],
                     ctx.query["plan_year"], ctx.query["as_of"].isoformat())
 

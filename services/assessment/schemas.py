@@ -3,6 +3,8 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate as v
 
+from services.common.validation import BoundedDecimal
+
 
 def _fraction(value, allow_zero=False):
     # A function, not validate.Range: apispec would print Decimal bounds as strings.
@@ -45,19 +47,19 @@ class PublishRulebook(Schema):
     grade_bands = fields.Dict(keys=fields.String(validate=v.OneOf(("excellent", "good"))),
                               values=fields.Float(validate=v.Range(0, 100)))
     monthly_performance_pay = fields.Dict(keys=fields.String(validate=v.OneOf(("excellent", "good", "poor"))),
-                                          values=fields.Decimal(as_string=True, places=2))
-    reward_per_external_good = fields.Decimal(as_string=True, places=2, validate=_not_negative)
+                                          values=BoundedDecimal(as_string=True, places=2))
+    reward_per_external_good = BoundedDecimal(as_string=True, places=2, validate=_not_negative)
     restriction_years = fields.Integer(validate=v.Range(0, 10))
     leader_village_visits_per_year = fields.Dict(keys=fields.String(validate=v.OneOf(("head", "leader"))),
                                                  values=fields.Integer(validate=v.Range(0, 52)))
     residency_min_days = fields.Integer(validate=v.Range(0, 31))
     visits_per_month = fields.Integer(validate=v.Range(1, 31),
                                       metadata={"description": "visits a paired household needs each month"})
-    loan_recovery_target = fields.Decimal(as_string=True, validate=_fraction)
-    disbursement_target = fields.Decimal(as_string=True, validate=_fraction)
+    loan_recovery_target = BoundedDecimal(as_string=True, validate=_fraction)
+    disbursement_target = BoundedDecimal(as_string=True, validate=_fraction)
     disbursement_by = fields.String(validate=v.Regexp(r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"))
     rating_values = fields.Dict(keys=fields.String(validate=v.OneOf(("good", "fair", "poor"))),
-                                values=fields.Decimal(as_string=True, validate=_rate))
+                                values=BoundedDecimal(as_string=True, validate=_rate))
     published_on = fields.Date(required=True)
 
 

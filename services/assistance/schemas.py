@@ -8,6 +8,8 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from services.common.validation import BoundedDecimal
+
 RANKS = ("head", "leader", "staff")
 STATIONING_ROLES = ("first_secretary", "member")
 
@@ -17,7 +19,7 @@ IDENTIFIER = validate.Regexp(r"^[^\s/?#%\\]{1,64}$",
 MONTH = validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="a month YYYY-MM")
 
 
-class Score(fields.Decimal):
+class Score(BoundedDecimal):
     """An exam score: a number with at most one decimal (87.5); the range is the rulebook's."""
 
     def __init__(self, **kwargs):

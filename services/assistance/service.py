@@ -38,11 +38,8 @@ class AssistanceService(EventSourcedService):
         return rules_from_config(self.config, domain.Rules)
 
     def today(self):
-        """The business date: config TODAY (tests, replays) or the machine's date."""
-        value = self.config.get("TODAY")
-        if value:
-            return parse_date(value if isinstance(value, date) else str(value), "TODAY")
-        return date.today()
+        """The business date in the county's time zone (config NOW freezes it)."""
+        return self.clock.today()
 
     # --- the registry's facts ---------------------------------------------------------------------
     def _require_household(self, household_id):

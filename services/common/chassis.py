@@ -10,15 +10,16 @@ from kombu import Connection
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
 from nameko.rpc import rpc
-from nameko.web.handlers import http
 from sqlalchemy import text
 from werkzeug.wrappers import Response
 
 from . import commands
+from .clock import clock_from_config
 from .db import Database
 from .metrics import exposition
 from .relay import RelayDoorbell, relay_loop, relay_pending
-from .store import EventStore, events
+from .store import EventStore
+from .web import http
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,13 @@ class EventSourcedService(HealthEndpoints):
     db = Database()
     dispatch = EventDispatcher()
     nudge = RelayDoorbell()
+
+    county_timezone = None  # the rulebook's `timezone`; None = the county default (clock.DEFAULT_TIMEZONE)
+
+    @property
+    def clock(self):
+        """The county's clock (config NOW freezes it): `self.clock.today()` is the business date."""
+        return clock_from_config(self.config, self.county_timezone)
 
     # --- commands -------------------------------------------------------------------------
     def handle(self, command_type, *, stream_type, stream_id, evolve, decide, result=None,

@@ -6,10 +6,11 @@ committed event below N. Rolled-back inserts leave gaps in the sequence; readers
 for "greater than", so gaps are harmless.
 """
 import uuid
+from collections.abc import Callable
 from datetime import date
 
 from sqlalchemy import (
-    BigInteger, Column, Date, DateTime, Identity, Integer, MetaData, Table, Text,
+    BigInteger, Column, Date, DateTime, Identity, Index, Integer, MetaData, Table, Text,
     UniqueConstraint, func, insert, select, text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
@@ -36,6 +37,8 @@ events = Table(
     Column("occurred_on", Date),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("stream_type", "stream_id", "version", name="uq_events_stream_version"),
+    # Declared as the first migration creates it (tests/service/test_migrations_match_tables.py).
+    Index("ix_events_type", "event_type"),
 )
 
 idempotency_keys = Table(
@@ -73,7 +76,7 @@ APPEND_LOCK = "fupin.events.append"
 
 # Old payload versions are upcast here when read, never rewritten in the table:
 # {(event_type, from_version): function(payload) -> payload of from_version + 1}.
-UPCASTERS = {}
+UPCASTERS: dict[tuple[str, int], Callable[[dict], dict]] = {}
 
 
 @deserialize_to_instance

@@ -1,4 +1,11 @@
-"""Input checking at a service's door: marshmallow errors become a 400 with field messages."""
+"""Input checking at a service's door: marshmallow errors become a 400 with field messages.
+
+Two guards sit under every schema, so no route has to remember them: `refuse_unsafe_values`
+(text a database, a spreadsheet or a log line cannot hold, structures nested past any real
+request, numbers no county ever counts) and `BoundedDecimal`, the base of every money, rate,
+quantity and score field (a decimal too large to quantize was a 500).
+"""
+import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
@@ -15,6 +22,88 @@ def parse_date(value, name):
         raise ValidationFailed(f"{name} must be a date YYYY-MM-DD", {name: ["not a date"]}) from None
 
 
+# NUL breaks PostgreSQL text, lone surrogates break UTF-8, and the other C0 controls (tab, line
+# feed and carriage return stay allowed) break XLSX bulletins and log lines.
+UNSAFE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+MAX_DEPTH = 20
+# No amount, quantity or count in a county reaches a thousand trillion; anything above is an
+# attack or a typo, and past 1e28 Decimal arithmetic itself fails.
+MAX_MAGNITUDE = Decimal("1e15")
+MAX_DIGITS = 28
+
+
+def _unsafe_number(number):
+    if not number.is_finite():
+        return "must be a finite number"
+    if number and number.adjusted() >= MAX_MAGNITUDE.adjusted():  # no arithmetic: 1e999999999 overflows
+        return f"must be smaller than {MAX_MAGNITUDE:,.0f}"
+    if len(number.as_tuple().digits) > MAX_DIGITS:
+        return f"at most {MAX_DIGITS} digits"
+    return None
+
+
+def unsafe_value_problems(value, name="_body"):
+    """{field: [reason]} for every string, key or number in a JSON-like value that no field may
+    hold, and for nesting deeper than MAX_DEPTH. Iterative: a hostile depth cannot recurse."""
+    problems = {}
+    pending = [(value, name, 0)]
+    while pending:
+        item, path, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            problems[path] = [f"nested deeper than {MAX_DEPTH} levels"]
+            continue
+        if isinstance(item, str):
+            if UNSAFE_TEXT.search(item):
+                problems[path] = ["contains a control character, NUL or an unpaired surrogate"]
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, (int, float, Decimal)):
+            try:
+                reason = _unsafe_number(Decimal(item) if not isinstance(item, float) else Decimal(repr(item)))
+            except (InvalidOperation, ValueError):
+                reason = "not a number"
+            if reason:
+                problems[path] = [reason]
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                child_path = str(key) if path == "_body" else f"{path}.{key}"
+                if isinstance(key, str) and UNSAFE_TEXT.search(key):
+                    problems[path] = ["a field name contains a control character, NUL or an unpaired surrogate"]
+                    continue
+                pending.append((child, child_path, depth + 1))
+        elif isinstance(item, (list, tuple)):
+            for index, child in enumerate(item):
+                pending.append((child, f"{path}.{index}", depth + 1))
+    return problems
+
+
+def refuse_unsafe_values(value, name="_body"):
+    problems = unsafe_value_problems(value, name)
+    if problems:
+        raise ValidationFailed("some values cannot be accepted", {
+            key.encode("utf-8", "backslashreplace").decode("utf-8"): messages
+            for key, messages in problems.items()})
+
+
+class BoundedDecimal(fields.Decimal):
+    """A decimal that is finite, below MAX_MAGNITUDE and of at most MAX_DIGITS digits; the base
+    of every money, rate, quantity and score field, so their own checks (quantizing to fen)
+    only ever see numbers that can be quantized."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            raise ValidationError("Not a valid number.")
+        try:
+            raw = Decimal(str(value).strip()) if isinstance(value, (str, int, float, Decimal)) else None
+        except InvalidOperation:
+            raw = None
+        if raw is not None:
+            reason = _unsafe_number(raw)
+            if reason:
+                raise ValidationError(reason)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class WholeNumber(fields.Integer):
     """An integer given as a number or digits; 10.5 is refused instead of truncated to 10."""
 
@@ -25,7 +114,10 @@ class WholeNumber(fields.Integer):
             number = Decimal(str(value).strip())
         except InvalidOperation:
             raise ValidationError("Not a valid integer.") from None
-        if not number.is_finite() or number != number.to_integral_value():
+        reason = _unsafe_number(number)
+        if reason:
+            raise ValidationError(reason)
+        if number != number.to_integral_value():
             raise ValidationError("Not a valid integer.")
         return super()._deserialize(int(number), attr, data, **kwargs)
 
@@ -35,6 +127,7 @@ def validate(schema, data, partial=False):
     details map each field to its messages (nested fields as "parent.child")."""
     if not isinstance(data, dict):
         raise ValidationFailed("the request body must be a JSON object", {"_body": ["not an object"]})
+    refuse_unsafe_values(data)
     try:
         return schema.load(data, partial=partial)
     except ValidationError as error:
@@ -53,3 +146,24 @@ def _flatten(messages, prefix=""):
     else:
         flat[prefix or "_body"] = messages if isinstance(messages, list) else [messages]
     return flat
+
+
+class Money(BoundedDecimal):
+    """Yuan, at most two decimals; greater than zero unless `allow_zero`. The one money field
+    of every service; `description` and `example` are its OpenAPI text."""
+
+    def __init__(self, allow_zero=False, description="yuan, two decimals", example="20000.00", **kwargs):
+        self.allow_zero = allow_zero
+        kwargs["metadata"] = {"type": "string", "example": example, "description": description,
+                              **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        amount = super()._deserialize(value, attr, data, **kwargs)
+        if not amount.is_finite():
+            raise ValidationError("not a number")
+        if amount != amount.quantize(Decimal("0.01")):
+            raise ValidationError("at most two decimal places (fen)")
+        if amount < 0 or (amount == 0 and not self.allow_zero):
+            raise ValidationError("must not be negative" if self.allow_zero else "must be greater than 0")
+        return amount

@@ -309,7 +309,21 @@ def decide_allocate_quota(state, command):
 
 # --- application and borrowers --------------------------------------------------------------------
 
-def check_borrower(household, township_id, other_loans):
+def check_borrower_standing(household, on):
+    """A household borrows only while poor or under monitoring on the business date `on`: an
+    exited, unmonitored household is refused (checked at application and again at the decision).
+    An exit dated after `on` (a loan step recorded late) does not count yet."""
+    exited_on = _day(household.get("exited_on"))
+    exited_by_then = household.get("status") == "exited" and (exited_on is None or exited_on <= on)
+    if not exited_by_then or household.get("monitored"):
+        return
+    raise RuleRefused(f"household {household['household_id']} is {household.get('status')} and not under "
+                      "monitoring: only poor or monitored households borrow",
+                      {"rule": "borrower_poor_or_monitored", "household_id": household["household_id"],
+                       "status": household.get("status"), "monitored": bool(household.get("monitored"))})
+
+
+def check_borrower(household, township_id, other_loans, on):
     """第五条: no loan for a household without production capacity, with an unpaid earlier loan, or a
     五保 household without labour. `household` is the registry's view; `other_loans` the household's
     other loans as [{loan_id, status}]."""
@@ -317,6 +331,7 @@ def check_borrower(household, township_id, other_loans):
         raise RuleRefused(f"household {household['household_id']} is registered in township "
                           f"{household['township_id']}, not {township_id}",
                           {"rule": "household_in_township", "household_township_id": household["township_id"]})
+    check_borrower_standing(household, on)
     members = [m for m in household.get("members") or [] if not m.get("removed_on") and not m.get("removed")]
     working = [m for m in members if m.get("labor_capacity") in LABOUR]
     if not working and household.get("five_guarantees"):
@@ -343,7 +358,7 @@ def decide_apply(state, command, rules, household=None, other_loans=()):
     if command.get("household_id"):
         if household is None:
             raise NotFound(f"no household {command['household_id']}", {"household_id": command["household_id"]})
-        check_borrower(household, command["township_id"], other_loans)
+        check_borrower(household, command["township_id"], other_loans, command["applied_on"])
     on = command["applied_on"].isoformat()
     return [NewEvent("loan_applied", {
         "loan_id": command["loan_id"], "household_id": command.get("household_id") or None,
@@ -423,7 +438,7 @@ def decide_county_approval(state, command, rules):
     return [_step_event("county_approved", loan, command, approved=command["approved"], decision_due_by=due)]
 
 
-def decide_decision(state, command, rules, remaining_quota):
+def decide_decision(state, command, rules, remaining_quota, household=None):
     """The credit union's decision within 10 working days of the recommendation (of the county's
     approval for an enterprise). An approval needs the county's approval first above the limit,
     and must fit in the township's remaining quota for the year of the decision."""
@@ -437,6 +452,8 @@ def decide_decision(state, command, rules, remaining_quota):
     start_step = "county_approval" if loan.enterprise else "township_recommendation"
     limit = time_limit(_day(loan.steps[start_step]["on"]), command["on"], rules.decision_working_days,
                        rules.calendar_supplement)
+    if command["approved"] and household is not None:
+        check_borrower_standing(household, command["on"])
     if command["approved"] and loan.amount > remaining_quota:
         raise RuleRefused(f"the township's remaining quota for {command['on'].year} is {money(remaining_quota)} "
                           f"yuan; the loan is {money(loan.amount)}",

@@ -187,10 +187,11 @@ def quota_view(session, township_id, year):
             "loans_approved": row.loans_approved if row else 0}
 
 
-def maturing(session, township_id, year):
+def maturing(session, township_id, year, as_of):
+    """The loans of the township maturing in the year on or before `as_of`."""
     rows = session.execute(select(loans.c.principal, loans.c.principal_repaid_on_time).where(
         loans.c.township_id == township_id, loans.c.maturity_date >= date(year, 1, 1),
-        loans.c.maturity_date <= date(year, 12, 31)))
+        loans.c.maturity_date <= min(date(year, 12, 31), as_of)))
     return [(row.principal, row.principal_repaid_on_time) for row in rows]
 
 

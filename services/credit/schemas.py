@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.common.validation import WholeNumber
+from services.common.validation import BoundedDecimal, Money, WholeNumber
 
 INDUSTRIES = ("tobacco", "sugarcane", "mulberry", "livestock", "off_season_vegetables", "other_farming",
               "non_production")
@@ -17,27 +17,7 @@ CENT = Decimal("0.01")
 QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
 
 
-class Money(fields.Decimal):
-    """Yuan, at most two decimals; greater than zero unless `allow_zero`."""
-
-    def __init__(self, allow_zero=False, **kwargs):
-        self.allow_zero = allow_zero
-        kwargs["metadata"] = {"type": "string", "example": "20000.00", "description": "yuan, two decimals",
-                              **kwargs.get("metadata", {})}
-        super().__init__(**kwargs)
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        amount = super()._deserialize(value, attr, data, **kwargs)
-        if not amount.is_finite():
-            raise ValidationError("not a number")
-        if amount != amount.quantize(CENT):
-            raise ValidationError("at most two decimal places (fen)")
-        if amount < 0 or (amount == 0 and not self.allow_zero):
-            raise ValidationError("must not be negative" if self.allow_zero else "must be greater than 0")
-        return amount
-
-
-class Rate(fields.Decimal):
+class Rate(BoundedDecimal):
     """A yearly interest rate as a fraction: 0.0435 is 4.35 %."""
 
     def __init__(self, **kwargs):

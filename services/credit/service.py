@@ -132,6 +132,11 @@ class CreditService(EventSourcedService):
         concurrent approvals can never together exceed the quota."""
         command = validate(schemas.DecideLoan(), data)
         rules = self.rules
+        borrower = None
+        if command["approved"]:  # the borrower's standing is checked again on the decision day
+            loan = self.load_stream(LOAN, command["loan_id"], domain.evolve)
+            if loan is not None and loan.household_id:
+                borrower = self._household(loan.household_id)
 
         def work(store, metadata):
             store.lock_stream(LOAN, command["loan_id"])
@@ -142,7 +147,7 @@ class CreditService(EventSourcedService):
                 year = command["on"].year
                 store.lock_stream(QUOTA, domain.quota_stream_id(state.township_id, year))
                 remaining = projections.remaining_quota(store.session, state.township_id, year)
-            new_events = domain.decide_decision(state, command, rules, remaining)
+            new_events = domain.decide_decision(state, command, rules, remaining, borrower)
             stored = store.append(LOAN, command["loan_id"], len(history), new_events, metadata)
             for event in stored:
                 projections.project(store.session, event)
@@ -180,7 +185,7 @@ class CreditService(EventSourcedService):
     @timer(interval=OVERDUE_CHECK_SECONDS)
     def check_overdue(self):
         try:
-            self.detect_overdue(date.today().isoformat())
+            self.detect_overdue(self.clock.today().isoformat())
         except Exception:  # the next tick tries again
             log.exception("overdue detection failed; will retry")
 
@@ -236,12 +241,15 @@ class CreditService(EventSourcedService):
             return page([projections.row_view(row) for row in rows], limit, key=lambda item: item["loan_id"])
 
     @rpc
-    def township_recovery(self, township_id, year):
-        """Recovery rate (回收率) of the loans maturing in the year, with the 第九条 recommendation."""
+    def township_recovery(self, township_id, year, as_of=None):
+        """Recovery rate (回收率) of the loans maturing in the year on or before `as_of` (default
+        today, county time: a loan maturing later in the year is not due yet), with the 第九条
+        recommendation."""
         year = _year(year)
+        as_of = parse_date(as_of, "as_of") if as_of else self.clock.today()
         with self.db.new_session() as session:
-            maturing = projections.maturing(session, township_id, year)
-        return domain.recovery(township_id, year, maturing, self.rules)
+            maturing = projections.maturing(session, township_id, year, as_of)
+        return {**domain.recovery(township_id, year, maturing, self.rules), "as_of": as_of.isoformat()}
 
     @rpc
     def quota_use(self, township_id, year):

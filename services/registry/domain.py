@@ -229,6 +229,15 @@ def failing_assurances(assessment):
 
 def evolve(state, event):
     """Fold one household event (stored or new) into the state; never mutates the old state."""
+    if state is not None and event.type != "household_registered":
+        state = copy.deepcopy(state)
+    return evolve_in_place(state, event)
+
+
+def evolve_in_place(state, event):
+    """`evolve` without the copy: mutates `state`, so only for a state the caller owns (a fold
+    from the stored events inside one command). Copying per event made a command's cost grow
+    with the square of the stream's length."""
     p, kind = event.payload, event.type
     if kind == "household_registered":
         return Household(household_id=p["household_id"], household_no=p["household_no"], village_id=p["village_id"],
@@ -237,7 +246,6 @@ def evolve(state, event):
                          five_guarantees=bool(p.get("five_guarantees", False)), version=1)
     if state is None:
         return None
-    state = copy.deepcopy(state)
     state.version += 1
     if kind == "member_added":
         state.members[p["person_id"]] = {**{name: p.get(name) for name in MEMBER_FIELDS},

@@ -85,9 +85,12 @@ HOUSEHOLD_EVENTS = ("household_registered", "member_added", "member_updated", "m
                     "returned_to_poverty", "policy_informant_named")
 
 
-def _refresh_household(session, event):
-    history = [e for e in EventStore(session).load("household", event.stream_id) if e.version <= event.version]
-    state = fold(domain.evolve, None, history)
+def _refresh_household(session, event, state=None):
+    """`state`: the household right after `event`, when the command has it already folded;
+    without it (a rebuild) the stream is folded again up to the event."""
+    if state is None or state.version != event.version:
+        history = [e for e in EventStore(session).load("household", event.stream_id) if e.version <= event.version]
+        state = fold(domain.evolve_in_place, None, history)
     view = domain.household_view(state)
     row = {"household_no": state.household_no, "village_id": state.village_id, "township_id": state.township_id,
            "status": state.status, "monitored": state.monitored,
@@ -116,7 +119,8 @@ def _refresh_household(session, event):
                                                                household_assurance_years.c.year], set_=values))
 
 
-def project(session, event):
+def project(session, event, state=None):
+    """`state`: the household after `event`, when the caller folded it (the command path)."""
     payload, kind = event.payload, event.type
     if kind == "township_registered":
         session.execute(pg_insert(townships).values(township_id=payload["township_id"], name=payload["name"]))
@@ -125,7 +129,7 @@ def project(session, event):
             village_id=payload["village_id"], township_id=payload["township_id"], name=payload["name"],
             poor_village=bool(payload["poor_village"])))
     elif kind in HOUSEHOLD_EVENTS:
-        _refresh_household(session, event)
+        _refresh_household(session, event, state)
 
 
 # --- reading --------------------------------------------------------------------------------------

@@ -96,7 +96,7 @@ class RegistryService(EventSourcedService):
             village = projections.find_village(store.session, command["village_id"])
             holder = projections.household_with_number(store.session, command["household_no"])
             history = store.load(HOUSEHOLD, household_id)
-            state = fold(domain.evolve, None, history)
+            state = fold(domain.evolve_in_place, None, history)
             new_events = domain.decide_register_household(state, command, village, holder)
             return self._append(store, metadata, household_id, history, state, new_events)
 
@@ -105,8 +105,8 @@ class RegistryService(EventSourcedService):
     def _append(self, store, metadata, household_id, history, state, new_events, extra=None):
         stored = store.append(HOUSEHOLD, household_id, len(history), new_events, metadata)
         for event in stored:
-            state = domain.evolve(state, event)
-            projections.project(store.session, event)
+            state = domain.evolve_in_place(state, event)  # this command's own fold: no copy needed
+            projections.project(store.session, event, state)
         result = {**domain.household_view(state, reveal_personal_data=False),
                   "events": [event.type for event in stored]}
         return extra(state, stored, result) if extra else result
@@ -125,7 +125,7 @@ class RegistryService(EventSourcedService):
                 store.lock_stream("id_number", id_number)
                 holder = projections.id_number_holder(store.session, id_number)
             history = store.load(HOUSEHOLD, household_id)
-            state = fold(domain.evolve, None, history)
+            state = fold(domain.evolve_in_place, None, history)
             new_events = decide(state, command, holder)
             return self._append(store, metadata, household_id, history, state, new_events,
                                 extra=(lambda s, stored, view: extra(s, stored, command, view)) if extra else None)

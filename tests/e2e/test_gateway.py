@@ -199,3 +199,13 @@ def test_metrics_count_requests_by_route(gateway_url, admin):
     text = requests.get(f"{gateway_url}/metrics", timeout=10).text
     assert 'route="/api/v1/households/<household_id>"' in text
     assert "fupin_http_request_seconds_bucket" in text
+
+
+def test_the_loan_public_notice_lists_the_townships_approvals_of_the_month(county, admin):
+    response = admin.get(f"/api/v1/townships/{county['t1']}/loan-notice", month="2023-03")
+    assert response.status_code == 200, response.text
+    notice = response.json()
+    assert (notice["township_id"], notice["month"]) == (county["t1"], "2023-03")
+    assert notice["count"] == len(notice["items"])
+    bad = admin.get(f"/api/v1/townships/{county['t1']}/loan-notice", month="2023-13")
+    assert bad.status_code == 400 and "month" in bad.json()["error"]["details"]

@@ -2,7 +2,7 @@
 from nameko.events import event_handler
 from nameko.rpc import rpc
 from nameko.timer import timer
-from sqlalchemy import BigInteger, Column, Integer, MetaData, Table, Text, select, text, update
+from sqlalchemy import BigInteger, Column, Integer, MetaData, Table, Text, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.common.chassis import EventSourcedService

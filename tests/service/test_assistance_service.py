@@ -35,7 +35,7 @@ def registry(amqp_uri, registry_db):
 @pytest.fixture
 def services(amqp_uri, registry, assistance_db):
     support.truncate_all(assistance_db)
-    config = support.service_config("assistance", amqp_uri, assistance_db, TODAY=TODAY)
+    config = support.service_config("assistance", amqp_uri, assistance_db, NOW=TODAY)
     with support.running(AssistanceService, config):
         yield
 

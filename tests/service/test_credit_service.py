@@ -121,7 +121,10 @@ def test_the_whole_workflow_from_quota_to_subsidy(amqp_uri, rpc, households):
     notice = rpc.public_notice("T1", "2023-10")
     assert ([item["loan_id"] for item in notice["items"]], notice["total_amount"]) == ([loan_id], "30000.00")
     assert rpc.public_notice("T1", "2023-11")["items"] == []
-    recovery = rpc.township_recovery("T1", 2024)
+    not_yet_due = rpc.township_recovery("T1", 2024, "2024-10-24")  # matures 2024-10-25: not counted yet
+    assert (not_yet_due["loans_due"], not_yet_due["rate"], not_yet_due["recommendation"]) == (0, None, None)
+    recovery = rpc.township_recovery("T1", 2024, "2024-10-25")
+    assert rpc.township_recovery("T1", 2024)["principal_due"] == "30000.00"  # today, county time, is later
     assert (recovery["principal_due"], recovery["principal_repaid_on_time"], recovery["rate"],
             recovery["recommendation"]) == ("30000.00", "30000.00", "1.0000", "raise_quota_and_reward")
     received = {}

@@ -10,10 +10,9 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from services.common import store as store_module
-from services.common.chassis import rebuild
 from services.common.errors import Conflict, RuleRefused
 from services.common.events import NewEvent
-from services.common.store import ConcurrencyConflict, EventStore
+from services.common.store import EventStore
 from tests import support
 from tests.service.sample_services import Ledger, Tally, counters, read_models
 
@@ -229,7 +228,7 @@ def test_consumer_applies_duplicates_once_and_catches_up_after_downtime(amqp_uri
             # appended before the consumer ever ran: its queue did not even exist yet
             for _ in range(5):
                 cluster.ledger.increment("t", 1)
-            with support.running(Tally, tally_config) as tally:
+            with support.running(Tally, tally_config):
                 support.wait_until(lambda: cluster.tally.tally("t") == 5, message="catch-up to 5")
                 for _ in range(3):
                     cluster.ledger.increment("t", 10)

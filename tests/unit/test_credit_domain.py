@@ -351,3 +351,23 @@ def test_recovery_rate_recommends_raise_keep_or_cut():
     assert domain.recovery("T1", 2023, [], RULES)["rate"] is None
     assert domain.recovery("T1", 2023, [(Decimal("100"), Decimal("90"))],
                            Rules(recovery_reward_rate="0.9"))["recommendation"] == "raise_quota_and_reward"
+
+
+def test_an_exited_unmonitored_household_is_refused_at_application_and_at_decision():
+    exited = household(status="exited", monitored=False, exited_on="2023-01-15")
+    with pytest.raises(RuleRefused) as refused:
+        domain.decide_apply(None, apply_command(), RULES, exited, [])
+    assert refused.value.details["rule"] == "borrower_poor_or_monitored"
+    assert domain.decide_apply(None, apply_command(), RULES, household(status="exited", monitored=True), [])
+    later_exit = household(status="exited", monitored=False, exited_on="2023-12-15")  # after the application
+    assert domain.decide_apply(None, apply_command(), RULES, later_exit, [])
+    loan = fold(None, domain.decide_apply(None, apply_command(), RULES, household(), []))
+    loan = fold(loan, domain.decide_village_review(loan, {"loan_id": loan.loan_id, "on": date(2023, 3, 1),
+                                                          "passed": True, "note": ""}, RULES))
+    loan = fold(loan, domain.decide_township_recommendation(
+        loan, {"loan_id": loan.loan_id, "on": date(2023, 3, 2), "recommended": True, "note": ""}, RULES))
+    decision = {"loan_id": loan.loan_id, "on": date(2023, 3, 3), "approved": True, "reason": ""}
+    with pytest.raises(RuleRefused) as refused:
+        domain.decide_decision(loan, decision, RULES, PLENTY, exited)
+    assert refused.value.details["rule"] == "borrower_poor_or_monitored"
+    assert domain.decide_decision(loan, decision, RULES, PLENTY, household())

@@ -556,7 +556,7 @@ def test_a_gb18030_csv_from_chinese_excel_is_read():
 
 
 def test_a_header_with_unknown_or_missing_columns_is_refused_as_a_whole():
-    content = "project_id,titel,category\nX,a,bridge\n".encode()
+    content = b"project_id,titel,category\nX,a,bridge\n"
     details = import_error(lambda: bulk_import.read_table("p.csv", content, "projects", RULES))
     assert any("'titel'" in problem for problem in details["file"])
     assert any(problem.startswith("missing columns: title") for problem in details["file"])

@@ -337,3 +337,30 @@ def test_schemas_accept_the_api_bodies_and_refuse_unknown_codes():
         "register_township", "register_village", "register_household", "add_member", "update_member",
         "remove_member", "assess_income", "assess_assurances", "exit_household", "flag_monitoring",
         "clear_monitoring", "return_to_poverty", "name_policy_informant"}
+
+
+# --- folding without a copy per event --------------------------------------------------------------
+
+def test_folding_in_place_gives_the_same_household_as_folding_with_copies_and_evolve_keeps_the_old_state():
+    events = []
+
+    def recording(state, event):
+        events.append(event)
+        return domain.evolve(state, event)
+
+    state = fold(None, domain.decide_register_household(None, {
+        "household_id": HOUSEHOLD_ID, "household_no": "342401001", "village_id": "V1", "head_name": "王伟",
+        "poverty_causes": ["illness"], "registered_on": date(2023, 1, 5)},
+        {"village_id": "V1", "township_id": "T1"}, None), recording)
+    state = fold(state, domain.decide_add_member(state, member_command(), None), recording)
+    for year in (2021, 2022, 2023):
+        state = fold(state, domain.decide_assess_income(state, {
+            "household_id": HOUSEHOLD_ID, "year": year, "per_capita_income": Decimal("4500"),
+            "assessed_on": date(year, 11, 20)}, RULES), recording)
+    before_flag = state
+    state = fold(state, domain.decide_flag_monitoring(state, {
+        "household_id": HOUSEHOLD_ID, "risk_type": "unstable", "reason": "因病", "flagged_on": date(2024, 1, 10)}),
+        recording)
+    assert not before_flag.monitored and state.monitored  # evolve left the earlier state as it was
+    assert fold(None, events, domain.evolve_in_place) == state
+    assert len(events) == 6 and state.version == 6

@@ -1,0 +1,3 @@
+from services.common.migrate import run_migrations
+
+run_migrations()
