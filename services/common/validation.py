@@ -146,3 +146,24 @@ def _flatten(messages, prefix=""):
     else:
         flat[prefix or "_body"] = messages if isinstance(messages, list) else [messages]
     return flat
+
+
+class Money(BoundedDecimal):
+    """Yuan, at most two decimals; greater than zero unless `allow_zero`. The one money field
+    of every service; `description` and `example` are its OpenAPI text."""
+
+    def __init__(self, allow_zero=False, description="yuan, two decimals", example="20000.00", **kwargs):
+        self.allow_zero = allow_zero
+        kwargs["metadata"] = {"type": "string", "example": example, "description": description,
+                              **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        amount = super()._deserialize(value, attr, data, **kwargs)
+        if not amount.is_finite():
+            raise ValidationError("not a number")
+        if amount != amount.quantize(Decimal("0.01")):
+            raise ValidationError("at most two decimal places (fen)")
+        if amount < 0 or (amount == 0 and not self.allow_zero):
+            raise ValidationError("must not be negative" if self.allow_zero else "must be greater than 0")
+        return amount

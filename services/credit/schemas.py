@@ -8,33 +8,13 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.common.validation import BoundedDecimal, WholeNumber
+from services.common.validation import BoundedDecimal, Money, WholeNumber
 
 INDUSTRIES = ("tobacco", "sugarcane", "mulberry", "livestock", "off_season_vegetables", "other_farming",
               "non_production")
 ID = validate.Length(min=1, max=64)
 CENT = Decimal("0.01")
 QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
-
-
-class Money(BoundedDecimal):
-    """Yuan, at most two decimals; greater than zero unless `allow_zero`."""
-
-    def __init__(self, allow_zero=False, **kwargs):
-        self.allow_zero = allow_zero
-        kwargs["metadata"] = {"type": "string", "example": "20000.00", "description": "yuan, two decimals",
-                              **kwargs.get("metadata", {})}
-        super().__init__(**kwargs)
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        amount = super()._deserialize(value, attr, data, **kwargs)
-        if not amount.is_finite():
-            raise ValidationError("not a number")
-        if amount != amount.quantize(CENT):
-            raise ValidationError("at most two decimal places (fen)")
-        if amount < 0 or (amount == 0 and not self.allow_zero):
-            raise ValidationError("must not be negative" if self.allow_zero else "must be greater than 0")
-        return amount
 
 
 class Rate(BoundedDecimal):

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.common.validation import BoundedDecimal, WholeNumber
+from services.common.validation import BoundedDecimal, Money, WholeNumber
 
 CATEGORIES = ("village_road", "road_repair", "bridge", "road_safety", "water_supply", "grid_upgrade",
               "clinic", "relocation_housing", "house_renovation", "other")
@@ -19,23 +19,6 @@ IMPORT_KINDS = ("projects", "progress")
 PROJECT_CODE = validate.Regexp(r"^[^\s/?#%\\]{1,64}$",
                                error="1 to 64 characters without spaces, '/', '?', '#', '%' or '\\'")
 CENT = Decimal("0.01")
-
-
-class Money(BoundedDecimal):
-    """Yuan, at most two decimals, greater than zero."""
-
-    def __init__(self, **kwargs):
-        kwargs["metadata"] = {"type": "string", "example": "20000.00", "description": "yuan, two decimals",
-                              **kwargs.get("metadata", {})}
-        super().__init__(**kwargs)
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        amount = super()._deserialize(value, attr, data, **kwargs)
-        if amount != amount.quantize(CENT):
-            raise ValidationError("at most two decimal places (fen)")
-        if amount <= 0:
-            raise ValidationError("must be greater than 0")
-        return amount
 
 
 class Quantity(BoundedDecimal):

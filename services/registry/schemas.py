@@ -6,9 +6,9 @@ gateway (which validates request bodies plus path ids with them).
 """
 from decimal import Decimal
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, fields, validate
 
-from services.common.validation import BoundedDecimal
+from services.common.validation import Money
 
 POVERTY_CAUSES = ("illness", "disability", "schooling", "disaster", "lack_of_land", "lack_of_water",
                   "lack_of_skills", "lack_of_labour", "lack_of_capital", "poor_transport", "lack_of_motivation")
@@ -32,23 +32,6 @@ def text(required=True, max_length=200, **kwargs):
 
 def code(**kwargs):
     return fields.String(required=True, validate=CODE, **kwargs)
-
-
-class Income(BoundedDecimal):
-    """Yuan per person per year, at most two decimals, zero or more."""
-
-    def __init__(self, **kwargs):
-        kwargs["metadata"] = {"type": "string", "example": "4500.00", "description": "yuan per person per year",
-                              **kwargs.get("metadata", {})}
-        super().__init__(**kwargs)
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        amount = super()._deserialize(value, attr, data, **kwargs)
-        if not amount.is_finite() or amount != amount.quantize(CENT):
-            raise ValidationError("at most two decimal places (fen)")
-        if amount < 0:
-            raise ValidationError("must not be negative")
-        return amount
 
 
 class StrictInteger(fields.Integer):
@@ -117,7 +100,7 @@ class RemoveMember(HouseholdCommand):
 
 class AssessIncome(HouseholdCommand):
     year = StrictInteger(required=True, validate=validate.Range(min=2000, max=2100))
-    per_capita_income = Income(required=True)
+    per_capita_income = Money(allow_zero=True, required=True, description="yuan per person per year", example="4500.00")
     assessed_on = fields.Date(required=True)
 
 

@@ -5,7 +5,6 @@ from decimal import Decimal
 import pytest
 
 from services.common.errors import RuleRefused
-from services.common.events import NewEvent
 from services.supervision import domain
 
 RULES = domain.Rules()
