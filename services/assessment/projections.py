@@ -108,4 +108,6 @@ def load_facts(session):
             facts.apply(event)
         cache.update(facts=facts, first=first, max_seq=max(last_seq, newest),
                      head=own[-1].global_position if own else last_head)
+        # What the facts were built from: a kept ranking is current while this is unchanged.
+        facts.loaded_version = (id(facts), first, cache["max_seq"], cache["head"])
         return facts

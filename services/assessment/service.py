@@ -23,6 +23,24 @@ def _evolve_rulebook(state, event):
     return int(event.payload["version"]), event.payload["rules"]
 
 
+_RANKINGS = {}  # (facts version, subject type, period, as_of, rulebook version) -> ranked cards
+_RANKINGS_KEPT = 64
+
+
+def _kept_ranking(subject_type, facts, period, as_of, version):
+    """Scores are a pure function of the facts: a ranking is computed once per facts version
+    (what load_facts built them from), rulebook version, period and as_of, and kept; a read
+    while no new event arrived never ranks again. Callers must not mutate the cards."""
+    key = (getattr(facts, "loaded_version", None) or id(facts), subject_type, repr(period), as_of, version)
+    ranked = _RANKINGS.get(key)
+    if ranked is None:
+        ranked = domain.rank_all(subject_type, facts, period, as_of, version)
+        if len(_RANKINGS) >= _RANKINGS_KEPT:
+            _RANKINGS.clear()
+        _RANKINGS[key] = ranked
+    return ranked
+
+
 class AssessmentService(EventSourcedService, EventConsumer):
     name = "assessment"
     projections = projections
@@ -125,7 +143,7 @@ class AssessmentService(EventSourcedService, EventConsumer):
             raise NotFound(f"no {subject_type} {subject_id!r} is known to the assessment",
                            {"subject_type": subject_type, "subject_id": subject_id})
         period, as_of = domain.parse_period(period), parse_date(as_of, "as_of")
-        ranked = domain.rank_all(subject_type, facts, period, as_of, version)
+        ranked = _kept_ranking(subject_type, facts, period, as_of, version)
         card = next(card for card in ranked if card["subject_id"] == subject_id)
         return card
 
@@ -136,7 +154,7 @@ class AssessmentService(EventSourcedService, EventConsumer):
         facts = self._facts()
         period_, as_of_ = domain.parse_period(period), parse_date(as_of, "as_of")
         version_, _ = facts.rulebook(version)
-        ranked = domain.rank_all(subject_type, facts, period_, as_of_, version)
+        ranked = _kept_ranking(subject_type, facts, period_, as_of_, version)
         limit, offset = page_limit(limit), int(decode_cursor(cursor) or 0)
         items = [{k: card[k] for k in ("subject_id", "name", "score", "grade", "rank", "vetoed", "veto_reasons")}
                  for card in ranked[offset:offset + limit]]
