@@ -11,6 +11,7 @@ import json
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request, Response
 
 DEFAULT_MAX_REQUEST_BYTES = 8 * 1024 * 1024
@@ -51,6 +52,8 @@ class JsonErrorsWsgiApp(WsgiApp):
             provider, values = adapter.match()
             request.path_values = values
             response = provider.handle_request(request)
+        except RequestRedirect as exc:  # `/ui` -> `/ui/`: the redirect is an answer, not an error
+            response = exc.get_response(environ)
         except MethodNotAllowed as exc:
             response = method_not_allowed(request.method, exc.valid_methods or [])
         except HTTPException as exc:
