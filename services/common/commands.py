@@ -101,20 +101,19 @@ def run_command(
     """
 
     def work(store, metadata):
-        store.lock_stream(stream_type, stream_id)
-        history = store.load(stream_type, stream_id)
-        version = len(history)
+        loaded = store.load_state(stream_type, stream_id, evolve, initial, lock=True)
+        version, state = loaded.version, loaded.state
         if expected_version is not None and expected_version != version:
             raise ConcurrencyConflict(
                 "the record changed since you read it",
                 {"expected_version": expected_version, "current_version": version},
             )
-        state = fold(evolve, initial, history)
         new_events = decide(state)
         stored = store.append(stream_type, stream_id, version, new_events, metadata)
         for event in stored:
             state = evolve(state, event)
             project(store.session, event)
+        store.snapshot_if_due(stream_type, stream_id, loaded, state, version + len(stored), evolve)
         if result is None:
             return {"stream_id": stream_id, "version": version + len(stored),
                     "events": [event.type for event in stored]}

@@ -95,18 +95,20 @@ class RegistryService(EventSourcedService):
             store.lock_stream(HOUSEHOLD, household_id)
             village = projections.find_village(store.session, command["village_id"])
             holder = projections.household_with_number(store.session, command["household_no"])
-            history = store.load(HOUSEHOLD, household_id)
-            state = fold(domain.evolve_in_place, None, history)
-            new_events = domain.decide_register_household(state, command, village, holder)
-            return self._append(store, metadata, household_id, history, state, new_events)
+            loaded = store.load_state(HOUSEHOLD, household_id, domain.evolve_in_place)
+            new_events = domain.decide_register_household(loaded.state, command, village, holder)
+            return self._append(store, metadata, household_id, loaded, new_events)
 
         return self.handle_many("register_household", work, context)
 
-    def _append(self, store, metadata, household_id, history, state, new_events, extra=None):
-        stored = store.append(HOUSEHOLD, household_id, len(history), new_events, metadata)
+    def _append(self, store, metadata, household_id, loaded, new_events, extra=None):
+        stored = store.append(HOUSEHOLD, household_id, loaded.version, new_events, metadata)
+        state = loaded.state
         for event in stored:
             state = domain.evolve_in_place(state, event)  # this command's own fold: no copy needed
             projections.project(store.session, event, state)
+        store.snapshot_if_due(HOUSEHOLD, household_id, loaded, state, loaded.version + len(stored),
+                              domain.evolve_in_place)
         result = {**domain.household_view(state, reveal_personal_data=False),
                   "events": [event.type for event in stored]}
         return extra(state, stored, result) if extra else result
@@ -118,16 +120,15 @@ class RegistryService(EventSourcedService):
 
         def work(store, metadata):
             household_id = command["household_id"]
-            store.lock_stream(HOUSEHOLD, household_id)
             id_number = id_number_of(command) if id_number_of else None
             holder = None
-            if id_number:
+            if id_number:  # the household's lock first, then the number's (every command in this order)
+                store.lock_stream(HOUSEHOLD, household_id)
                 store.lock_stream("id_number", id_number)
                 holder = projections.id_number_holder(store.session, id_number)
-            history = store.load(HOUSEHOLD, household_id)
-            state = fold(domain.evolve_in_place, None, history)
-            new_events = decide(state, command, holder)
-            return self._append(store, metadata, household_id, history, state, new_events,
+            loaded = store.load_state(HOUSEHOLD, household_id, domain.evolve_in_place, lock=not id_number)
+            new_events = decide(loaded.state, command, holder)
+            return self._append(store, metadata, household_id, loaded, new_events,
                                 extra=(lambda s, stored, view: extra(s, stored, command, view)) if extra else None)
 
         return self.handle_many(command_name, work, context)
