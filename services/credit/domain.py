@@ -312,10 +312,12 @@ def decide_allocate_quota(state, command):
 def check_borrower_standing(household, on):
     """A household borrows only while poor or under monitoring on the business date `on`: an
     exited, unmonitored household is refused (checked at application and again at the decision).
-    An exit dated after `on` (a loan step recorded late) does not count yet."""
+    An exit dated after `on` (a loan step recorded late) does not count yet. A monitoring-only
+    household (status `monitored`, 边缘易致贫户) borrows only while its risk is open."""
+    status = household.get("status")
     exited_on = _day(household.get("exited_on"))
-    exited_by_then = household.get("status") == "exited" and (exited_on is None or exited_on <= on)
-    if not exited_by_then or household.get("monitored"):
+    poor_then = status == "poor" or (status == "exited" and exited_on is not None and exited_on > on)
+    if poor_then or household.get("monitored"):
         return
     raise RuleRefused(f"household {household['household_id']} is {household.get('status')} and not under "
                       "monitoring: only poor or monitored households borrow",

@@ -38,7 +38,7 @@ def households(amqp_uri, infra):
             for m, capacity in enumerate(capacities):
                 registry.add_member({"household_id": household_id, "name": "王伟",
                                      "relation": "head" if m == 0 else "spouse",
-                                     "id_number": id_number(f"342401198002{n + 10}{m}12"),
+                                     "id_number": id_number(f"342401198002{n + 10}{m}13"),
                                      "birth_date": f"1980-02-{n + 10}",
                                      "sex": "male", "labor_capacity": capacity, "health": "healthy"}, STATION)
             made[name] = household_id

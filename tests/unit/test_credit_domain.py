@@ -371,3 +371,12 @@ def test_an_exited_unmonitored_household_is_refused_at_application_and_at_decisi
         domain.decide_decision(loan, decision, RULES, PLENTY, exited)
     assert refused.value.details["rule"] == "borrower_poor_or_monitored"
     assert domain.decide_decision(loan, decision, RULES, PLENTY, household())
+
+
+def test_a_monitoring_only_household_borrows_only_while_its_risk_is_open():
+    marginal = household(status="monitored", monitored=True)
+    assert domain.decide_apply(None, apply_command(), RULES, marginal, [])
+    cleared = household(status="monitored", monitored=False)
+    with pytest.raises(RuleRefused) as refused:
+        domain.decide_apply(None, apply_command(), RULES, cleared, [])
+    assert refused.value.details["rule"] == "borrower_poor_or_monitored"
