@@ -41,7 +41,7 @@ command("POST", "/api/v1/households/<household_id>/members/<person_id>/remove", 
 class HouseholdQuery(ListQuery):
     village_id = fields.String()
     township_id = fields.String()
-    status = fields.String(validate=v.OneOf(("poor", "exited")))
+    status = fields.String(validate=v.OneOf(("poor", "exited", "monitored")))
     monitored = fields.Boolean()
 
 

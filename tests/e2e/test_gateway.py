@@ -54,8 +54,9 @@ def county(admin, user_factory):
 
 
 def _id_number(seed, suffix):
-    # region 431222, born 1980-02-03, a three-digit sequence from the seed
-    body = f"43122219800203{int(uuid.uuid5(uuid.NAMESPACE_DNS, seed + suffix).int % 10**3):03d}"
+    # region 431222, born 1980-02-03 (the member's birth_date), a three-digit sequence from the seed
+    # whose last digit is odd: the member is male (DOMAIN.md: the number agrees with the fields)
+    body = f"43122219800203{int(uuid.uuid5(uuid.NAMESPACE_DNS, seed + suffix).int % 500) * 2 + 1:03d}"
     weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
     return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights)) % 11]
 
@@ -187,6 +188,13 @@ def test_each_error_code_from_a_real_bad_request(county, admin, gateway_url):
         "name": "张三", "id_number": "431222198002031235", "relation": "child", "birth_date": "2010-01-01",
         "sex": "male", "labor_capacity": "none", "health": "healthy"})
     assert bad_id.status_code in (400, 422) and "id_number" in str(bad_id.json()["error"])
+    # a valid number whose birth date and sex digit contradict the member's fields: 400 naming them
+    valid_but_other = _id_number("h1", county["t1"])  # born 1980-02-03, male
+    disagreeing = admin.post(f"/api/v1/households/{county['h1']}/members", {
+        "name": "张三", "id_number": valid_but_other, "relation": "child", "birth_date": "2010-01-01",
+        "sex": "female", "labor_capacity": "none", "health": "healthy"})
+    assert disagreeing.status_code == 400, disagreeing.text
+    assert {"birth_date", "sex", "id_number"} <= set(disagreeing.json()["error"]["details"])
     missing = admin.get("/api/v1/households/no-such-household")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     duplicate = admin.post("/api/v1/townships", {"township_id": county["t1"], "name": "again"})
@@ -247,3 +255,16 @@ def test_the_loan_public_notice_lists_the_townships_approvals_of_the_month(count
     assert notice["count"] == len(notice["items"])
     bad = admin.get(f"/api/v1/townships/{county['t1']}/loan-notice", month="2023-13")
     assert bad.status_code == 400 and "month" in bad.json()["error"]["details"]
+
+
+def test_a_never_poor_household_is_registered_for_monitoring_only(admin, county):
+    response = admin.post("/api/v1/households", {
+        "household_no": f"marginal-{uuid.uuid4().hex[:6]}", "village_id": county["v1"], "head_name": "李四",
+        "poverty_causes": ["illness"], "registered_on": "2023-04-01", "status": "monitored",
+        "risk_type": "sudden_hardship", "reason": "大病支出"})
+    assert response.status_code == 201, response.text
+    household = admin.get(f"/api/v1/households/{response.json()['household_id']}").json()
+    assert (household["status"], household["monitored"], household["monitoring"]["risk_type"]) == \
+        ("monitored", True, "sudden_hardship")
+    listed = admin.get("/api/v1/households", township_id=county["t1"], status="monitored").json()["items"]
+    assert [h["household_id"] for h in listed] == [household["household_id"]]
