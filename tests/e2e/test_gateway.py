@@ -74,7 +74,7 @@ def _loan(household_id, township_id):
             "term_months": 12, "applied_on": "2023-03-01"}
 
 
-def test_permission_matrix(county, user_factory):
+def test_permission_matrix(county, user_factory, admin, auditor):
     """For each role: one allowed and one forbidden call per area it works in."""
     c = county
     station1 = user_factory("township", township_id=c["t1"])
@@ -115,6 +115,13 @@ def test_permission_matrix(county, user_factory):
                                                                "passed": True}),
         (inspector, False, "POST", "/api/v1/vetoes", {"subject_type": "unit", "subject_id": c["u1"], "reason": "x",
                                                       "on": "2023-06-02"}),
+        # 三权分立: the admin manages users but does not read the audit; the auditor reads it and nothing else
+        (admin, True, "GET", "/api/v1/users", None),
+        (admin, False, "GET", "/api/v1/audit", None),
+        (auditor, True, "GET", "/api/v1/audit", None),
+        (auditor, False, "GET", "/api/v1/users", None),
+        (auditor, False, "GET", f"/api/v1/households/{c['h1']}", None),
+        (auditor, False, "POST", "/api/v1/users", {"username": "x-au", "password": "Password-12", "role": "admin"}),
     ]
     failures = []
     for client, allowed, method, path, body in matrix:
@@ -133,6 +140,37 @@ def test_personal_data_is_masked_outside_the_township(county, user_factory, admi
     assert "*" not in own and len(own) == 18
     assert masked == own[:4] + "*" * 10 + own[-4:]
     assert admin.get(f"/api/v1/households/{county['h1']}").json()["members"][0]["id_number"] == own
+
+
+def test_every_unmasked_read_is_audited_who_saw_whose(county, user_factory, auditor):
+    station1 = user_factory("township", township_id=county["t1"])
+    leading = user_factory("leading_group")
+    correlation = f"reveal-{uuid.uuid4().hex[:8]}"
+    masked = leading.get(f"/api/v1/households/{county['h1']}")
+    assert masked.status_code == 200
+    import requests
+
+    unmasked = requests.get(f"{station1.base}/api/v1/households/{county['h1']}", timeout=30,
+                            headers=station1.headers({"X-Correlation-Id": correlation}))
+    assert unmasked.status_code == 200 and "*" not in unmasked.json()["members"][0]["id_number"]
+    listed = station1.get("/api/v1/households", township_id=county["t1"])
+    assert listed.status_code == 200
+
+    def reveals():
+        items = auditor.get("/api/v1/audit", limit=500).json()["items"]
+        return [i for i in items if (i["resource"] or {}).get("event") == "personal_data_revealed"]
+
+    from tests.support import wait_until
+
+    wait_until(lambda: any(i["correlation_id"] == correlation for i in reveals()), 10, message="the reveal audited")
+    rows = reveals()
+    single = next(i for i in rows if i["correlation_id"] == correlation)
+    assert single["actor_username"] == "township-" + county["t1"] and single["method"] == "GET"
+    assert single["resource"]["household_ids"] == [county["h1"]]
+    wait_until(lambda: any(i["path"] == "/api/v1/households" for i in reveals()), 10, message="the list audited")
+    assert any(county["h1"] in i["resource"]["household_ids"] for i in reveals() if i["path"] == "/api/v1/households")
+    # the leading group saw masked numbers only: nothing of theirs in the reveals
+    assert not any(i["actor_role"] == "leading_group" for i in rows)
 
 
 def test_each_error_code_from_a_real_bad_request(county, admin, gateway_url):
@@ -189,11 +227,11 @@ def test_openapi_validates_and_lists_every_route(gateway_url, admin):
     assert len(ROUTES) >= 60
 
 
-def test_audit_lists_who_changed_what(county, admin):
+def test_audit_lists_who_changed_what(county, admin, auditor):
     from tests.support import wait_until
 
     def townships_audited():  # audit rows are written in batches within a fraction of a second
-        return admin.get("/api/v1/audit", path_prefix="/api/v1/townships").json()["items"]
+        return auditor.get("/api/v1/audit", path_prefix="/api/v1/townships").json()["items"]
 
     wait_until(townships_audited, timeout=10, message="audit rows written")
     items = townships_audited()
