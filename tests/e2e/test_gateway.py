@@ -114,6 +114,18 @@ def test_permission_matrix(county, user_factory):
                                                                "passed": True}),
         (inspector, False, "POST", "/api/v1/vetoes", {"subject_type": "unit", "subject_id": c["u1"], "reason": "x",
                                                       "on": "2023-06-02"}),
+        (leading, True, "POST", "/api/v1/campaigns", {"campaign_id": f"camp-{c['t1']}", "name": "百日冲刺",
+                                                      "starts_on": "2023-05-01", "ends_on": "2023-06-30"}),
+        (station1, False, "POST", "/api/v1/campaigns", {"campaign_id": f"x-{c['t1']}", "name": "x",
+                                                        "starts_on": "2023-05-01", "ends_on": "2023-06-30"}),
+        (inspector, True, "POST", "/api/v1/problems", {"source": "inspection", "found_on": "2023-06-02",
+                                                       "description": "台账不全", "unit_id": c["u1"],
+                                                       "deadline": "2023-06-30"}),
+        (unit1, False, "POST", "/api/v1/problems", {"source": "inspection", "found_on": "2023-06-02",
+                                                    "description": "x", "unit_id": c["u1"], "deadline": "2023-06-30"}),
+        (unit1, True, "GET", "/api/v1/problems", None),
+        (unit1, False, "GET", f"/api/v1/problems?unit_id={c['u2']}", None),
+        (cadre1, False, "GET", "/api/v1/problems", None),
     ]
     failures = []
     for client, allowed, method, path, body in matrix:
