@@ -143,7 +143,7 @@ class CreditService(EventSourcedService):
             history = store.load(LOAN, command["loan_id"])
             state = fold(domain.evolve, None, history)
             remaining = 0
-            if state is not None and command["approved"]:
+            if state is not None and command["approved"] and not state.enterprise:
                 year = command["on"].year
                 store.lock_stream(QUOTA, domain.quota_stream_id(state.township_id, year))
                 remaining = projections.remaining_quota(store.session, state.township_id, year)
