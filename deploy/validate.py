@@ -543,6 +543,31 @@ def rabbitmq_topic_permissions(component):
     }
 
 
+def write_permissions(path=None):
+    """Rewrite the Permission and TopicPermission rules in k8s/base/rabbitmq.yaml from the code
+    (`deploy/validate.py --write-permissions`, after a service starts calling or listening to
+    another one). Returns the names whose rules changed."""
+    path = path or K8S / "base" / "rabbitmq.yaml"
+    text = path.read_text(encoding="utf-8")
+    changed = []
+    for component in COMPONENTS:
+        for kind, rules in (("Permission", rabbitmq_permissions(component)),
+                            ("TopicPermission", rabbitmq_topic_permissions(component))):
+            block = re.search(rf"kind: {kind}\nmetadata:\n  name: fupin-{component}\n.*?(?=\n---|\Z)", text, re.S)
+            if block is None:
+                raise LookupError(f"{path.name} has no {kind} fupin-{component}")
+            updated = block.group(0)
+            for rule, value in rules.items():
+                if rule != "exchange":
+                    quoted = "'" + value.replace("'", "''") + "'"
+                    updated = re.sub(rf"(\n    {rule}: ).*", lambda m, q=quoted: m.group(1) + q, updated)
+            if updated != block.group(0):
+                changed.append(f"{kind}/fupin-{component}")
+                text = text.replace(block.group(0), updated)
+    path.write_text(text, encoding="utf-8")
+    return changed
+
+
 def privilege_problems(objects):
     """Each process connects as its own PostgreSQL role, which owns its own database and no
     other, and as its own RabbitMQ user, limited to its queues and exchanges in the vhost whose
@@ -956,6 +981,9 @@ def run():
 
 
 def main():
+    if sys.argv[1:] == ["--write-permissions"]:
+        print("rewrote: " + (", ".join(write_permissions()) or "nothing, all as the code needs"))
+        return 0
     try:
         report = run()
     except MissingTool as error:
