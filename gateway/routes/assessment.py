@@ -11,6 +11,7 @@ from ..scopes import require_township, require_unit_of_cadre
 
 SUBJECT_TYPES = ("unit", "cadre", "township")
 JUDGES = ("admin", "leading_group")
+NAMES_UNMASKED = ("admin", "leading_group", "township", "unit", "cadre")
 
 
 def period(value: Any) -> None:
@@ -63,8 +64,11 @@ def subject_score(ctx: RequestContext) -> Any:
             require_township(ctx, subject_id)
         else:
             ctx.require(False, "outside your scope")
+    # Evidence names households by number and head: the head's name is for those who work with
+    # the household (the office, its township, the pairing unit and cadre); others see 张*.
+    mask_names = ctx.role not in NAMES_UNMASKED
     return ctx.call("assessment", "subject_score", subject_type, subject_id, ctx.query["period"],
-                    ctx.query["as_of"].isoformat(), ctx.query.get("version"))
+                    ctx.query["as_of"].isoformat(), ctx.query.get("version"), mask_names)
 
 
 @route("GET", "/api/v1/rulebook", roles=ANY_SIGNED_IN, tag="assessment")
