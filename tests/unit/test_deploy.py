@@ -447,3 +447,15 @@ def test_a_county_overlay_gets_its_certificate_secrets_and_alert_receivers_from_
     severities = {rule["labels"]["severity"] for group in alerts for rule in group["rules"]}
     routed = {m["value"] for r in receivers["route"]["routes"] for m in r["matchers"] if m["name"] == "severity"}
     assert "critical" in severities and "critical" in routed
+
+
+def test_login_throttling_sees_the_client_behind_the_ingress_and_the_proxy(rendered):
+    """Without the header, every login comes from the ingress controller's (or Caddy's) address
+    and 30 wrong passwords anywhere in the county would lock everyone out for 10 minutes."""
+    for tree in validate.TREES:
+        config = validate.of_kind(rendered[tree], "ConfigMap")
+        assert any(c["data"].get("FUPIN_CLIENT_ADDRESS_HEADER") == "X-Real-IP" for c in config), tree
+    assert validate.proxy_problems({"proxy": {"volumes": [], "ports": []}, "gateway": {"ports": ["8000:8000"]}})
+    import yaml
+    services = yaml.safe_load((validate.DEPLOY / "compose.yaml").read_text(encoding="utf-8"))["services"]
+    assert not validate.proxy_problems(services)
