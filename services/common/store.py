@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
 
 import psycopg2
 from nameko.exceptions import deserialize_to_instance
@@ -128,6 +129,7 @@ _LOCK_AND_SNAPSHOT = (
     "LEFT JOIN snapshots AS s ON s.stream_type = %s AND s.stream_id = %s"
 )
 _LOAD_AFTER = f"SELECT {_COLUMNS} FROM events WHERE stream_type = %s AND stream_id = %s AND version > %s ORDER BY version"
+_ALL_OF_TYPE = f"SELECT {_COLUMNS} FROM events WHERE stream_type = %s ORDER BY global_position"
 _SINCE = f"SELECT {_COLUMNS} FROM events WHERE global_position > %s ORDER BY global_position LIMIT %s"
 _SAVE_SNAPSHOT = (
     "INSERT INTO snapshots (stream_type, stream_id, version, fingerprint, state) VALUES (%s, %s, %s, %s, %s) "
@@ -137,7 +139,7 @@ _SAVE_SNAPSHOT = (
 )
 
 
-def _row_to_event(row):
+def _row_to_event(row: Any) -> StoredEvent:
     """A StoredEvent from a row of `_COLUMNS`, its payload upcast to the newest schema version."""
     (global_position, event_id, stream_type, stream_id, version, event_type, schema_version, payload, metadata,
      occurred_on, recorded_at) = row
@@ -169,14 +171,14 @@ class LoadedStream:
     snapshot_version: int = 0
 
     @property
-    def folded(self):
+    def folded(self) -> int:
         return self.version - self.snapshot_version
 
 
 _fingerprints: dict[Any, str] = {}
 
 
-def snapshot_fingerprint(evolve):
+def snapshot_fingerprint(evolve: Callable[..., Any]) -> str:
     """What a snapshot's state depends on besides the events: the source of the module defining
     `evolve` (the state's classes live beside it) and the upcasters. Any change to either makes
     every older snapshot of this evolve function stale, and `load_state` then ignores it."""
@@ -198,7 +200,7 @@ def snapshot_fingerprint(evolve):
     return fingerprint
 
 
-def _as_date(value):
+def _as_date(value: Any) -> Any:
     if value is None or isinstance(value, date):
         return value
     return date.fromisoformat(value)
@@ -207,14 +209,14 @@ def _as_date(value):
 class EventStore:
     """Operations on the event store inside the caller's transaction (a SQLAlchemy Session)."""
 
-    def __init__(self, session):
+    def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _cursor(self):
+    def _cursor(self) -> Any:
         """A driver cursor on the session's connection, inside the session's transaction."""
         return self.session.connection().connection.cursor()
 
-    def _execute(self, sql, params):
+    def _execute(self, sql: Any, params: Any) -> Any:
         """Run one statement on the driver cursor; a constraint violation is raised as SQLAlchemy's
         IntegrityError, as if the statement had gone through the session (callers rely on it)."""
         cursor = self._cursor()
@@ -224,19 +226,24 @@ class EventStore:
             raise IntegrityError(sql, params, exc) from exc
         return cursor
 
-    def lock_stream(self, stream_type, stream_id):
+    def lock_stream(self, stream_type: str, stream_id: str) -> None:
         """Serialise writers of one stream until this transaction ends, so busy streams
         queue up instead of failing on the version constraint (which stays as the guard)."""
         self._execute(_LOCK, (f"{stream_type}:{stream_id}",))
 
-    def load(self, stream_type, stream_id):
+    def load(self, stream_type: str, stream_id: str) -> list[StoredEvent]:
         return self.load_after(stream_type, stream_id, 0)
 
-    def load_after(self, stream_type, stream_id, version):
+    def load_all(self, stream_type: str) -> list[StoredEvent]:
+        """Every stream of one type, in position order (a few small streams, e.g. months)."""
+        return [_row_to_event(row) for row in self._execute(_ALL_OF_TYPE, (stream_type,))]
+
+    def load_after(self, stream_type: str, stream_id: str, version: int) -> list[StoredEvent]:
         """The stream's events after `version`, in order."""
         return [_row_to_event(row) for row in self._execute(_LOAD_AFTER, (stream_type, stream_id, version))]
 
-    def load_state(self, stream_type, stream_id, evolve, initial=None, lock=False):
+    def load_state(self, stream_type: str, stream_id: str, evolve: Callable[[Any, StoredEvent], Any],
+                   initial: Any = None, lock: bool = False) -> LoadedStream:
         """The stream folded with `evolve`: from its snapshot when one matches the code, then only
         the later events. `evolve` may mutate the state it is given (the snapshot is unpickled
         fresh for each call, so the caller owns the state).
@@ -264,27 +271,30 @@ class EventStore:
             version = event.version
         return LoadedStream(state, version, snapshot_version)
 
-    def save_snapshot(self, stream_type, stream_id, version, state, evolve):
+    def save_snapshot(self, stream_type: str, stream_id: str, version: int, state: Any,
+                      evolve: Callable[..., Any]) -> None:
         """Record `state` as the stream folded with `evolve` up to `version` (in the caller's
         transaction, so it commits or rolls back with the events it summarises)."""
         pickled = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
         self._execute(_SAVE_SNAPSHOT, (stream_type, stream_id, version, snapshot_fingerprint(evolve),
                                        psycopg2.Binary(pickled)))
 
-    def snapshot_if_due(self, stream_type, stream_id, loaded, state, version, evolve):
+    def snapshot_if_due(self, stream_type: str, stream_id: str, loaded: LoadedStream, state: Any, version: int,
+                        evolve: Callable[..., Any]) -> None:
         """After a command appended up to `version`: snapshot `state` when the stream has grown
         SNAPSHOT_EVERY events or more past the snapshot it was `loaded` from."""
         if version - loaded.snapshot_version >= SNAPSHOT_EVERY and state is not None:
             self.save_snapshot(stream_type, stream_id, version, state, evolve)
 
-    def stream_version(self, stream_type, stream_id):
+    def stream_version(self, stream_type: str, stream_id: str) -> Any:
         return self.session.execute(
             select(func.coalesce(func.max(events.c.version), 0)).where(
                 events.c.stream_type == stream_type, events.c.stream_id == stream_id
             )
         ).scalar_one()
 
-    def append(self, stream_type, stream_id, expected_version, new_events, metadata=None):
+    def append(self, stream_type: str, stream_id: str, expected_version: int, new_events: list[Any],
+               metadata: dict[str, Any] | None = None) -> list[StoredEvent]:
         """Append `new_events` after `expected_version`; returns the StoredEvents.
 
         Raises ConcurrencyConflict (via the unique constraint) when the stream moved on; the
@@ -306,15 +316,15 @@ class EventStore:
         stored = [_row_to_event(row) for row in self._execute(sql, None)]
         return sorted(stored, key=lambda event: event.version)
 
-    def events_since(self, position, limit=500):
+    def events_since(self, position: int, limit: int = 500) -> list[StoredEvent]:
         return [_row_to_event(row) for row in self._execute(_SINCE, (position, limit))]
 
-    def head_position(self):
+    def head_position(self) -> Any:
         return self.session.execute(
             select(func.coalesce(func.max(events.c.global_position), 0))
         ).scalar_one()
 
-    def remembered_result(self, key, command_type):
+    def remembered_result(self, key: str, command_type: str) -> Any:
         row = self.session.execute(
             select(idempotency_keys).where(idempotency_keys.c.key == key)
         ).first()
@@ -327,7 +337,7 @@ class EventStore:
             )
         return row.result
 
-    def remember_result(self, key, command_type, result):
+    def remember_result(self, key: str, command_type: str, result: Any) -> None:
         self.session.execute(
             pg_insert(idempotency_keys).values(key=key, command_type=command_type, result=result)
         )

@@ -10,7 +10,6 @@ from nameko.timer import timer
 from services.common.chassis import EventSourcedService
 from services.common.events import history_item
 from services.common.commands import fold
-from services.common.config import rules_from_config
 from services.common.errors import NotFound, ValidationFailed, call_service
 from services.common.events import StoredEvent
 from services.common.pagination import decode_cursor, page, page_limit
@@ -51,12 +50,10 @@ def _month(value):
 class CreditService(EventSourcedService):
     name = "credit"
     projections = projections
+    rules_class = domain.Rules
+    owners = {"loan": (projections.loans, "loan_id", ("township_id",))}
 
     registry = RpcProxy("registry")
-
-    @property
-    def rules(self):
-        return rules_from_config(self.config, domain.Rules)
 
     def _loan_command(self, command_name, data, context, decide):
         command = validate(schemas.COMMAND_SCHEMAS[command_name](), data)
@@ -143,7 +140,7 @@ class CreditService(EventSourcedService):
             history = store.load(LOAN, command["loan_id"])
             state = fold(domain.evolve, None, history)
             remaining = 0
-            if state is not None and command["approved"]:
+            if state is not None and command["approved"] and not state.enterprise:
                 year = command["on"].year
                 store.lock_stream(QUOTA, domain.quota_stream_id(state.township_id, year))
                 remaining = projections.remaining_quota(store.session, state.township_id, year)

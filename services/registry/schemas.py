@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from marshmallow import Schema, fields, validate
 
-from services.common.validation import Money
+from services.common.validation import Money, Year
 
 POVERTY_CAUSES = ("illness", "disability", "schooling", "disaster", "lack_of_land", "lack_of_water",
                   "lack_of_skills", "lack_of_labour", "lack_of_capital", "poor_transport", "lack_of_motivation")
@@ -34,11 +34,6 @@ def code(**kwargs):
     return fields.String(required=True, validate=CODE, **kwargs)
 
 
-class StrictInteger(fields.Integer):
-    def __init__(self, **kwargs):
-        super().__init__(strict=True, **kwargs)
-
-
 class RegisterTownship(Schema):
     township_id = code()
     name = text()
@@ -59,6 +54,13 @@ class RegisterHousehold(Schema):
                                  metadata={"description": "致贫原因"})
     registered_on = fields.Date(required=True)
     five_guarantees = fields.Boolean(load_default=False, metadata={"description": "a 五保 household"})
+    status = fields.String(load_default="poor", validate=validate.OneOf(("poor", "monitored")),
+                           metadata={"description": "poor (建档立卡 poor household, the default) or monitored: a "
+                                                    "never-poor household registered for monitoring only (边缘易致贫户)"})
+    risk_type = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(("marginal", "sudden_hardship")),
+                              metadata={"description": "for status monitored: marginal or sudden_hardship"})
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=2000),
+                           metadata={"description": "for status monitored: why it is monitored"})
 
 
 class HouseholdCommand(Schema):
@@ -99,7 +101,7 @@ class RemoveMember(HouseholdCommand):
 
 
 class AssessIncome(HouseholdCommand):
-    year = StrictInteger(required=True, validate=validate.Range(min=2000, max=2100))
+    year = Year(strict=True, required=True)
     per_capita_income = Money(allow_zero=True, required=True, description="yuan per person per year", example="4500.00")
     assessed_on = fields.Date(required=True)
 
@@ -116,7 +118,7 @@ class AssessAssurances(HouseholdCommand):
 
 
 class ExitHousehold(HouseholdCommand):
-    year = StrictInteger(required=True, validate=validate.Range(min=2000, max=2100))
+    year = Year(strict=True, required=True)
     exited_on = fields.Date(required=True)
 
 
