@@ -954,9 +954,16 @@ def dockerfile_problems():
     return problems
 
 
+SCRIPTS = (K8S / "rollout.sh", DEPLOY / "one-machine" / "fupin-backup.sh", REPO / "scripts" / "kind-smoke.sh")
+
+
 def script_problems():
-    result = subprocess.run(["bash", "-n", str(K8S / "rollout.sh")], capture_output=True, text=True)
-    return [f"deploy/k8s/rollout.sh: {result.stderr.strip()}"] if result.returncode else []
+    problems = []
+    for script in SCRIPTS:
+        result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+        if result.returncode:
+            problems.append(f"{script.relative_to(REPO)}: {result.stderr.strip()}")
+    return problems
 
 
 def yaml_files():
