@@ -23,6 +23,7 @@ class SupervisionService(EventSourcedService):
     name = "supervision"
     projections = projections
     rules_class = domain.Rules
+    owners = {"problem": (projections.problems, "problem_id", ("unit_id", "township_id"))}
 
     def now(self):
         """County time now (services/common/clock.py): config NOW freezes it (tests, replays)."""
