@@ -33,8 +33,8 @@ from pathlib import Path
 DEPLOY = Path(__file__).resolve().parent
 REPO = DEPLOY.parent
 K8S = DEPLOY / "k8s"
-TREES = ("base", "overlays/dev", "overlays/prod")
-EXAMPLES = ("examples/restore-cluster.yaml",)
+TREES = ("base", "overlays/dev", "overlays/prod", "examples/county")
+EXAMPLES = ("examples/restore-cluster.yaml", "examples/cluster-issuer.yaml", "examples/cluster-secret-store.yaml")
 # CloudNativePG 1.30 supports Kubernetes 1.34 to 1.36: the oldest and the newest are checked.
 KUBERNETES_VERSIONS = ("1.34.0", "1.36.0")
 
@@ -119,6 +119,9 @@ def load_documents(text):
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    # kubectl writes a lone `=` unquoted (an AlertmanagerConfig matchType), which PyYAML reads as
+    # YAML 1.1's "value" tag and cannot construct: it is the string "=".
+    loader.add_constructor("tag:yaml.org,2002:value", loader.construct_scalar)
     return [doc for doc in yaml.load_all(text, Loader=loader) if doc]
 
 
@@ -385,6 +388,10 @@ def pod_reference_problems(objects):
                         problems.append(f"{describe(owner)}: ConfigMap {name} is not defined")
                     defined |= set(config_maps.get(name, {}))
             for variable in container.get("env", []):
+                key_ref = variable.get("valueFrom", {}).get("configMapKeyRef")
+                if key_ref and key_ref["key"] not in config_maps.get(key_ref["name"], {}):
+                    problems.append(f"{describe(owner)}: {variable['name']}: ConfigMap {key_ref['name']} "
+                                    f"has no key {key_ref['key']!r}")
                 for reference in ENV_REFERENCE.findall(variable.get("value", "")):
                     if reference not in defined:
                         problems.append(

@@ -22,6 +22,7 @@ class SupervisionService(EventSourcedService):
     name = "supervision"
     projections = projections
     rules_class = domain.Rules
+    owners = {"problem": (projections.problems, "problem_id", ("unit_id", "township_id"))}
 
     def now(self):
         """County time now: config NOW (tests, replays) or the machine's clock."""

@@ -75,3 +75,18 @@ def test_ledger_lists_the_overdue_problem(gateway_url, sprint, user_factory, fre
     wait(driver, lambda d: "通组路养护台账缺失" not in css(d, "#ledger").text and "没有数据" in css(d, "#ledger").text)
     screenshot(driver, "51-ledger")
     assert not browser_errors(driver)
+
+
+def test_the_bulletin_page_shows_campaign_progress_and_lapses(gateway_url, sprint, user_factory, fresh_tab):
+    driver = fresh_tab
+    username, password, _ = user_factory("leading_group")
+    open_ui(driver, gateway_url)
+    sign_in(driver, username, password)
+    go(driver, "#/bulletin?week=2023-W21")  # 22–28 May: the milestone of the 20th is missed, the problem overdue
+    text_in(driver, "#bulletin-campaigns", "专项行动进展")
+    table = text_in(driver, "#bulletin", "村组道路畅通行动")
+    assert "完成20公里（2023-05-20）" in table and "13" in table
+    lapses = text_in(driver, "#bulletin", "通组路养护台账缺失（2023-05-20）")
+    assert "2023-W18" in lapses  # T2's late report, U1's missing one
+    screenshot(driver, "52-bulletin-supervision", full=True)
+    assert not browser_errors(driver)

@@ -402,3 +402,48 @@ def test_every_one_machine_container_rotates_its_log():
     for name, service in compose["services"].items():
         options = service.get("logging", {}).get("options", {})
         assert options.get("max-size") and options.get("max-file"), f"{name} keeps its log forever"
+
+
+def test_a_county_rulebook_from_its_overlay_reaches_each_service_as_its_rules(rendered):
+    """examples/county overrides ConfigMap fupin-rules; each service's FUPIN_RULES reads its key,
+    and nameko's own config parsing turns it into the RULES its domain's Rules accepts."""
+    import importlib
+
+    from services.common.config import load_config, rules_from_config
+    objects = rendered["examples/county"]
+    rules = next(c for c in validate.of_kind(objects, "ConfigMap") if c["metadata"]["name"].startswith("fupin-rules"))
+    for component in validate.SERVICES:
+        container = validate.named(objects, "Deployment", f"fupin-{component}")["spec"]["template"]["spec"]["containers"][0]
+        reference = validate.env_of(container).get("FUPIN_RULES", {}).get("valueFrom", {}).get("configMapKeyRef")
+        rules_class = getattr(importlib.import_module(f"services.{component}.domain"), "Rules", None)
+        if rules_class is None:  # the assessment keeps its rulebook as events, set through the API
+            assert reference is None, component
+            continue
+        assert reference == {"name": rules["metadata"]["name"], "key": component}, component
+        config = load_config(component, env={"FUPIN_RULES": rules["data"][component]})
+        rules_from_config(config, rules_class)  # an unknown key or a bad value raises here
+    credit = load_config("credit", env={"FUPIN_RULES": rules["data"]["credit"]})
+    assert rules_from_config(credit, importlib.import_module("services.credit.domain").Rules).decision_working_days == 7
+    registry = rules_from_config(load_config("registry", env={"FUPIN_RULES": rules["data"]["registry"]}),
+                                 importlib.import_module("services.registry.domain").Rules)
+    assert str(registry.poverty_line_for(2024)) == "4500"
+    assert rules_from_config(load_config("registry", env={"FUPIN_RULES": ""}),
+                             importlib.import_module("services.registry.domain").Rules).poverty_line_for(2024) == 4000
+
+
+def test_a_county_overlay_gets_its_certificate_secrets_and_alert_receivers_from_operators(rendered):
+    objects = rendered["examples/county"]
+    ingress = validate.named(objects, "Ingress", "fupin-gateway")
+    certificate = validate.named(objects, "Certificate", "fupin-gateway-tls")
+    assert certificate["spec"]["secretName"] == ingress["spec"]["tls"][0]["secretName"]
+    assert certificate["spec"]["dnsNames"] == ingress["spec"]["tls"][0]["hosts"] == [ingress["spec"]["rules"][0]["host"]]
+    made = validate.operator_secrets(objects)
+    assert {"jwt-secret", "admin-password", "auditor-password"} <= made["fupin-gateway"]
+    assert {"ACCESS_KEY_ID", "ACCESS_SECRET_KEY"} <= made["fupin-backup-s3"]
+    receivers = validate.named(objects, "AlertmanagerConfig", "fupin-alerts")["spec"]
+    names = {r["name"] for r in receivers["receivers"]}
+    assert receivers["route"]["receiver"] in names and all(r["receiver"] in names for r in receivers["route"]["routes"])
+    alerts = validate.named(objects, "PrometheusRule", "fupin-alerts")["spec"]["groups"]
+    severities = {rule["labels"]["severity"] for group in alerts for rule in group["rules"]}
+    routed = {m["value"] for r in receivers["route"]["routes"] for m in r["matchers"] if m["name"] == "severity"}
+    assert "critical" in severities and "critical" in routed

@@ -715,6 +715,7 @@
           return value === null || value === undefined ? t("common.none") : String(value);
         } };
       }), rows, {}, function () {}));
+      showBulletinSupervision(area, report);
     }).catch(function (error) {
       if (token !== renderCount) return;
       area.textContent = "";
@@ -929,6 +930,46 @@
       area.appendChild(el("ul", { id: "month-history" }, report.history.map(function (h) {
         return el("li", { text: [h.on, t("event." + h.event), h.note || h.reason || "", h.by ? "（" + (h.by.username || h.by.id || "") + "）" : ""].join(" ") });
       })));
+    }
+  }
+
+  /* The bulletin's supervision part: each running campaign's actions against target and
+     milestones, and the late and missing reports and overdue problems by unit. */
+  function showBulletinSupervision(area, report) {
+    var rows = [];
+    (report.campaigns || []).forEach(function (campaign) {
+      campaign.actions.forEach(function (action) {
+        (action.targets.length ? action.targets : [{}]).forEach(function (target) {
+          rows.push({ id: action.action_id + "/" + (target.target_id || ""), campaign: campaign.name, action: action.name,
+                      target: target.name ? target.name + "（" + target.quantity + " " + target.unit_of_measure + "）" : "",
+                      done: target.done, percent: target.percent, bar: action.action_id + "/" + (target.target_id || ""),
+                      met: action.milestones_met.map(function (m) { return m.what; }).join("；"),
+                      missed: action.milestones_missed.map(function (m) { return m.what + "（" + m.due_on + "）"; }).join("；") });
+        });
+      });
+    });
+    if (rows.length) {
+      area.appendChild(el("h2", { id: "bulletin-campaigns", text: t("bulletin.campaigns") }));
+      area.appendChild(sortableTable([
+        { key: "campaign", label: t("campaign.campaign"), sortable: false },
+        { key: "action", label: t("bulletin.action"), sortable: false },
+        { key: "target", label: t("campaign.target"), sortable: false },
+        { key: "done", label: t("campaign.done"), num: true, sortable: false },
+        { key: "percent", label: t("campaign.progress"), sortable: false, cell: function (row) { return bar(row.percent, row.bar); } },
+        { key: "met", label: t("milestone.met"), sortable: false },
+        { key: "missed", label: t("milestone.missed"), sortable: false }
+      ], rows, {}, function () {}));
+    }
+    var lapses = report.lapses || [];
+    if (lapses.length) {
+      area.appendChild(el("h2", { id: "bulletin-lapses", text: t("bulletin.lapses") }));
+      area.appendChild(sortableTable([
+        { key: "unit_id", label: t("campaign.unit"), sortable: false },
+        { key: "late", label: t("campaign.late"), sortable: false, cell: function (u) { return u.late.map(function (l) { return l.week; }).join(" ") || t("common.none"); } },
+        { key: "missing", label: t("campaign.missing"), sortable: false, cell: function (u) { return u.missing.map(function (l) { return l.week; }).join(" ") || t("common.none"); } },
+        { key: "overdue_problems", label: t("bulletin.overdue_problems"), sortable: false, cell: function (u) {
+          return u.overdue_problems.map(function (p) { return p.description + "（" + p.deadline + "）"; }).join("；") || t("common.none"); } }
+      ], lapses.map(function (u) { return Object.assign({ id: u.unit_id }, u); }), {}, function () {}));
     }
   }
 

@@ -111,6 +111,8 @@
     "ev.problem_id": "问题", "ev.description": "问题", "ev.responsible": "责任单位", "ev.township_id": "乡镇",
     "ev.closed_on": "销号日期",
     "nav.campaigns": "专项行动", "nav.ledger": "整改台账",
+    "bulletin.campaigns": "专项行动进展", "bulletin.action": "行动", "bulletin.lapses": "迟报、漏报与逾期整改",
+    "bulletin.overdue_problems": "逾期未整改问题",
     "yes": "是", "no": "否"
   };
   var en = {
@@ -231,6 +233,8 @@
     "ev.problem_id": "Problem", "ev.description": "Problem", "ev.responsible": "Responsible", "ev.township_id": "Township",
     "ev.closed_on": "Closed",
     "nav.campaigns": "Campaigns", "nav.ledger": "Ledger",
+    "bulletin.campaigns": "Campaign progress", "bulletin.action": "Action", "bulletin.lapses": "Late and missing reports, overdue problems",
+    "bulletin.overdue_problems": "Overdue problems",
     "yes": "yes", "no": "no"
   };
   var dictionaries = { zh: zh, en: en };
