@@ -220,7 +220,11 @@ def decide_add_action(state, command, rules):
     reporters = resolve_reporters(command, rules)
     payload = {"campaign_id": campaign.campaign_id, "action_id": command["action_id"], "name": command["name"],
                "lead": command["lead"], "responsible_units": list(command["responsible_units"]),
-               "reporters": reporters, "targets": targets, "milestones": milestones}
+               "reporters": reporters, "targets": targets, "milestones": milestones,
+               # when each weekly report is due, under the rules in force: the assessment counts
+               # late and missing reports from these without a copy of the rule
+               "reports_due": [{"week": week, "due_at": report_due_at(week, rules).isoformat()}
+                               for week in due_weeks(campaign.starts_on, campaign.ends_on, rules)]}
     if command["action_id"] in campaign.actions:
         if campaign.actions[command["action_id"]] == payload:
             return []

@@ -16,7 +16,7 @@ from services.common.validation import validate
 from . import domain, projections, schemas
 
 CAMPAIGN, REPORT, PROBLEM = "campaign", "weekly_report", "problem"
-PROBLEM_FILTERS = ("unit_id", "unit_ids", "township_id", "source", "status")
+PROBLEM_FILTERS = ("unit_id", "unit_ids", "township_id", "party", "source", "status")
 
 
 class SupervisionService(EventSourcedService):
