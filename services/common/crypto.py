@@ -18,7 +18,9 @@ import base64
 import hashlib
 import hmac
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -33,7 +35,7 @@ class KeyUnavailable(Exception):
     """The key that would decrypt this is gone (erased) or not configured (an old KEK)."""
 
 
-def _decode_key(text, name):
+def _decode_key(text: str, name: str) -> bytes:
     try:
         key = base64.b64decode(text.strip(), validate=True)
     except (ValueError, TypeError):
@@ -43,46 +45,46 @@ def _decode_key(text, name):
     return key
 
 
-def kek_id(key):
+def kek_id(key: bytes) -> str:
     return hashlib.sha256(b"fupin-kek-id" + key).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
 class KeyRing:
     current: bytes
-    previous: tuple = ()
+    previous: tuple[bytes, ...] = ()
     hash_key: bytes = b""
 
     @property
-    def current_id(self):
+    def current_id(self) -> str:
         return kek_id(self.current)
 
-    def _by_id(self, wanted):
+    def _by_id(self, wanted: str) -> bytes:
         for key in (self.current, *self.previous):
             if kek_id(key) == wanted:
                 return key
         raise KeyUnavailable(f"no configured key-encryption key has id {wanted}; add it to PII_KEK_PREVIOUS")
 
-    def new_data_key(self):
+    def new_data_key(self) -> bytes:
         return os.urandom(32)
 
-    def wrap(self, data_key, owner):
+    def wrap(self, data_key: bytes, owner: str) -> tuple[str, str]:
         nonce = os.urandom(12)
         sealed = AESGCM(self.current).encrypt(nonce, data_key, f"dek:{owner}".encode())
         return self.current_id, base64.b64encode(nonce + sealed).decode()
 
-    def unwrap(self, wrapping_kek_id, wrapped, owner):
+    def unwrap(self, wrapping_kek_id: str, wrapped: str, owner: str) -> bytes:
         raw = base64.b64decode(wrapped)
         try:
             return AESGCM(self._by_id(wrapping_kek_id)).decrypt(raw[:12], raw[12:], f"dek:{owner}".encode())
         except InvalidTag:
             raise KeyUnavailable(f"the data key of {owner} does not unwrap (wrong key-encryption key)") from None
 
-    def keyed_hash(self, value):
+    def keyed_hash(self, value: str) -> str:
         return HASH_PREFIX + hmac.new(self.hash_key, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def key_ring_from_config(config):
+def key_ring_from_config(config: Mapping[str, Any]) -> KeyRing:
     """PII_KEK (base64, 32 bytes; required outside development), PII_KEK_PREVIOUS (comma-separated,
     for rotation), PII_HASH_KEY (base64, 32 bytes; derived from the KEK when empty)."""
     text = (config.get("PII_KEK") or "").strip()
@@ -100,11 +102,11 @@ def key_ring_from_config(config):
     return KeyRing(current, previous, hash_key)
 
 
-def is_encrypted(value):
+def is_encrypted(value: Any) -> bool:
     return isinstance(value, str) and value.startswith(PREFIX)
 
 
-def encrypt_field(data_key, value, owner, name):
+def encrypt_field(data_key: bytes, value: Any, owner: str, name: str) -> Any:
     if value is None or is_encrypted(value):
         return value
     nonce = os.urandom(12)
@@ -112,7 +114,7 @@ def encrypt_field(data_key, value, owner, name):
     return PREFIX + base64.b64encode(nonce + sealed).decode()
 
 
-def decrypt_field(data_key, value, owner, name):
+def decrypt_field(data_key: bytes | None, value: Any, owner: str, name: str) -> Any:
     """Plaintext written before encryption existed comes back as it is (an upcaster's job)."""
     if not is_encrypted(value):
         return value

@@ -10,7 +10,6 @@ from services.common.chassis import EventSourcedService, rebuild
 from services.common.db import Database
 from services.common.events import NewEvent, history_item
 from services.common.commands import fold
-from services.common.config import rules_from_config
 from services.common.errors import NotFound, ValidationFailed
 from services.common.pagination import decode_cursor, page, page_limit
 from services.common.validation import validate
@@ -78,11 +77,8 @@ class PersonalDataKeys(DependencyProvider):
 class RegistryService(EventSourcedService):
     name = "registry"
     projections = projections
+    rules_class = domain.Rules
     personal_data_keys = PersonalDataKeys()
-
-    @property
-    def rules(self):
-        return rules_from_config(self.config, domain.Rules)
 
     # --- townships and villages ------------------------------------------------------------------
     @rpc

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from services.common.errors import Conflict, NotFound, RuleRefused, ValidationFailed
 from services.common.events import NewEvent
+from services.common.values import day as _day
 
 from .schemas import ALL_TOWNSHIPS
 
@@ -113,10 +114,6 @@ class Campaign:
             for reporter in action["reporters"]:
                 found[reporter["unit_id"]] = reporter["kind"]
         return found
-
-
-def _day(value):
-    return value if value is None or isinstance(value, date) else date.fromisoformat(value)
 
 
 def evolve_campaign(state, event):
