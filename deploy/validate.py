@@ -963,7 +963,7 @@ def dockerfile_problems():
     return problems
 
 
-SCRIPTS = (K8S / "rollout.sh", DEPLOY / "one-machine" / "fupin-backup.sh", REPO / "scripts" / "kind-smoke.sh")
+SCRIPTS = (K8S / "rollout.sh", K8S / "install-operators.sh", DEPLOY / "one-machine" / "fupin-backup.sh", REPO / "scripts" / "kind-smoke.sh")
 
 
 def script_problems():
