@@ -695,6 +695,12 @@ def gateway_problems(objects):
         for variable in ("FUPIN_JWT_SECRET", "FUPIN_ADMIN_PASSWORD", "FUPIN_AUDITOR_PASSWORD"):
             if "secretKeyRef" not in env.get(variable, {}).get("valueFrom", {}):
                 problems.append(f"Deployment/fupin-gateway: {variable} must come from a Secret")
+    registry = named(objects, "Deployment", "fupin-registry")
+    if registry is not None:
+        env = env_of(registry["spec"]["template"]["spec"]["containers"][0])
+        for variable in ("FUPIN_PII_KEK", "FUPIN_PII_HASH_KEY"):  # personal data at rest (docs/security.md)
+            if "secretKeyRef" not in env.get(variable, {}).get("valueFrom", {}):
+                problems.append(f"Deployment/fupin-registry: {variable} must come from a Secret")
     autoscaled = [a["spec"]["scaleTargetRef"]["name"] for a in of_kind(objects, "HorizontalPodAutoscaler")]
     if "fupin-gateway" not in autoscaled:
         problems.append("no HorizontalPodAutoscaler scales the gateway")
@@ -872,10 +878,12 @@ def compose_problems():
             problems.append(f"{where}: command should be {component_command(component)}")
         if environment.get("WEB_SERVER_ADDRESS") != f"0.0.0.0:{ports[component]}":
             problems.append(f"{where}: WEB_SERVER_ADDRESS should be 0.0.0.0:{ports[component]}")
-        if not str(environment.get("DATABASE_URL", "")).endswith(f"/fupin_{component}"):
-            problems.append(f"{where}: DATABASE_URL should name fupin_{component}")
-        if "AMQP_URI" not in environment:
-            problems.append(f"{where}: AMQP_URI is not set")
+        database_url = str(environment.get("DATABASE_URL", ""))
+        if not (database_url.endswith(f"/fupin_{component}") and database_url.startswith(f"postgresql://fupin_{component}:")):
+            problems.append(f"{where}: DATABASE_URL should name fupin_{component}, as its own role fupin_{component}")
+        amqp_uri = str(environment.get("AMQP_URI", ""))
+        if not (amqp_uri.startswith(f"amqp://fupin_{component}:") and amqp_uri.endswith(f"/{RABBITMQ_VHOST}")):
+            problems.append(f"{where}: AMQP_URI should be its own user fupin_{component} on vhost {RABBITMQ_VHOST}")
         if f"127.0.0.1:{ports[component]}/readyz" not in " ".join(service.get("healthcheck", {}).get("test", [])):
             problems.append(f"{where}: the healthcheck should ask /readyz on port {ports[component]}")
         if service.get("depends_on", {}).get("migrate", {}).get("condition") != "service_completed_successfully":
@@ -886,14 +894,18 @@ def compose_problems():
     for variable in ("FUPIN_JWT_SECRET", "FUPIN_ADMIN_PASSWORD", "FUPIN_AUDITOR_PASSWORD"):
         if variable not in gateway_environment:
             problems.append(f"deploy/compose.yaml: gateway: {variable} is not set")
+    for variable in ("FUPIN_PII_KEK", "FUPIN_PII_HASH_KEY"):
+        if variable not in services["registry"].get("environment", {}):
+            problems.append(f"deploy/compose.yaml: registry: {variable} is not set")
     problems += proxy_problems(services)
     migrate = services["migrate"]
     if migrate.get("command") != ["fupin", "migrate"]:
         problems.append("deploy/compose.yaml: migrate should run ['fupin', 'migrate']")
     for component in COMPONENTS:
         variable = f"{component.upper()}_DATABASE_URL"
-        if not str(migrate.get("environment", {}).get(variable, "")).endswith(f"/fupin_{component}"):
-            problems.append(f"deploy/compose.yaml: migrate: {variable} should name fupin_{component}")
+        url = str(migrate.get("environment", {}).get(variable, ""))
+        if not (url.endswith(f"/fupin_{component}") and url.startswith(f"postgresql://fupin_{component}:")):
+            problems.append(f"deploy/compose.yaml: migrate: {variable} should name fupin_{component}, as its owner")
     return problems
 
 
@@ -954,9 +966,16 @@ def dockerfile_problems():
     return problems
 
 
+SCRIPTS = (K8S / "rollout.sh", K8S / "install-operators.sh", DEPLOY / "one-machine" / "fupin-backup.sh", REPO / "scripts" / "kind-smoke.sh")
+
+
 def script_problems():
-    result = subprocess.run(["bash", "-n", str(K8S / "rollout.sh")], capture_output=True, text=True)
-    return [f"deploy/k8s/rollout.sh: {result.stderr.strip()}"] if result.returncode else []
+    problems = []
+    for script in SCRIPTS:
+        result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+        if result.returncode:
+            problems.append(f"{script.relative_to(REPO)}: {result.stderr.strip()}")
+    return problems
 
 
 def yaml_files():

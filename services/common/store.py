@@ -9,6 +9,7 @@ allocated and committed in order: a reader that has seen position N will never l
 committed event below N. Rolled-back inserts leave gaps in the sequence; readers only ever ask
 for "greater than", so gaps are harmless.
 """
+import dataclasses
 import hashlib
 import inspect
 import logging
@@ -17,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger, Column, Date, DateTime, Identity, Index, Integer, LargeBinary, MetaData, Table, Text,
@@ -109,6 +110,25 @@ APPEND_LOCK = "fupin.events.append"
 # Old payload versions are upcast here when read, never rewritten in the table:
 # {(event_type, from_version): function(payload) -> payload of from_version + 1}.
 UPCASTERS: dict[tuple[str, int], Callable[[dict], dict]] = {}
+
+
+class PayloadCodec(Protocol):
+    """Seals payloads of one stream type on append and opens them on load, e.g. encrypting
+    personal fields (services/common/crypto.py). Both take and return a list of payloads."""
+
+    def seal(self, session: Any, stream_id: str, payloads: list[dict]) -> list[dict]: ...
+
+    def open(self, session: Any, stream_id: str, payloads: list[dict]) -> list[dict]: ...
+
+    # Optional (EventStore looks them up with getattr): seal_snapshot(session, stream_id, data:
+    # bytes) -> bytes | None and open_snapshot(...) -> bytes | None; without them the stream type
+    # is never snapshotted.
+
+
+# {stream_type: codec}, installed by the service owning the stream type at start. `load` and
+# `append` hand back opened payloads; `events_since` (the relay, consumers, rebuilds) the stored,
+# sealed ones, so what leaves the service over RabbitMQ stays sealed too.
+PAYLOAD_CODECS: dict[str, PayloadCodec] = {}
 
 
 @deserialize_to_instance
@@ -239,8 +259,14 @@ class EventStore:
         return [_row_to_event(row) for row in self._execute(_ALL_OF_TYPE, (stream_type,))]
 
     def load_after(self, stream_type: str, stream_id: str, version: int) -> list[StoredEvent]:
-        """The stream's events after `version`, in order."""
-        return [_row_to_event(row) for row in self._execute(_LOAD_AFTER, (stream_type, stream_id, version))]
+        """The stream's events after `version`, in order, their payloads opened by the stream
+        type's codec if it has one."""
+        loaded = [_row_to_event(row) for row in self._execute(_LOAD_AFTER, (stream_type, stream_id, version))]
+        codec = PAYLOAD_CODECS.get(stream_type)
+        if codec is None or not loaded:
+            return loaded
+        opened = codec.open(self.session, stream_id, [event.payload for event in loaded])
+        return [dataclasses.replace(event, payload=payload) for event, payload in zip(loaded, opened)]
 
     def load_state(self, stream_type: str, stream_id: str, evolve: Callable[[Any, StoredEvent], Any],
                    initial: Any = None, lock: bool = False) -> LoadedStream:
@@ -261,7 +287,9 @@ class EventStore:
             row = self._execute(_SNAPSHOT, (stream_type, stream_id)).fetchone()
         if row is not None and row[1] == fingerprint:
             try:
-                state, snapshot_version = pickle.loads(row[2]), row[0]
+                pickled = self._open_snapshot(stream_type, stream_id, bytes(row[2]))
+                if pickled is not None:
+                    state, snapshot_version = pickle.loads(pickled), row[0]
             except Exception:  # noqa: BLE001 - a snapshot is only a cache: fold from the start
                 log.warning("unreadable snapshot of %s %s; folding its whole stream", stream_type, stream_id)
                 state, snapshot_version = initial, 0
@@ -275,9 +303,28 @@ class EventStore:
                       evolve: Callable[..., Any]) -> None:
         """Record `state` as the stream folded with `evolve` up to `version` (in the caller's
         transaction, so it commits or rolls back with the events it summarises)."""
-        pickled = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        pickled = self._seal_snapshot(stream_type, stream_id, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+        if pickled is None:
+            return
         self._execute(_SAVE_SNAPSHOT, (stream_type, stream_id, version, snapshot_fingerprint(evolve),
                                        psycopg2.Binary(pickled)))
+
+    # A stream type with a payload codec holds personal data: its snapshots are sealed whole by the
+    # codec's seal_snapshot/open_snapshot (bytes -> bytes, None when it cannot, e.g. an erased
+    # key), and a codec without them gets no snapshots at all, so no plaintext lands at rest.
+    def _seal_snapshot(self, stream_type: str, stream_id: str, data: bytes) -> bytes | None:
+        codec = PAYLOAD_CODECS.get(stream_type)
+        if codec is None:
+            return data
+        seal = getattr(codec, "seal_snapshot", None)
+        return None if seal is None else seal(self.session, stream_id, data)
+
+    def _open_snapshot(self, stream_type: str, stream_id: str, data: bytes) -> bytes | None:
+        codec = PAYLOAD_CODECS.get(stream_type)
+        if codec is None:
+            return data
+        opener = getattr(codec, "open_snapshot", None)
+        return None if opener is None else opener(self.session, stream_id, data)
 
     def snapshot_if_due(self, stream_type: str, stream_id: str, loaded: LoadedStream, state: Any, version: int,
                         evolve: Callable[..., Any]) -> None:
@@ -302,19 +349,25 @@ class EventStore:
         """
         if not new_events:
             return []
+        codec = PAYLOAD_CODECS.get(stream_type)
+        payloads = [event.payload for event in new_events]
+        sealed = codec.seal(self.session, stream_id, payloads) if codec is not None else payloads
         self._execute(_LOCK, (APPEND_LOCK,))
         cursor = self._cursor()
         metadata_json = Json(metadata or {})
         values = b", ".join(
             cursor.mogrify("(%s, %s, %s, %s, %s, %s, %s, %s, %s)", (
                 str(uuid.uuid4()), stream_type, stream_id, expected_version + offset, event.type,
-                event.schema_version, Json(event.payload), metadata_json, _as_date(event.occurred_on)))
+                event.schema_version, Json(sealed[offset - 1]), metadata_json, _as_date(event.occurred_on)))
             for offset, event in enumerate(new_events, start=1)
         )
         sql = b"INSERT INTO events (" + _INSERT_COLUMNS.encode() + b") VALUES " + values + \
             b" RETURNING " + _COLUMNS.encode()
-        stored = [_row_to_event(row) for row in self._execute(sql, None)]
-        return sorted(stored, key=lambda event: event.version)
+        stored = sorted((_row_to_event(row) for row in self._execute(sql, None)), key=lambda event: event.version)
+        if codec is None:
+            return stored
+        by_version = {expected_version + offset: payload for offset, payload in enumerate(payloads, start=1)}
+        return [dataclasses.replace(event, payload=by_version[event.version]) for event in stored]
 
     def events_since(self, position: int, limit: int = 500) -> list[StoredEvent]:
         return [_row_to_event(row) for row in self._execute(_SINCE, (position, limit))]
