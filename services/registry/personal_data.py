@@ -84,7 +84,11 @@ class HouseholdCodec:
 
     # --- keys ----------------------------------------------------------------------------------
     def data_key(self, session, household_id, create=False):
-        row = session.execute(select(household_keys).where(household_keys.c.household_id == household_id)).first()
+        # On the driver cursor: a command on a long household reads its key for the snapshot, and
+        # SQLAlchemy's statement layer cost more than the lookup (issue 17's profile).
+        with session.connection().connection.cursor() as cursor:
+            cursor.execute("SELECT kek_id, wrapped_key FROM household_keys WHERE household_id = %s", (household_id,))
+            row = cursor.fetchone()
         if row is None:
             if not create:
                 return None
@@ -93,9 +97,10 @@ class HouseholdCodec:
                 household_id=household_id, kek_id=kek_id, wrapped_key=wrapped, created_at=_now(),
             ).on_conflict_do_nothing())
             return self.data_key(session, household_id)
-        if row.wrapped_key is None:
+        kek_id, wrapped_key = row
+        if wrapped_key is None:
             return ERASED
-        return self.ring.unwrap(row.kek_id, row.wrapped_key, household_id)
+        return self.ring.unwrap(kek_id, wrapped_key, household_id)
 
     def data_keys(self, session, household_ids):
         rows = session.execute(select(household_keys).where(household_keys.c.household_id.in_(list(household_ids))))
