@@ -497,3 +497,21 @@ def test_every_file_the_runbook_names_exists():
         if not any(candidate.exists() for candidate in candidates):
             missing.append(path)
     assert len(named) > 20 and not missing, missing
+
+
+def test_make_env_sets_every_variable_compose_requires(tmp_path):
+    """deploy/one-machine/make-env.py is how a county makes deploy/.env: a variable compose
+    requires (`${X:?...}`) that it does not write would stop `docker compose up`."""
+    import re
+    import subprocess
+    import sys
+    run = subprocess.run([sys.executable, str(validate.DEPLOY / "one-machine" / "make-env.py"), "--host", "h.example.cn",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    written = dict(line.split("=", 1) for line in (tmp_path / ".env").read_text().splitlines()
+                   if "=" in line and not line.startswith("#"))
+    compose = (validate.DEPLOY / "compose.yaml").read_text(encoding="utf-8")
+    required = set(re.findall(r"\$\{([A-Z_]+):\?", compose))
+    assert required and not [v for v in sorted(required) if not written.get(v)], sorted(required - set(written))
+    offered = set(re.findall(r"^([A-Z_]+)=", (validate.DEPLOY / ".env.example").read_text(encoding="utf-8"), re.M))
+    assert not offered - set(written) - {"FUPIN_IMAGE"}, offered - set(written)
