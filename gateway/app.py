@@ -25,6 +25,7 @@ from werkzeug.wrappers import Response
 from services.common.errors import Forbidden, FupinError, ServiceUnavailable, ValidationFailed
 from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from services.common.pagination import MAX_LIMIT
+from services.common.rpc import require_consumer
 from services.common.validation import refuse_unsafe_values, validate
 from services.common.web import max_request_bytes, method_not_allowed, too_large
 
@@ -121,7 +122,10 @@ def json_response(status, body, headers=None):
 
 
 def error_response(error):
-    return json_response(error.http_status, {"error": error.as_dict()})
+    headers = None
+    if isinstance(error, ServiceUnavailable):  # every 503 says when to come back
+        headers = {"Retry-After": str(int(error.details.get("retry_after") or 1))}
+    return json_response(error.http_status, {"error": error.as_dict()}, headers)
 
 
 @dataclass
@@ -151,18 +155,25 @@ class RequestContext:
             raise Forbidden(message, {"role": self.role, "scope": self.principal.scope if self.principal else {}})
 
     # --- calling services ---------------------------------------------------------------------
+    def idempotency_key(self):
+        """The client's Idempotency-Key (per user: two departments that both send "1" must not
+        collide), or one of the gateway's own for this call: the RPC message then carries a key,
+        so a message nameko redelivers after a crash between commit and ack replays the first
+        result instead of running the command twice."""
+        key = self.headers.get("idempotency-key")
+        if key and self.principal is not None:
+            return f"{self.principal.user_id}:{key}"
+        return f"gateway:{uuid.uuid4()}"
+
     def service_context(self):
         """What every command carries into event metadata: who, which request, which key."""
-        key = self.headers.get("idempotency-key")
-        context = {"actor": self.principal.as_actor() if self.principal else None,
-                   "correlation_id": self.correlation_id}
-        if key:
-            # Keys are per user: two departments that both send "1" must not collide.
-            context["idempotency_key"] = f"{self.principal.user_id}:{key}"
-        return context
+        return {"actor": self.principal.as_actor() if self.principal else None,
+                "correlation_id": self.correlation_id,
+                "idempotency_key": self.idempotency_key()}
 
     def call(self, service, method, *args, **kwargs):
         timeout = float(self.config.get("RPC_TIMEOUT_SECONDS") or 60)
+        require_consumer(self.config["AMQP_URI"], service)  # nobody there: 503 now, not after `timeout`
         proxy = getattr(self.rpc(service), method)
         try:
             with eventlet.Timeout(timeout):

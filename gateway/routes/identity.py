@@ -2,6 +2,7 @@
 from marshmallow import Schema, fields, validate as v
 from sqlalchemy import select
 
+from services.common.commands import run_in_transaction
 from services.common.pagination import decode_cursor, page
 
 from ..app import ListQuery, route
@@ -37,9 +38,12 @@ def token(ctx):
 @route("POST", "/api/v1/users", roles=("admin",), body=NewUser, status=201, tag="identity")
 def add_user(ctx):
     """Create a user with a role and, for scoped roles, its scope."""
-    with ctx.db.new_session() as session:
-        user = create_user(session, ctx.body["username"], ctx.body["password"], ctx.body["role"], ctx.body["scope"])
-        session.commit()
+    def work(store, metadata):
+        return create_user(store.session, ctx.body["username"], ctx.body["password"], ctx.body["role"],
+                           ctx.body["scope"])
+
+    # the chassis' transaction: the Idempotency-Key is checked under its lock, like every command
+    user = run_in_transaction(ctx.db.new_session, "gateway", "create_user", work, ctx.service_context())
     ctx.audit_resource = {"user_id": user["user_id"]}
     return user
 

@@ -7,6 +7,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.common.events import StoredEvent
+from services.common.metrics import UNUSABLE_FACTS
 from services.common.store import EventStore, inbox
 
 from .domain import Facts
@@ -110,4 +111,5 @@ def load_facts(session):
                      head=own[-1].global_position if own else last_head)
         # What the facts were built from: a kept ranking is current while this is unchanged.
         facts.loaded_version = (id(facts), first, cache["max_seq"], cache["head"])
+        UNUSABLE_FACTS.labels("assessment").set(len(facts.unusable))
         return facts

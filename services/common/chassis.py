@@ -9,11 +9,12 @@ import logging
 from kombu import Connection
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
-from nameko.rpc import rpc
+from nameko.timer import timer
+from .rpc import rpc
 from sqlalchemy import text
 from werkzeug.wrappers import Response
 
-from . import commands
+from . import commands, retention
 from .clock import clock_from_config
 from .db import Database
 from .metrics import exposition
@@ -22,6 +23,7 @@ from .store import EventStore
 from .web import http
 
 log = logging.getLogger(__name__)
+PRUNE_INTERVAL_SECONDS = 3600
 
 
 def json_response(status, body):
@@ -93,8 +95,16 @@ class EventSourcedService(HealthEndpoints):
             expected_version=expected_version, context=context, nudge=self.nudge,
         )
 
+    def handle_streams(self, command_type, work, context=None):
+        """Run `work(streams)` over several streams in one transaction (see commands.Streams:
+        lock order, versions and projection; idempotency and retries in run_in_transaction)."""
+        return commands.run_streams(
+            self.db.new_session, self.name, command_type, work,
+            project=self.projections.project, context=context, nudge=self.nudge,
+        )
+
     def handle_many(self, command_type, work, context=None):
-        """Run `work(store, metadata)` touching several streams in one transaction."""
+        """Run `work(store, metadata)` in one transaction (prefer handle_streams)."""
         return commands.run_in_transaction(
             self.db.new_session, self.name, command_type, work, context, self.nudge
         )
@@ -121,6 +131,16 @@ class EventSourcedService(HealthEndpoints):
             relay_pending(self.db.new_session, self.name, self.dispatch)
         except Exception:  # the next tick retries; events stay in the store
             log.exception("relay of %s events failed; will retry", self.name)
+
+    @timer(interval=PRUNE_INTERVAL_SECONDS)
+    def prune_old_rows(self):
+        """Hourly: idempotency keys and inbox rows past their retention (services/common/retention.py)."""
+        try:
+            deleted = retention.prune(self.db.engine, **retention.retention_from_config(self.config))
+            if any(deleted.values()):
+                log.info("%s pruned %s", self.name, deleted)
+        except Exception:  # the next hour tries again
+            log.exception("pruning of %s failed; will retry", self.name)
 
     # --- read models ----------------------------------------------------------------------
     @rpc

@@ -3,15 +3,32 @@
 The whole of it is one transaction, so a refused or failed command writes nothing and a
 read model never disagrees with the events it was built from.
 """
+import random
 import time
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from .errors import Conflict, FupinError
-from .metrics import APPEND_SECONDS, COMMANDS
+from .errors import Conflict, FupinError, ServiceUnavailable
+from .metrics import APPEND_SECONDS, COMMANDS, TRANSACTION_RETRIES
 from .store import ConcurrencyConflict, EventStore
 
 RETRIES_ON_CONFLICT = 5
+# PostgreSQL's "try again" answers: a deadlock victim, a serialization failure. The whole
+# transaction is re-run (it re-reads everything), a bounded number of times.
+RETRYABLE_SQLSTATES = {"40P01": "deadlock", "40001": "serialization_failure"}
+LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout: someone holds a lock too long
+RETRY_AFTER_SECONDS = 1
+
+
+def sqlstate(exc):
+    return getattr(getattr(exc, "orig", None), "pgcode", None)
+
+
+def busy(reason, details=None):
+    return ServiceUnavailable(
+        f"the service is busy ({reason}); retry with the same Idempotency-Key",
+        {"reason": reason, "retry_after": RETRY_AFTER_SECONDS, **(details or {})},
+    )
 
 
 def command_metadata(context):
@@ -51,6 +68,7 @@ def run_in_transaction(session_factory, service, command_type, work, context=Non
             try:
                 store = EventStore(session)
                 if key:
+                    store.lock_idempotency_key(key)
                     remembered = store.remembered_result(key, command_type)
                     if remembered is not None:
                         session.rollback()
@@ -74,6 +92,19 @@ def run_in_transaction(session_factory, service, command_type, work, context=Non
                         {"constraint": constraint},
                     ) from None
                 raise Conflict("this would duplicate an existing record", {"constraint": constraint}) from None
+            except DBAPIError as exc:
+                session.rollback()
+                state = sqlstate(exc)
+                if state in RETRYABLE_SQLSTATES:
+                    TRANSACTION_RETRIES.labels(service, RETRYABLE_SQLSTATES[state]).inc()
+                    if attempt < RETRIES_ON_CONFLICT:
+                        time.sleep(random.uniform(0, 0.05 * 2 ** attempt))  # noqa: S311 - jitter, not crypto
+                        continue
+                    raise busy(RETRYABLE_SQLSTATES[state]) from None
+                if state == LOCK_NOT_AVAILABLE:
+                    TRANSACTION_RETRIES.labels(service, "lock_timeout").inc()
+                    raise busy("lock_timeout") from None
+                raise
             except BaseException:
                 session.rollback()
                 raise
@@ -100,24 +131,93 @@ def run_command(
     With `expected_version`, a stream that moved on is a 409 instead of a silent retry.
     """
 
-    def work(store, metadata):
-        store.lock_stream(stream_type, stream_id)
-        history = store.load(stream_type, stream_id)
-        version = len(history)
+    def work(streams):
+        state = streams.load(stream_type, stream_id, evolve, initial, lock=True)
+        version = streams.version(stream_type, stream_id)
         if expected_version is not None and expected_version != version:
             raise ConcurrencyConflict(
                 "the record changed since you read it",
                 {"expected_version": expected_version, "current_version": version},
             )
-        state = fold(evolve, initial, history)
-        new_events = decide(state)
-        stored = store.append(stream_type, stream_id, version, new_events, metadata)
-        for event in stored:
-            state = evolve(state, event)
-            project(store.session, event)
+        stored = streams.append(stream_type, stream_id, decide(state))
+        state = streams.state(stream_type, stream_id)
         if result is None:
             return {"stream_id": stream_id, "version": version + len(stored),
                     "events": [event.type for event in stored]}
         return result(state, stored)
 
-    return run_in_transaction(session_factory, service, command_type, work, context, nudge)
+    return run_streams(session_factory, service, command_type, work, project=project, context=context, nudge=nudge)
+
+
+class Streams:
+    """The streams one command reads and writes, in one transaction: the one way to write
+    several streams (bulk imports, a settlement over many loans, a decision that takes a quota).
+
+    `lock(*keys)` locks (stream_type, stream_id) pairs in one global order and refuses once
+    anything was appended (stream locks always come before the append lock, for every writer);
+    `load` folds a stream and remembers its version; `append` appends after that version,
+    projects each event and keeps the folded state. Retries, idempotency and the commit are
+    `run_streams`'s (run_in_transaction's) business, in one place.
+    """
+
+    def __init__(self, store, metadata, project):
+        self.store, self.metadata, self.project = store, metadata, project
+        self.session = store.session
+        self._versions: dict[tuple[str, str], int] = {}
+        self._states: dict[tuple[str, str], object] = {}
+        self._evolvers: dict[tuple[str, str], object] = {}
+
+    def lock(self, *keys):
+        self.store.lock_streams(keys)
+        return self
+
+    def load(self, stream_type, stream_id, evolve, initial=None, *, lock=False):
+        """The folded state of a stream (`lock=True` locks it first). Its version is remembered
+        for `append`."""
+        if lock:
+            self.store.lock_stream(stream_type, stream_id)
+        history = self.store.load(stream_type, stream_id)
+        key = (stream_type, stream_id)
+        self._versions[key] = len(history)
+        self._evolvers[key] = evolve
+        self._states[key] = state = fold(evolve, initial, history)
+        return state
+
+    def read(self, stream_type, stream_id, evolve, initial=None):
+        """The folded state of a stream this command only reads (not locked, not appended to)."""
+        return fold(evolve, initial, self.store.load(stream_type, stream_id))
+
+    def version(self, stream_type, stream_id):
+        return self._versions[(stream_type, stream_id)]
+
+    def state(self, stream_type, stream_id):
+        return self._states[(stream_type, stream_id)]
+
+    def append(self, stream_type, stream_id, new_events, project_with_state=False):
+        """Append after the loaded version (a stream never loaded is new: version 0), project
+        each event (`project(session, event, state)` when `project_with_state`); returns the
+        StoredEvents. The stream's state afterwards is `state(stream_type, stream_id)`."""
+        key = (stream_type, stream_id)
+        version = self._versions.get(key, 0)
+        evolve = self._evolvers.get(key)
+        state = self._states.get(key)
+        stored = self.store.append(stream_type, stream_id, version, new_events, self.metadata)
+        for event in stored:
+            if evolve is not None:
+                state = evolve(state, event)
+            if project_with_state:
+                self.project(self.session, event, state)
+            else:
+                self.project(self.session, event)
+        self._versions[key] = version + len(stored)
+        self._states[key] = state
+        return stored
+
+
+def run_streams(session_factory, service, command_type, work, *, project, context=None, nudge=None):
+    """Run `work(streams: Streams) -> result dict` in one transaction with idempotency (checked
+    under the key's lock), retries on version conflicts, deadlocks and serialization failures."""
+    return run_in_transaction(
+        session_factory, service, command_type,
+        lambda store, metadata: work(Streams(store, metadata, project)), context, nudge,
+    )
