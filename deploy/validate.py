@@ -517,7 +517,7 @@ def gateway_problems(objects):
     gateway = named(objects, "Deployment", "fupin-gateway")
     if gateway is not None:
         env = env_of(gateway["spec"]["template"]["spec"]["containers"][0])
-        for variable in ("FUPIN_JWT_SECRET", "FUPIN_ADMIN_PASSWORD"):
+        for variable in ("FUPIN_JWT_SECRET", "FUPIN_ADMIN_PASSWORD", "FUPIN_AUDITOR_PASSWORD"):
             if "secretKeyRef" not in env.get(variable, {}).get("valueFrom", {}):
                 problems.append(f"Deployment/fupin-gateway: {variable} must come from a Secret")
     autoscaled = [a["spec"]["scaleTargetRef"]["name"] for a in of_kind(objects, "HorizontalPodAutoscaler")]
@@ -707,7 +707,7 @@ def compose_problems():
         if not service.get("read_only"):
             problems.append(f"{where}: the root filesystem should be read-only")
     gateway_environment = services["gateway"].get("environment", {})
-    for variable in ("FUPIN_JWT_SECRET", "FUPIN_ADMIN_PASSWORD"):
+    for variable in ("FUPIN_JWT_SECRET", "FUPIN_ADMIN_PASSWORD", "FUPIN_AUDITOR_PASSWORD"):
         if variable not in gateway_environment:
             problems.append(f"deploy/compose.yaml: gateway: {variable} is not set")
     migrate = services["migrate"]

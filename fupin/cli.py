@@ -47,7 +47,8 @@ def process_env(component):
         WEB_SERVER_ADDRESS=f"127.0.0.1:{PORTS[component]}",
         PYTHONPATH=str(REPO_ROOT),
     )
-    env.setdefault("FUPIN_ADMIN_PASSWORD", "fupin-admin")
+    env.setdefault("FUPIN_ADMIN_PASSWORD", "fupin-admin")  # refused outside development (gateway/auth.py)
+    env.setdefault("FUPIN_AUDITOR_PASSWORD", "fupin-auditor")
     env.setdefault("FUPIN_JWT_SECRET", "local-development-only-secret")
     return env
 
@@ -343,3 +344,30 @@ def demo(households, cadres, seed, fresh):
 
 if __name__ == "__main__":
     main()
+
+
+@main.group()
+def audit():
+    """The gateway's audit trail (append-only, chained by hash; docs/security.md)."""
+
+
+@audit.command("verify")
+@click.option("--database-url", default=None, help="the gateway database (default: GATEWAY_DATABASE_URL or local)")
+def audit_verify(**kwargs):
+    """Recompute the hash chain; report the first broken link (exit 1) or that it is intact."""
+    from sqlalchemy import create_engine
+
+    from gateway.audit import verify_chain
+
+    url = kwargs.get("database_url") or database_url("gateway")
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            checked, broken = verify_chain(conn)
+    finally:
+        engine.dispose()
+    if broken:
+        click.echo(f"✗ the audit chain is broken at audit_id {broken['audit_id']}: {broken['reason']} "
+                   f"({checked} rows before it are intact)")
+        sys.exit(1)
+    click.echo(f"✓ {checked} audit rows, the chain is intact")

@@ -29,7 +29,7 @@ from services.common.rpc import require_consumer
 from services.common.validation import refuse_unsafe_values, validate
 from services.common.web import max_request_bytes, method_not_allowed, too_large
 
-from .auth import Principal, Unauthorized, principal_from_header
+from .auth import Principal, Unauthorized, ensure_token_live, principal_from_header
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,8 @@ class Route:
 ROUTES: list[Route] = []
 ANY_SIGNED_IN = frozenset({"admin", "leading_group", "township", "department", "unit", "cadre",
                            "credit_union", "inspector"})
+# The auditor reads the audit trail only (三权分立); every role signs out and changes its password.
+EVERY_ROLE = ANY_SIGNED_IN | {"auditor"}
 
 
 def route(method, path, *, roles, body=None, query=None, status=200, tag="", public=False, response="json"):
@@ -141,6 +143,8 @@ class RequestContext:
     db: object
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     audit_resource: dict | None = None
+    audit_reads: list = field(default_factory=list)  # reads worth an audit row (unmasked personal data)
+    client_address: str = "unknown"
 
     # --- authorisation helpers -------------------------------------------------------------
     @property
@@ -234,6 +238,14 @@ def _check_stored_headers(request):
             raise ValidationFailed(f"the {name} header is too long", {name: [f"at most {MAX_HEADER_LENGTH} characters"]})
 
 
+def client_address(request, config):
+    """The caller's address for login throttling: the header a trusted proxy sets
+    (CLIENT_ADDRESS_HEADER, e.g. X-Real-IP behind the county's ingress), else the peer."""
+    header = config.get("CLIENT_ADDRESS_HEADER")
+    value = request.headers.get(header) if header else None
+    return (value or request.remote_addr or "unknown").split(",")[0].strip()[:100]
+
+
 def dispatch(url_map, request, *, rpc, config, db, audit):
     """Find the route, authenticate, authorise by role, validate, run, map errors, record."""
     started = time.perf_counter()
@@ -254,6 +266,8 @@ def dispatch(url_map, request, *, rpc, config, db, audit):
         _check_stored_headers(request)
         if not matched.public:
             principal = principal_from_header(request.headers.get("Authorization"), config)
+            with db.new_session() as session:
+                ensure_token_live(session, principal)
             if principal.role not in matched.roles:
                 raise Forbidden(f"the {principal.role} role may not call {matched.method} {matched.path}",
                                 {"role": principal.role})
@@ -275,6 +289,7 @@ def dispatch(url_map, request, *, rpc, config, db, audit):
             principal, path_values, query, body, raw_body,
             {k.lower(): v for k, v in request.headers.items()}, rpc, config, db,
             correlation_id=request.headers.get("X-Correlation-Id") or str(uuid.uuid4()),
+            client_address=client_address(request, config),
         )
         result = matched.handler(ctx)
         if isinstance(result, Response):
@@ -283,12 +298,15 @@ def dispatch(url_map, request, *, rpc, config, db, audit):
         else:
             status = matched.status
             response = json_response(status, result)
-        if principal is not None and matched.method != "GET":
+        if (principal is not None and matched.method != "GET") or ctx.audit_reads:
             audit(ctx, request, status)
         return response
     except FupinError as error:
         status = error.http_status
-        return error_response(error)
+        response = error_response(error)
+        if "retry_after" in error.details:
+            response.headers["Retry-After"] = str(error.details["retry_after"])
+        return response
     except _PayloadTooLarge:
         status = 413
         return too_large(max_request_bytes(config))

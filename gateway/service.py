@@ -12,14 +12,16 @@ from services.common.web import http
 from . import openapi, routes, web  # noqa: F401 - importing registers the routes
 from .app import build_map, dispatch
 from .audit import AuditTrail, audit_row
-from .auth import ensure_first_admin, signing_key
+from .auth import ensure_first_account, signing_key
 
 log = logging.getLogger(__name__)
 SERVICES = ("registry", "assistance", "projects", "credit", "assessment")
 
 
 class FirstAdmin(DependencyProvider):
-    """At start: refuse to run without a signing key in production, and create the first admin."""
+    """At start: refuse to run without a signing key in production, or outside development with the
+    first admin's password the published default or against the policy; create the first admin
+    and the first auditor (三权分立: FUPIN_AUDITOR_PASSWORD, set by the security officer)."""
 
     def start(self):
         signing_key(self.container.config)
@@ -28,8 +30,11 @@ class FirstAdmin(DependencyProvider):
             from sqlalchemy.orm import Session
 
             with Session(bind=conn) as session:
-                if ensure_first_admin(session, self.container.config.get("ADMIN_PASSWORD")):
+                config = self.container.config
+                if ensure_first_account(session, "admin", "admin", config.get("ADMIN_PASSWORD"), config):
                     log.info("created the first admin user 'admin'")
+                if ensure_first_account(session, "auditor", "auditor", config.get("AUDITOR_PASSWORD"), config):
+                    log.info("created the first auditor user 'auditor'")
                 session.flush()
 
 
@@ -54,7 +59,10 @@ class GatewayService(HealthEndpoints):
         return getattr(self, service)
 
     def _audit(self, ctx, request, status):
-        self.audit_trail.add(audit_row(ctx, request, status))
+        if ctx.principal is not None and request.method != "GET":
+            self.audit_trail.add(audit_row(ctx, request, status))
+        for resource in ctx.audit_reads:  # e.g. who saw whose unmasked ID numbers
+            self.audit_trail.add({**audit_row(ctx, request, status), "resource": resource})
 
     def _dispatch(self, request):
         return dispatch(self.url_map, request, rpc=self._rpc, config=self.config, db=self.db, audit=self._audit)

@@ -2,7 +2,7 @@
 import base64
 import re
 
-from marshmallow import ValidationError, fields, validate as v
+from marshmallow import Schema, ValidationError, fields, validate as v
 from werkzeug.wrappers import Response
 
 from ..app import ANY_SIGNED_IN, ListQuery, command, route
@@ -83,6 +83,54 @@ def publish_rulebook(ctx):
 def weekly_bulletin(ctx):
     """The weekly bulletin (周通报) as JSON, CSV or XLSX."""
     result = ctx.call("assessment", "weekly_bulletin", ctx.query["week"], ctx.query["format"])
+    if ctx.query["format"] == "json":
+        return result
+    return Response(base64.b64decode(result["content_base64"]), status=200, content_type=result["content_type"],
+                    headers={"Content-Disposition": f'attachment; filename="{result["filename"]}"'})
+
+
+# --- closing a month (月度考核定格) and the pay sheet -------------------------------------------------
+MONTH_READERS = JUDGES + ("inspector",)
+
+
+class PeriodsQuery(Schema):
+    year = fields.Integer(required=True, validate=v.Range(2000, 2100))
+
+
+class PaySheetQuery(Schema):
+    format = fields.String(load_default="json", validate=v.OneOf(("json", "csv", "xlsx")))
+
+
+def _month(ctx):
+    month = ctx.path_values["month"]
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        from services.common.errors import ValidationFailed
+
+        raise ValidationFailed("month must look like 2023-05", {"month": ["use a month like 2023-05"]})
+    return month
+
+
+command("POST", "/api/v1/periods/<month>/close", "assessment", "close_month", roles=JUDGES, status=200)
+command("POST", "/api/v1/periods/<month>/reopen", "assessment", "reopen_month", roles=JUDGES, status=200)
+
+
+@route("GET", "/api/v1/periods", roles=MONTH_READERS, query=PeriodsQuery, tag="assessment")
+def list_periods(ctx):
+    """Each month of a year: open or closed (月度考核定格), when, and its late corrections."""
+    return ctx.call("assessment", "list_periods", ctx.query["year"])
+
+
+@route("GET", "/api/v1/periods/<month>", roles=MONTH_READERS, tag="assessment")
+def period_report(ctx):
+    """A month's status, its closings and re-openings, and the events dated into it after it was closed."""
+    return ctx.call("assessment", "period_report", _month(ctx))
+
+
+@route("GET", "/api/v1/periods/<month>/pay-sheet", roles=JUDGES, query=PaySheetQuery, tag="assessment",
+       response="file")
+def pay_sheet(ctx):
+    """The closed month's pay sheet (cadre, unit, score, grade, performance pay, rewards, withheld, restrictions)."""
+    result = ctx.call("assessment", "pay_sheet", _month(ctx), ctx.query["format"])
     if ctx.query["format"] == "json":
         return result
     return Response(base64.b64decode(result["content_base64"]), status=200, content_type=result["content_type"],

@@ -41,7 +41,7 @@ command("POST", "/api/v1/households/<household_id>/members/<person_id>/remove", 
 class HouseholdQuery(ListQuery):
     village_id = fields.String()
     township_id = fields.String()
-    status = fields.String(validate=v.OneOf(("poor", "exited")))
+    status = fields.String(validate=v.OneOf(("poor", "exited", "monitored")))
     monitored = fields.Boolean()
 
 
@@ -52,6 +52,7 @@ def get_household(ctx):
     require_township(ctx, household["township_id"], "a household of another township")
     if reveals_personal_data(ctx, household["township_id"]):
         household = ctx.call("registry", "get_household", household["household_id"], True)
+        ctx.audit_reads.append({"event": "personal_data_revealed", "household_ids": [household["household_id"]]})
     return household
 
 
@@ -63,7 +64,11 @@ def list_households(ctx):
         require_township(ctx, filters.get("township_id", ctx.scope("township_id")))
         filters["township_id"] = ctx.scope("township_id")
     reveal = reveals_personal_data(ctx, filters.get("township_id"))
-    return ctx.call("registry", "list_households", filters, ctx.query["limit"], ctx.query["cursor"], reveal)
+    result = ctx.call("registry", "list_households", filters, ctx.query["limit"], ctx.query["cursor"], reveal)
+    if reveal and result["items"]:  # 个人信息: who saw whose unmasked ID and phone numbers
+        ctx.audit_reads.append({"event": "personal_data_revealed",
+                                "household_ids": [item["household_id"] for item in result["items"]]})
+    return result
 
 
 @route("GET", "/api/v1/households/<household_id>/history", roles=ANY_SIGNED_IN, tag="registry")

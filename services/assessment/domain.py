@@ -133,6 +133,7 @@ class Loan:
     approved_on: date = None
     overdue_on: date = None
     county_refused: bool = False
+    enterprise: bool = False  # 第十三条: not the township's loan (no quota, recovery or review timeliness)
 
 
 @dataclass
@@ -284,6 +285,7 @@ class Facts:
     def _on_loan_applied(self, p, e):
         loan = self._loan(p["loan_id"])
         loan.township_id, loan.applied_on = p["township_id"], _d(p["applied_on"])
+        loan.enterprise = not p.get("household_id") and bool(p.get("enterprise_name"))
 
     def _on_village_reviewed(self, p, e):
         loan = self._loan(p["loan_id"])
@@ -664,7 +666,7 @@ def indicators(subject_type, subject_id, facts, period, as_of, rules):
         done, stationed, evidence = _residency(subject_id, facts, index, period, as_of, rules)
         add("residency", done, stationed, evidence)
     if subject_type == "township":
-        loans = index["loans_by_township"].get(subject_id, [])
+        loans = [loan for loan in index["loans_by_township"].get(subject_id, []) if not loan.enterprise]
         repaid, due, evidence = _recovery(loans, period, as_of)
         if due:
             add("loan_recovery", repaid, due, evidence,

@@ -174,6 +174,13 @@ class EventStore:
         )
         return [_row_to_event(row) for row in rows]
 
+    def load_all(self, stream_type):
+        """Every stream of one type, in position order (a few small streams, e.g. months)."""
+        rows = self.session.execute(
+            select(events).where(events.c.stream_type == stream_type).order_by(events.c.global_position)
+        )
+        return [_row_to_event(row) for row in rows]
+
     def stream_version(self, stream_type, stream_id):
         return self.session.execute(
             select(func.coalesce(func.max(events.c.version), 0)).where(

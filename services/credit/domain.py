@@ -312,10 +312,12 @@ def decide_allocate_quota(state, command):
 def check_borrower_standing(household, on):
     """A household borrows only while poor or under monitoring on the business date `on`: an
     exited, unmonitored household is refused (checked at application and again at the decision).
-    An exit dated after `on` (a loan step recorded late) does not count yet."""
+    An exit dated after `on` (a loan step recorded late) does not count yet. A monitoring-only
+    household (status `monitored`, 边缘易致贫户) borrows only while its risk is open."""
+    status = household.get("status")
     exited_on = _day(household.get("exited_on"))
-    exited_by_then = household.get("status") == "exited" and (exited_on is None or exited_on <= on)
-    if not exited_by_then or household.get("monitored"):
+    poor_then = status == "poor" or (status == "exited" and exited_on is not None and exited_on > on)
+    if poor_then or household.get("monitored"):
         return
     raise RuleRefused(f"household {household['household_id']} is {household.get('status')} and not under "
                       "monitoring: only poor or monitored households borrow",
@@ -417,8 +419,9 @@ def decide_township_recommendation(state, command, rules):
     _not_before(loan, command["on"], "township_recommendation")
     reviewed_on = _day(loan.steps["village_review"]["on"])
     limit = time_limit(reviewed_on, command["on"], rules.recommendation_working_days, rules.calendar_supplement)
+    # Above the limit the credit union's clock starts only once the county has approved too.
     due = (next_review_due(command["on"], rules.decision_working_days, rules.calendar_supplement)
-           if command["recommended"] else None)
+           if command["recommended"] and not needs_county_approval(loan, rules) else None)
     return [_step_event("township_recommended", loan, command, recommended=command["recommended"],
                         note=command["note"], decision_due_by=due, **limit)]
 
@@ -432,16 +435,27 @@ def decide_county_approval(state, command, rules):
                            "limit": money(rules.household_amount_limit)})
     _expect(loan, ("applied",) if loan.enterprise else ("recommended",), "county_approval")
     _not_before(loan, command["on"], "county_approval")
-    # An enterprise's decision clock starts here; a household's started at its recommendation.
+    # The credit union's 10 working days run from the later of the recommendation and this
+    # approval (it always comes after the recommendation): the county's days are not its delay.
     due = (next_review_due(command["on"], rules.decision_working_days, rules.calendar_supplement)
-           if loan.enterprise and command["approved"] else None)
+           if command["approved"] else None)
     return [_step_event("county_approved", loan, command, approved=command["approved"], decision_due_by=due)]
 
 
+def decision_clock_start(loan):
+    """When the credit union's time limit starts: the later of the township recommendation and
+    the county approval, whichever of them the loan went through."""
+    days = [_day(loan.steps[step]["on"]) for step in ("township_recommendation", "county_approval")
+            if step in loan.steps]
+    return max(days)
+
+
 def decide_decision(state, command, rules, remaining_quota, household=None):
-    """The credit union's decision within 10 working days of the recommendation (of the county's
-    approval for an enterprise). An approval needs the county's approval first above the limit,
-    and must fit in the township's remaining quota for the year of the decision."""
+    """The credit union's decision within 10 working days of the later of the recommendation and
+    the county's approval (an enterprise has only the latter). An approval needs the county's
+    approval first above the limit; a household loan's approval must fit in the township's
+    remaining quota for the year of the decision (enterprise loans are outside the quotas,
+    第十三条: `remaining_quota` is not consulted for them)."""
     loan = _existing(state, command)
     if needs_county_approval(loan, rules) and loan.status in ("recommended", "applied"):
         raise RuleRefused(f"loan {loan.loan_id} of {money(loan.amount)} yuan needs the county's approval first",
@@ -449,12 +463,11 @@ def decide_decision(state, command, rules, remaining_quota, household=None):
                            "limit": money(rules.household_amount_limit)})
     _expect(loan, ("county_approved",) if needs_county_approval(loan, rules) else ("recommended",), "decision")
     _not_before(loan, command["on"], "decision")
-    start_step = "county_approval" if loan.enterprise else "township_recommendation"
-    limit = time_limit(_day(loan.steps[start_step]["on"]), command["on"], rules.decision_working_days,
+    limit = time_limit(decision_clock_start(loan), command["on"], rules.decision_working_days,
                        rules.calendar_supplement)
     if command["approved"] and household is not None:
         check_borrower_standing(household, command["on"])
-    if command["approved"] and loan.amount > remaining_quota:
+    if command["approved"] and not loan.enterprise and loan.amount > remaining_quota:
         raise RuleRefused(f"the township's remaining quota for {command['on'].year} is {money(remaining_quota)} "
                           f"yuan; the loan is {money(loan.amount)}",
                           {"rule": "within_quota", "year": command["on"].year,

@@ -87,8 +87,10 @@ def _decided(session, p):
     _set(session, p["loan_id"], status="approved" if p["approved"] else "rejected", decided_on=_on(p),
          approved=p["approved"])
     if p["approved"]:
-        amount = session.execute(select(loans.c.amount).where(loans.c.loan_id == p["loan_id"])).scalar_one()
-        _add_to_quota(session, p["township_id"], _on(p).year, approved=amount, count=1)
+        row = session.execute(select(loans.c.amount, loans.c.household_id)
+                              .where(loans.c.loan_id == p["loan_id"])).one()
+        if row.household_id is not None:  # enterprise loans are outside the township quotas (第十三条)
+            _add_to_quota(session, p["township_id"], _on(p).year, approved=row.amount, count=1)
 
 
 def _repaid(session, p):
@@ -188,9 +190,10 @@ def quota_view(session, township_id, year):
 
 
 def maturing(session, township_id, year, as_of):
-    """The loans of the township maturing in the year on or before `as_of`."""
+    """The household loans of the township maturing in the year on or before `as_of` (an
+    enterprise loan is not the township's: 第十三条)."""
     rows = session.execute(select(loans.c.principal, loans.c.principal_repaid_on_time).where(
-        loans.c.township_id == township_id, loans.c.maturity_date >= date(year, 1, 1),
+        loans.c.township_id == township_id, loans.c.household_id.isnot(None), loans.c.maturity_date >= date(year, 1, 1),
         loans.c.maturity_date <= min(date(year, 12, 31), as_of)))
     return [(row.principal, row.principal_repaid_on_time) for row in rows]
 

@@ -140,7 +140,7 @@ class CreditService(EventSourcedService):
         def work(streams):
             state = streams.load(LOAN, command["loan_id"], domain.evolve, lock=True)
             remaining = 0
-            if state is not None and command["approved"]:
+            if state is not None and command["approved"] and not state.enterprise:
                 year = command["on"].year
                 streams.lock((QUOTA, domain.quota_stream_id(state.township_id, year)))
                 remaining = projections.remaining_quota(streams.session, state.township_id, year)

@@ -17,8 +17,9 @@ from services.common.events import NewEvent
 
 CENT = Decimal("0.01")
 RATE_PLACES = Decimal("0.0001")
-STATUSES = ("poor", "exited")
+STATUSES = ("poor", "exited", "monitored")  # monitored: never poor, registered for monitoring only (边缘易致贫户)
 RISK_TYPES = ("unstable", "marginal", "sudden_hardship")
+MONITORING_ONLY_RISKS = ("marginal", "sudden_hardship")  # a never-poor household is not an unstable exited one
 ASSURANCE_ITEMS = ("food", "clothing", "education", "medical", "housing", "drinking_water")
 SAFE_HOUSING = ("A", "B")
 MEMBER_FIELDS = ("name", "id_number", "relation", "birth_date", "sex", "labor_capacity", "health", "schooling",
@@ -89,6 +90,26 @@ def id_number_problem(id_number):
     if check != expected:
         return "the check digit is wrong (GB 11643)"
     return None
+
+
+def id_number_disagreements(id_number, birth_date, sex):
+    """Where a valid ID number contradicts the member's fields: digits 7–14 are the birth date
+    (YYYYMMDD), the 17th digit is odd for a man and even for a woman. {field: [why]}; empty
+    when they agree (or when a field is not known)."""
+    problems = {}
+    birth_date = _day(birth_date)
+    in_number = id_number[6:14]
+    if birth_date is not None and in_number != f"{birth_date:%Y%m%d}":
+        written = f"{in_number[:4]}-{in_number[4:6]}-{in_number[6:]}"
+        problems["birth_date"] = [f"{birth_date.isoformat()} disagrees with the ID number's birth date {written}"]
+    if sex in ("male", "female"):
+        in_number_sex = "male" if int(id_number[16]) % 2 else "female"
+        if sex != in_number_sex:
+            problems["sex"] = [f"{sex} disagrees with the ID number's 17th digit ({in_number_sex})"]
+    if problems:
+        problems["id_number"] = ["disagrees with " + " and ".join(name for name in ("birth_date", "sex")
+                                                                  if name in problems)]
+    return problems
 
 
 def normalise_id_number(id_number):
@@ -240,10 +261,12 @@ def evolve_in_place(state, event):
     with the square of the stream's length."""
     p, kind = event.payload, event.type
     if kind == "household_registered":
+        # events written before monitoring-only households have no status: they registered poor
         return Household(household_id=p["household_id"], household_no=p["household_no"], village_id=p["village_id"],
                          township_id=p["township_id"], head_name=p["head_name"],
                          poverty_causes=list(p["poverty_causes"]), registered_on=_day(p["registered_on"]),
-                         five_guarantees=bool(p.get("five_guarantees", False)), version=1)
+                         five_guarantees=bool(p.get("five_guarantees", False)), status=p.get("status", "poor"),
+                         version=1)
     if state is None:
         return None
     state.version += 1
@@ -346,25 +369,50 @@ def decide_register_household(state, command, village, holder_of_number):
                        {"household_no": command["household_no"], "household_id": holder_of_number})
     if state is not None:
         raise Conflict(f"household {command['household_id']} already exists", {"household_id": command["household_id"]})
-    return [NewEvent("household_registered", {
+    status = command.get("status") or "poor"
+    day = command["registered_on"]
+    registered = NewEvent("household_registered", {
         "household_id": command["household_id"], "household_no": command["household_no"],
         "village_id": village["village_id"], "township_id": village["township_id"],
         "head_name": command["head_name"], "poverty_causes": list(command["poverty_causes"]),
-        "registered_on": command["registered_on"].isoformat(),
-        "five_guarantees": bool(command.get("five_guarantees", False)),
-    }, command["registered_on"].isoformat())]
+        "registered_on": day.isoformat(), "five_guarantees": bool(command.get("five_guarantees", False)),
+        "status": status,
+    }, day.isoformat())
+    if status == "poor":
+        if command.get("risk_type"):
+            raise ValidationFailed("a poor household is registered without a risk type; flag monitoring instead",
+                                   {"risk_type": ["only for status monitored"]})
+        return [registered]
+    # 边缘易致贫户: never poor, registered straight into monitoring with its risk
+    risk_type = command.get("risk_type")
+    if risk_type not in MONITORING_ONLY_RISKS:
+        raise ValidationFailed("a monitoring-only household needs its risk type",
+                               {"risk_type": [f"one of {', '.join(MONITORING_ONLY_RISKS)} for status monitored"]})
+    household = evolve_in_place(None, registered)
+    return [registered, _flag(household, risk_type, command.get("reason") or "registered for monitoring (边缘易致贫户)",
+                              day, False)]
 
 
-def _check_id_number(id_number, holder, household_id, person_id=None):
-    """GB 11643 validity, then one living member county-wide. `holder` = (household_id,
+def _check_id_number(id_number, holder, household_id, person_id=None, member=None):
+    """GB 11643 validity, agreement with the member's birth date and sex (`member`: the fields
+    the member will have), then one living member county-wide. `holder` = (household_id,
     person_id) of the living member that has this number, or None."""
     problem = id_number_problem(id_number)
     if problem:
         raise ValidationFailed("the ID number is not valid", {"id_number": [problem]})
+    if member is not None:
+        _check_agreement(id_number, member)
     if holder is not None and tuple(holder)[1] != person_id:
         raise Conflict(f"ID number {mask_id_number(id_number)} already belongs to a living member of household "
                        f"{holder[0]}", {"rule": "id_number_unique", "id_number": mask_id_number(id_number),
                                         "household_id": holder[0], "same_household": holder[0] == household_id})
+
+
+def _check_agreement(id_number, member):
+    disagreements = id_number_disagreements(id_number, member.get("birth_date"), member.get("sex"))
+    if disagreements:
+        fields_named = " and ".join(name for name in ("birth_date", "sex") if name in disagreements)
+        raise ValidationFailed(f"the ID number disagrees with the member's {fields_named}", disagreements)
 
 
 def _living_member(state, person_id):
@@ -378,7 +426,7 @@ def _living_member(state, person_id):
 def decide_add_member(state, command, holder):
     household = _existing(state, command)
     id_number = normalise_id_number(command["id_number"]) if len(command["id_number"]) == 18 else command["id_number"]
-    _check_id_number(id_number, holder, household.household_id)
+    _check_id_number(id_number, holder, household.household_id, member=command)
     payload = {"household_id": household.household_id, "person_id": command["person_id"]}
     for name in MEMBER_FIELDS:
         payload[name] = _iso(command.get(name))
@@ -397,8 +445,11 @@ def decide_update_member(state, command, holder):
                 value = normalise_id_number(value)
             if member.get(name) != value:
                 changes[name] = value
+    after = {**member, **changes}
     if "id_number" in changes:
-        _check_id_number(changes["id_number"], holder, household.household_id, command["person_id"])
+        _check_id_number(changes["id_number"], holder, household.household_id, command["person_id"], member=after)
+    elif {"birth_date", "sex"} & set(changes) and after.get("id_number") and len(after["id_number"]) == 18:
+        _check_agreement(after["id_number"], after)
     if not changes:
         return []
     return [NewEvent("member_updated", {"household_id": household.household_id, "person_id": command["person_id"],
@@ -431,7 +482,7 @@ def decide_assess_income(state, command, rules):
                        day.isoformat())]
     line = rules.monitoring_line_for(year)
     if household.status != "poor" and not household.monitored and amount < line:
-        events.append(_flag(household, "unstable",
+        events.append(_flag(household, "unstable" if household.status == "exited" else "marginal",
                             f"per-capita income {money(amount)} yuan for {year} is below the monitoring line "
                             f"{money(line)} yuan", day, True))
     return events
@@ -456,10 +507,10 @@ def exit_failing_items(state, year, rules):
         failing["income"] = f"no income assessed for {year}"
     elif income[1] < line:
         failing["income"] = f"per-capita income {money(income[1])} yuan is below the poverty line {money(line)} yuan"
-    assessment = state.latest_assurances()
+    assessment = state.latest_assurances(year)  # an assessment from an earlier year does not count
     if assessment is None:
         for name in ASSURANCE_ITEMS:
-            failing[name] = "两不愁三保障 not assessed"
+            failing[name] = f"两不愁三保障 not assessed in {year}"
     else:
         for name in failing_assurances(assessment):
             failing[name] = (f"housing grade {assessment['housing_grade']} is not safe (A or B)" if name == "housing"
@@ -472,6 +523,9 @@ def decide_exit(state, command, rules):
     if household.status == "exited":
         raise RuleRefused(f"household {household.household_id} has already exited poverty",
                           {"rule": "exit_once", "status": household.status, "failing": ["status"]})
+    if household.status != "poor":
+        raise RuleRefused(f"household {household.household_id} was never registered poor, so it cannot exit poverty",
+                          {"rule": "exit_only_poor", "status": household.status, "failing": ["status"]})
     year, day = command["year"], command["exited_on"]
     failing = exit_failing_items(household, year, rules)
     if failing:

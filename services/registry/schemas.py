@@ -59,6 +59,13 @@ class RegisterHousehold(Schema):
                                  metadata={"description": "致贫原因"})
     registered_on = fields.Date(required=True)
     five_guarantees = fields.Boolean(load_default=False, metadata={"description": "a 五保 household"})
+    status = fields.String(load_default="poor", validate=validate.OneOf(("poor", "monitored")),
+                           metadata={"description": "poor (建档立卡 poor household, the default) or monitored: a "
+                                                    "never-poor household registered for monitoring only (边缘易致贫户)"})
+    risk_type = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(("marginal", "sudden_hardship")),
+                              metadata={"description": "for status monitored: marginal or sudden_hardship"})
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=2000),
+                           metadata={"description": "for status monitored: why it is monitored"})
 
 
 class HouseholdCommand(Schema):

@@ -19,7 +19,8 @@ def _ok(response):
 
 
 def _id_number(seed):
-    body = f"43122219800203{uuid.uuid5(uuid.NAMESPACE_DNS, seed).int % 1000:03d}"  # born 1980-02-03
+    # born 1980-02-03 and male (odd 17th digit), as the member's fields say
+    body = f"43122219800203{uuid.uuid5(uuid.NAMESPACE_DNS, seed).int % 500 * 2 + 1:03d}"
     weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
     return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights)) % 11]
 

@@ -54,8 +54,9 @@ def county(admin, user_factory):
 
 
 def _id_number(seed, suffix):
-    # region 431222, born 1980-02-03, a three-digit sequence from the seed
-    body = f"43122219800203{int(uuid.uuid5(uuid.NAMESPACE_DNS, seed + suffix).int % 10**3):03d}"
+    # region 431222, born 1980-02-03 (the member's birth_date), a three-digit sequence from the seed
+    # whose last digit is odd: the member is male (DOMAIN.md: the number agrees with the fields)
+    body = f"43122219800203{int(uuid.uuid5(uuid.NAMESPACE_DNS, seed + suffix).int % 500) * 2 + 1:03d}"
     weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
     return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights)) % 11]
 
@@ -73,7 +74,7 @@ def _loan(household_id, township_id):
             "term_months": 12, "applied_on": "2023-03-01"}
 
 
-def test_permission_matrix(county, user_factory):
+def test_permission_matrix(county, user_factory, admin, auditor):
     """For each role: one allowed and one forbidden call per area it works in."""
     c = county
     station1 = user_factory("township", township_id=c["t1"])
@@ -114,6 +115,13 @@ def test_permission_matrix(county, user_factory):
                                                                "passed": True}),
         (inspector, False, "POST", "/api/v1/vetoes", {"subject_type": "unit", "subject_id": c["u1"], "reason": "x",
                                                       "on": "2023-06-02"}),
+        # 三权分立: the admin manages users but does not read the audit; the auditor reads it and nothing else
+        (admin, True, "GET", "/api/v1/users", None),
+        (admin, False, "GET", "/api/v1/audit", None),
+        (auditor, True, "GET", "/api/v1/audit", None),
+        (auditor, False, "GET", "/api/v1/users", None),
+        (auditor, False, "GET", f"/api/v1/households/{c['h1']}", None),
+        (auditor, False, "POST", "/api/v1/users", {"username": "x-au", "password": "Password-12", "role": "admin"}),
     ]
     failures = []
     for client, allowed, method, path, body in matrix:
@@ -134,6 +142,37 @@ def test_personal_data_is_masked_outside_the_township(county, user_factory, admi
     assert admin.get(f"/api/v1/households/{county['h1']}").json()["members"][0]["id_number"] == own
 
 
+def test_every_unmasked_read_is_audited_who_saw_whose(county, user_factory, auditor):
+    station1 = user_factory("township", township_id=county["t1"])
+    leading = user_factory("leading_group")
+    correlation = f"reveal-{uuid.uuid4().hex[:8]}"
+    masked = leading.get(f"/api/v1/households/{county['h1']}")
+    assert masked.status_code == 200
+    import requests
+
+    unmasked = requests.get(f"{station1.base}/api/v1/households/{county['h1']}", timeout=30,
+                            headers=station1.headers({"X-Correlation-Id": correlation}))
+    assert unmasked.status_code == 200 and "*" not in unmasked.json()["members"][0]["id_number"]
+    listed = station1.get("/api/v1/households", township_id=county["t1"])
+    assert listed.status_code == 200
+
+    def reveals():
+        items = auditor.get("/api/v1/audit", limit=500).json()["items"]
+        return [i for i in items if (i["resource"] or {}).get("event") == "personal_data_revealed"]
+
+    from tests.support import wait_until
+
+    wait_until(lambda: any(i["correlation_id"] == correlation for i in reveals()), 10, message="the reveal audited")
+    rows = reveals()
+    single = next(i for i in rows if i["correlation_id"] == correlation)
+    assert single["actor_username"] == "township-" + county["t1"] and single["method"] == "GET"
+    assert single["resource"]["household_ids"] == [county["h1"]]
+    wait_until(lambda: any(i["path"] == "/api/v1/households" for i in reveals()), 10, message="the list audited")
+    assert any(county["h1"] in i["resource"]["household_ids"] for i in reveals() if i["path"] == "/api/v1/households")
+    # the leading group saw masked numbers only: nothing of theirs in the reveals
+    assert not any(i["actor_role"] == "leading_group" for i in rows)
+
+
 def test_each_error_code_from_a_real_bad_request(county, admin, gateway_url):
     from tests.e2e.conftest import Client
 
@@ -149,6 +188,13 @@ def test_each_error_code_from_a_real_bad_request(county, admin, gateway_url):
         "name": "张三", "id_number": "431222198002031235", "relation": "child", "birth_date": "2010-01-01",
         "sex": "male", "labor_capacity": "none", "health": "healthy"})
     assert bad_id.status_code in (400, 422) and "id_number" in str(bad_id.json()["error"])
+    # a valid number whose birth date and sex digit contradict the member's fields: 400 naming them
+    valid_but_other = _id_number("h1", county["t1"])  # born 1980-02-03, male
+    disagreeing = admin.post(f"/api/v1/households/{county['h1']}/members", {
+        "name": "张三", "id_number": valid_but_other, "relation": "child", "birth_date": "2010-01-01",
+        "sex": "female", "labor_capacity": "none", "health": "healthy"})
+    assert disagreeing.status_code == 400, disagreeing.text
+    assert {"birth_date", "sex", "id_number"} <= set(disagreeing.json()["error"]["details"])
     missing = admin.get("/api/v1/households/no-such-household")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     duplicate = admin.post("/api/v1/townships", {"township_id": county["t1"], "name": "again"})
@@ -202,11 +248,11 @@ def test_openapi_validates_and_lists_every_route(gateway_url, admin):
     assert len(ROUTES) >= 60
 
 
-def test_audit_lists_who_changed_what(county, admin):
+def test_audit_lists_who_changed_what(county, admin, auditor):
     from tests.support import wait_until
 
     def townships_audited():  # audit rows are written in batches within a fraction of a second
-        return admin.get("/api/v1/audit", path_prefix="/api/v1/townships").json()["items"]
+        return auditor.get("/api/v1/audit", path_prefix="/api/v1/townships").json()["items"]
 
     wait_until(townships_audited, timeout=10, message="audit rows written")
     items = townships_audited()
@@ -230,3 +276,16 @@ def test_the_loan_public_notice_lists_the_townships_approvals_of_the_month(count
     assert notice["count"] == len(notice["items"])
     bad = admin.get(f"/api/v1/townships/{county['t1']}/loan-notice", month="2023-13")
     assert bad.status_code == 400 and "month" in bad.json()["error"]["details"]
+
+
+def test_a_never_poor_household_is_registered_for_monitoring_only(admin, county):
+    response = admin.post("/api/v1/households", {
+        "household_no": f"marginal-{uuid.uuid4().hex[:6]}", "village_id": county["v1"], "head_name": "李四",
+        "poverty_causes": ["illness"], "registered_on": "2023-04-01", "status": "monitored",
+        "risk_type": "sudden_hardship", "reason": "大病支出"})
+    assert response.status_code == 201, response.text
+    household = admin.get(f"/api/v1/households/{response.json()['household_id']}").json()
+    assert (household["status"], household["monitored"], household["monitoring"]["risk_type"]) == \
+        ("monitored", True, "sudden_hardship")
+    listed = admin.get("/api/v1/households", township_id=county["t1"], status="monitored").json()["items"]
+    assert [h["household_id"] for h in listed] == [household["household_id"]]

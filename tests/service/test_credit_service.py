@@ -38,7 +38,7 @@ def households(amqp_uri, infra):
             for m, capacity in enumerate(capacities):
                 registry.add_member({"household_id": household_id, "name": "王伟",
                                      "relation": "head" if m == 0 else "spouse",
-                                     "id_number": id_number(f"342401198002{n + 10}{m}12"),
+                                     "id_number": id_number(f"342401198002{n + 10}{m}13"),
                                      "birth_date": f"1980-02-{n + 10}",
                                      "sex": "male", "labor_capacity": capacity, "health": "healthy"}, STATION)
             made[name] = household_id
@@ -100,7 +100,8 @@ def test_the_whole_workflow_from_quota_to_subsidy(amqp_uri, rpc, households):
     assert refused.value.details["rule"] == "county_approval_required"
     rpc.county_approval({"loan_id": loan_id, "on": "2023-10-13", "approved": True})
     decision = rpc.decide_loan({"loan_id": loan_id, "on": "2023-10-20", "approved": True, "reason": ""}, UNION)
-    assert decision["decision"]["due_by"] == "2023-10-26" and decision["decision"]["within_limit"] is True
+    # 10 working days from the county's approval (13 Oct), the later of it and the recommendation (12 Oct)
+    assert decision["decision"]["due_by"] == "2023-10-27" and decision["decision"]["within_limit"] is True
     disbursed = rpc.disburse_loan({"loan_id": loan_id, "on": "2023-10-25", "annual_rate": "0.0435"}, UNION)
     assert disbursed["maturity_date"] == "2024-10-25"
     rpc.record_repayment({"loan_id": loan_id, "on": "2024-04-25", "principal": "10000.00", "interest": "220.00"},
@@ -136,9 +137,32 @@ def test_the_whole_workflow_from_quota_to_subsidy(amqp_uri, rpc, households):
     assert received["township_recommended"] == {
         "loan_id": loan_id, "township_id": "T1", "on": "2023-10-12", "recommended": True, "note": "符合条件",
         "due_by": "2023-10-11", "working_days": 6, "within_limit": False,
-        "decision_due_by": "2023-10-26"}  # when the credit union's decision falls due (10 working days)
+        "decision_due_by": None}  # above 20,000 the credit union's clock starts at the county's approval
+    assert received["county_approved"]["decision_due_by"] == "2023-10-27"
     assert received["loan_settled"] == {"loan_id": loan_id, "township_id": "T1", "on": "2024-10-25",
                                         "maturity_date": "2024-10-25", "on_time": True}
+
+
+def test_an_enterprise_loan_goes_county_then_credit_union_outside_the_township_quota_and_recovery(rpc, households):
+    rpc.allocate_quota({"township_id": "T1", "year": 2023, "amount": "10000.00"})
+    loan_id = rpc.apply_loan({"enterprise_name": "县桑蚕合作社", "township_id": "T1", "amount": "80000.00",
+                              "industry": "mulberry", "term_months": 6, "applied_on": "2023-03-01"}, STATION)["loan_id"]
+    for refused_step, flag in ((rpc.village_review, "passed"), (rpc.township_recommendation, "recommended")):
+        with pytest.raises(RuleRefused) as refused:
+            refused_step({"loan_id": loan_id, "on": "2023-03-02", flag: True, "note": ""}, STATION)
+        assert refused.value.details["rule"] == "household_loans_only"
+    rpc.county_approval({"loan_id": loan_id, "on": "2023-03-02", "approved": True})
+    decided = rpc.decide_loan({"loan_id": loan_id, "on": "2023-03-06", "approved": True, "reason": ""}, UNION)
+    assert decided["status"] == "approved"  # 80,000 against a township quota of 10,000: not the township's
+    assert rpc.quota_use("T1", 2023) == {"township_id": "T1", "year": 2023, "allocated": "10000.00",
+                                         "approved": "0.00", "remaining": "10000.00", "loans_approved": 0}
+    rpc.disburse_loan({"loan_id": loan_id, "on": "2023-03-10", "annual_rate": "0.0435"}, UNION)
+    household_loan = lend(rpc, households["worker"], decided="2023-10-20", disbursed="2023-10-25")
+    rpc.record_repayment({"loan_id": household_loan, "on": "2024-08-01", "principal": "10000.00", "interest": "0"},
+                         UNION)
+    # the enterprise matured on 2023-09-10 unpaid, yet the township's 2023 recovery has nothing due
+    assert rpc.township_recovery("T1", 2023, "2023-12-31")["loans_due"] == 0
+    assert rpc.township_recovery("T1", 2024, "2024-12-31")["rate"] == "1.0000"
 
 
 def test_settling_subsidies_twice_pays_once(rpc, households):

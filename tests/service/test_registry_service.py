@@ -17,7 +17,7 @@ def id_number(body17):
 
 
 HEAD_ID = id_number("34240119800203123")
-CHILD_ID = id_number("34240120100506234")
+CHILD_ID = id_number("34240120100506235")  # born 2010-05-06, male
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +151,51 @@ def test_concurrent_registrations_of_one_id_number_let_only_one_through(rpc):
     assert sorted(outcomes) == ["added"] + ["refused"] * 5
 
 
+def test_an_id_number_contradicting_birth_date_or_sex_is_refused_naming_the_fields(rpc):
+    county(rpc)
+    household_id = household(rpc)
+    before = rpc.events_since(0)
+    with pytest.raises(ValidationFailed) as refused:
+        member(rpc, household_id, birth_date="1980-03-02", sex="female")
+    assert set(refused.value.details) == {"birth_date", "sex", "id_number"}
+    assert rpc.events_since(0) == before
+    person_id = member(rpc, household_id)["person_id"]
+    with pytest.raises(ValidationFailed) as refused:
+        rpc.update_member({"household_id": household_id, "person_id": person_id, "birth_date": "1981-02-03"})
+    assert "birth_date" in refused.value.details
+
+
+def test_exit_refuses_an_assurances_assessment_from_an_earlier_year(rpc):
+    county(rpc)
+    household_id = household(rpc)
+    assess(rpc, household_id, "4500.00", year=2023, on="2023-11-20")
+    rpc.assess_income({"household_id": household_id, "year": 2024, "per_capita_income": "5000.00",
+                       "assessed_on": "2024-11-01"})
+    with pytest.raises(RuleRefused) as refused:
+        rpc.exit_household({"household_id": household_id, "year": 2024, "exited_on": "2024-12-15"})
+    assert refused.value.details["failing"] == ["food", "clothing", "education", "medical", "housing",
+                                                "drinking_water"]
+    assess(rpc, household_id, "5000.00", year=2024, on="2024-11-20")
+    assert rpc.exit_household({"household_id": household_id, "year": 2024, "exited_on": "2024-12-15"})["status"] == \
+        "exited"
+
+
+def test_a_monitoring_only_household_registers_as_monitored_and_counts_neither_poor_nor_exited(rpc):
+    county(rpc)
+    poor = household(rpc, "1")
+    marginal = household(rpc, "2", status="monitored", risk_type="marginal", reason="大病支出")
+    detail = rpc.get_household(marginal)
+    assert (detail["status"], detail["monitored"], detail["monitoring"]["risk_type"]) == ("monitored", True, "marginal")
+    assert event_types(rpc, marginal) == ["household_registered", "monitoring_flagged"]
+    with pytest.raises(ValidationFailed) as refused:
+        household(rpc, "3", status="monitored")
+    assert "risk_type" in refused.value.details
+    stats = rpc.township_statistics("T1", 2023)
+    assert stats["households"] == {"total": 2, "poor": 1, "exited": 0, "monitored": 1}
+    assert [h["household_id"] for h in rpc.list_households({"status": "monitored"})["items"]] == [marginal]
+    assert [h["household_id"] for h in rpc.list_households({"status": "poor"})["items"]] == [poor]
+
+
 def test_a_refused_exit_writes_nothing_and_lists_the_failing_items(rpc):
     county(rpc)
     household_id = household(rpc)
@@ -206,14 +251,14 @@ def test_lists_and_statistics(rpc):
     for key, number, village in (("a", "1", "V1"), ("b", "2", "V1"), ("c", "3", "V2"), ("d", "4", "V3")):
         ids[key] = household(rpc, number, village)
     member(rpc, ids["a"])
-    member(rpc, ids["a"], CHILD_ID, name="王小", relation="child")
+    member(rpc, ids["a"], CHILD_ID, name="王小", relation="child", birth_date="2010-05-06")
     assess(rpc, ids["a"], "4500.00")
     rpc.exit_household({"household_id": ids["a"], "year": 2023, "exited_on": "2023-12-15"})
     assess(rpc, ids["b"], "3000.00", medical=False)
     rpc.flag_monitoring({"household_id": ids["c"], "risk_type": "marginal", "reason": "因灾", "flagged_on": "2023-07-01"})
     stats = rpc.township_statistics("T1", 2023)
-    assert stats["households"] == {"total": 3, "poor": 2, "exited": 1}
-    assert stats["people"] == {"total": 2, "poor": 0, "exited": 2}
+    assert stats["households"] == {"total": 3, "poor": 2, "exited": 1, "monitored": 0}
+    assert stats["people"] == {"total": 2, "poor": 0, "exited": 2, "monitored": 0}
     assert (stats["exits_this_year"], stats["monitored"]) == (1, 1)
     assert stats["assurances"] == {"assessed": 2, "compliant": 1, "compliance_rate": "0.5000"}
     village = rpc.village_statistics("V1", 2023)

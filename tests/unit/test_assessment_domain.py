@@ -246,6 +246,27 @@ def test_a_review_still_not_done_after_its_due_date_counts_as_late():
     assert [(e["loan_id"], e["review"]) for e in reviews["evidence"]] == [("P1", "recommendation"), ("P2", "decision")]
 
 
+def test_enterprise_loans_count_neither_in_recovery_nor_in_review_timeliness():
+    """第十三条: an enterprise loan is the county's and the credit union's, not the township's."""
+    events = county_events()
+
+    def ev(type_, **payload):
+        events.append(StoredEvent(len(events) + 1, str(uuid.uuid4()), "", "", 1, type_, 1, payload))
+
+    before = domain.score("township", "T1", facts_of(list(events)), PERIOD, AS_OF)
+    ev("loan_applied", loan_id="E1", household_id=None, enterprise_name="县桑蚕合作社", township_id="T1",
+       amount="80000.00", industry="mulberry", term_months=3, applied_on="2023-01-02")
+    ev("county_approved", loan_id="E1", township_id="T1", on="2023-01-03", approved=True, decision_due_by="2023-01-17")
+    ev("loan_decided", loan_id="E1", township_id="T1", on="2023-03-01", approved=True, reason="",
+       due_by="2023-01-17", working_days=30, within_limit=False)
+    ev("loan_disbursed", loan_id="E1", township_id="T1", on="2023-03-01", principal="80000.00",
+       annual_rate="0.0435", maturity_date="2023-06-01")  # matured, nothing repaid
+    after = domain.score("township", "T1", facts_of(events), PERIOD, AS_OF)
+    for name in ("loan_recovery", "review_timeliness"):
+        assert indicator(after, name) == indicator(before, name)
+    assert after["score"] == before["score"]
+
+
 def test_a_month_counts_only_once_complete():
     events = county_events()
     in_june = facts_of(events)

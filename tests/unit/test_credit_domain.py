@@ -147,6 +147,42 @@ def test_an_enterprise_needs_no_household_but_goes_to_the_county():
     assert approved(loan, on=date(2023, 3, 6)).status == "approved"
 
 
+def test_an_enterprise_loan_skips_village_and_township_and_is_outside_the_quota():
+    loan = applied(household_id=None, enterprise_name="县桑蚕合作社", amount=Decimal("80000.00"))
+    with pytest.raises(RuleRefused) as refused:
+        step(loan, domain.decide_township_recommendation, on=date(2023, 3, 2), recommended=True, note="")
+    assert refused.value.details["rule"] == "household_loans_only"
+    with pytest.raises(RuleRefused) as refused:  # the credit union decides only after the county
+        fold(loan, domain.decide_decision(loan, {"loan_id": loan.loan_id, "on": date(2023, 3, 6), "approved": True,
+                                                 "reason": ""}, RULES, PLENTY))
+    assert refused.value.details["rule"] == "county_approval_required"
+    loan = step(loan, domain.decide_county_approval, on=date(2023, 3, 2), approved=True)
+    decision = {"loan_id": loan.loan_id, "on": date(2023, 3, 6), "approved": True, "reason": ""}
+    # no township quota left at all: the enterprise is approved anyway (第十三条)
+    assert fold(loan, domain.decide_decision(loan, decision, RULES, Decimal(0))).status == "approved"
+    with pytest.raises(RuleRefused) as refused:  # a household loan is still bound by the quota
+        fold(recommended(), domain.decide_decision(recommended(), decision, RULES, Decimal(0)))
+    assert refused.value.details["rule"] == "within_quota"
+
+
+def test_above_the_limit_the_credit_unions_days_run_from_the_county_approval():
+    # recommended Mon 2023-03-06, the county approves Mon 2023-03-20, the credit union decides on
+    # Fri 2023-03-31: 9 working days after the county, 19 after the recommendation: on time
+    loan = recommended(applied(amount=Decimal("30000.00")), reviewed=date(2023, 3, 3), on=date(2023, 3, 6))
+    assert loan.steps["township_recommendation"]["decision_due_by"] is None  # the clock has not started
+    [event] = domain.decide_county_approval(loan, {"loan_id": loan.loan_id, "on": date(2023, 3, 20),
+                                                   "approved": True}, RULES)
+    assert event.payload["decision_due_by"] == "2023-04-03"
+    loan = fold(loan, [event])
+    decided = approved(loan, on=date(2023, 3, 31))
+    assert {k: decided.steps["decision"][k] for k in ("due_by", "working_days", "within_limit")} == \
+        {"due_by": "2023-04-03", "working_days": 9, "within_limit": True}
+    late = approved(loan, on=date(2023, 4, 4))
+    assert late.steps["decision"]["within_limit"] is False
+    # at or below the limit the clock still starts at the recommendation
+    assert recommended(on=date(2023, 3, 6)).steps["township_recommendation"]["decision_due_by"] == "2023-03-20"
+
+
 # --- steps in order ---------------------------------------------------------------------------------
 
 def test_steps_come_in_order_and_dates_do_not_go_back():
@@ -371,3 +407,12 @@ def test_an_exited_unmonitored_household_is_refused_at_application_and_at_decisi
         domain.decide_decision(loan, decision, RULES, PLENTY, exited)
     assert refused.value.details["rule"] == "borrower_poor_or_monitored"
     assert domain.decide_decision(loan, decision, RULES, PLENTY, household())
+
+
+def test_a_monitoring_only_household_borrows_only_while_its_risk_is_open():
+    marginal = household(status="monitored", monitored=True)
+    assert domain.decide_apply(None, apply_command(), RULES, marginal, [])
+    cleared = household(status="monitored", monitored=False)
+    with pytest.raises(RuleRefused) as refused:
+        domain.decide_apply(None, apply_command(), RULES, cleared, [])
+    assert refused.value.details["rule"] == "borrower_poor_or_monitored"

@@ -6,6 +6,7 @@ import pytest
 
 from services.common.config import rules_from_config
 from services.common.errors import Conflict, NotFound, RuleRefused, ValidationFailed
+from services.common.events import NewEvent
 from services.common.validation import validate
 from services.registry import domain, schemas
 from services.registry.domain import Rules
@@ -20,7 +21,7 @@ def id_number(body17):
 
 
 HEAD_ID = id_number("34240119800203123")
-CHILD_ID = id_number("34240120100506234")
+CHILD_ID = id_number("34240120100506235")  # born 2010-05-06, male
 
 
 def fold(state, events, evolve=domain.evolve):
@@ -104,7 +105,7 @@ def test_an_id_number_held_by_a_living_member_is_refused_naming_the_household():
 
 def test_changing_a_member_to_a_number_held_elsewhere_is_refused_but_keeping_ones_own_is_not():
     state = with_member()
-    command = {"household_id": HOUSEHOLD_ID, "person_id": "P-1", "id_number": CHILD_ID}
+    command = {"household_id": HOUSEHOLD_ID, "person_id": "P-1", "id_number": id_number("34240119800203157")}
     with pytest.raises(Conflict):
         domain.decide_update_member(state, command, ("H-OTHER", "P-9"))
     same = {"household_id": HOUSEHOLD_ID, "person_id": "P-1", "id_number": HEAD_ID, "health": "chronic"}
@@ -112,10 +113,41 @@ def test_changing_a_member_to_a_number_held_elsewhere_is_refused_but_keeping_one
     assert events[0].payload["changes"] == {"health": "chronic"}
 
 
+def test_the_id_number_must_agree_with_the_birth_date_and_sex_naming_the_fields():
+    with pytest.raises(ValidationFailed) as refused:
+        with_member(birth_date=date(1980, 2, 4))
+    assert set(refused.value.details) == {"birth_date", "id_number"}
+    assert "1980-02-03" in refused.value.details["birth_date"][0]
+    with pytest.raises(ValidationFailed) as refused:
+        with_member(sex="female")  # HEAD_ID's 17th digit 3 is odd: a man
+    assert set(refused.value.details) == {"sex", "id_number"}
+    with pytest.raises(ValidationFailed) as refused:
+        with_member(sex="female", birth_date=date(1981, 1, 1))
+    assert set(refused.value.details) == {"birth_date", "sex", "id_number"}
+    woman = id_number("34240119800203124")  # even 17th digit
+    assert with_member(number=woman, sex="female").members["P-1"]["sex"] == "female"
+    assert domain.id_number_disagreements("11010519491231002X", date(1949, 12, 31), "female") == {}
+
+
+def test_changing_a_members_birth_date_sex_or_number_keeps_them_in_agreement():
+    state = with_member()
+    base = {"household_id": HOUSEHOLD_ID, "person_id": "P-1"}
+    with pytest.raises(ValidationFailed) as refused:
+        domain.decide_update_member(state, {**base, "sex": "female"}, None)
+    assert "sex" in refused.value.details
+    with pytest.raises(ValidationFailed) as refused:
+        domain.decide_update_member(state, {**base, "id_number": CHILD_ID}, None)  # born 2010
+    assert "birth_date" in refused.value.details
+    both = {**base, "id_number": CHILD_ID, "birth_date": date(2010, 5, 6)}
+    assert domain.decide_update_member(state, both, None)[0].payload["changes"] == \
+        {"id_number": CHILD_ID, "birth_date": "2010-05-06"}
+
+
 # --- members --------------------------------------------------------------------------------------
 
 def test_removed_members_leave_the_member_list_and_free_their_id_number():
-    state = with_member(with_member(), person_id="P-2", number=CHILD_ID, relation="child", name="王小")
+    state = with_member(with_member(), person_id="P-2", number=CHILD_ID, relation="child", name="王小",
+                        birth_date=date(2010, 5, 6))
     removed = fold(state, domain.decide_remove_member(state, {"household_id": HOUSEHOLD_ID, "person_id": "P-2",
                                                               "reason": "moved_out", "removed_on": date(2023, 6, 1)}))
     view = domain.household_view(removed)
@@ -208,6 +240,23 @@ def test_exit_uses_the_latest_income_of_that_year():
     assert refused.value.details["failing"] == ["income"]
 
 
+def test_exit_needs_an_assurances_assessment_dated_in_the_exit_year():
+    old = assurances(income(with_member(), "4500.00", year=2024, on=date(2024, 11, 1))[0], on=date(2023, 11, 25))
+    exit_2024 = {"household_id": HOUSEHOLD_ID, "year": 2024, "exited_on": date(2024, 12, 1)}
+    with pytest.raises(RuleRefused) as refused:
+        domain.decide_exit(old, exit_2024, RULES)
+    assert refused.value.details["failing"] == list(domain.ASSURANCE_ITEMS)
+    assert "2024" in refused.value.details["reasons"]["food"]
+    # the latest assessment of the exit year decides, even when a failing one came later in 2025
+    current = assurances(assurances(old, on=date(2024, 6, 1), housing_grade="C"), on=date(2024, 10, 1))
+    later = assurances(current, on=date(2025, 1, 5), housing_grade="D")
+    assert [e.type for e in domain.decide_exit(later, exit_2024, RULES)] == ["household_exited"]
+    worse = assurances(current, on=date(2024, 11, 30), housing_grade="C")
+    with pytest.raises(RuleRefused) as refused:
+        domain.decide_exit(worse, exit_2024, RULES)
+    assert refused.value.details["failing"] == ["housing"]
+
+
 def test_housing_d_fails_and_an_exited_household_cannot_exit_again():
     with pytest.raises(RuleRefused) as refused:
         exited(assurances(income(with_member(), "4500.00")[0], housing_grade="D"))
@@ -221,7 +270,7 @@ def test_the_poverty_line_comes_from_the_rulebook_per_year():
     assert rules.poverty_line_for(2023) == Decimal("4000")
     assert rules.poverty_line_for(2024) == Decimal("4500")
     assert rules.monitoring_line_for(2024) == Decimal("6750.00")
-    state = assurances(income(with_member(), "4400.00", year=2024)[0])
+    state = assurances(income(with_member(), "4400.00", year=2024)[0], on=date(2024, 11, 25))
     with pytest.raises(RuleRefused):
         domain.decide_exit(state, {"household_id": HOUSEHOLD_ID, "year": 2024, "exited_on": date(2024, 12, 1)},
                            rules)
@@ -289,6 +338,52 @@ def test_the_minimum_months_come_from_the_rulebook():
                                           Rules(monitoring_min_months=3))
 
 
+def register_monitoring_only(risk_type="marginal", **changes):
+    village = {"village_id": "V1", "township_id": "T1", "name": "长岭村", "poor_village": True}
+    command = {"household_id": HOUSEHOLD_ID, "household_no": "342401009", "village_id": "V1", "head_name": "李四",
+               "poverty_causes": ["illness"], "registered_on": date(2023, 4, 1), "status": "monitored",
+               "risk_type": risk_type, "reason": "大病支出"}
+    command.update(changes)
+    return domain.decide_register_household(None, command, village, None)
+
+
+def test_a_never_poor_household_registers_straight_into_monitoring():
+    events = register_monitoring_only()
+    assert [e.type for e in events] == ["household_registered", "monitoring_flagged"]
+    state = fold(None, events)
+    view = domain.household_view(state)
+    assert (view["status"], view["monitored"], view["monitoring"]["risk_type"], view["monitoring"]["flagged_on"]) == \
+        ("monitored", True, "marginal", "2023-04-01")
+    assert fold(None, register_monitoring_only("sudden_hardship")).monitoring["risk_type"] == "sudden_hardship"
+    for bad in ("unstable", None):
+        with pytest.raises(ValidationFailed) as refused:
+            register_monitoring_only(bad)
+        assert "risk_type" in refused.value.details
+    # it was never poor: it cannot exit, and income below the line re-flags it as marginal after clearing
+    state = assurances(income(fold(state, domain.decide_add_member(state, member_command(), None)), "9000.00")[0])
+    with pytest.raises(RuleRefused) as refused:
+        domain.decide_exit(state, {"household_id": HOUSEHOLD_ID, "year": 2023, "exited_on": date(2023, 12, 1)}, RULES)
+    assert refused.value.details["rule"] == "exit_only_poor"
+    cleared = fold(state, clear(state, date(2023, 12, 1)))
+    assert (cleared.status, cleared.monitored) == ("monitored", False)
+    assert income(cleared, "100.00", year=2024, on=date(2024, 3, 1))[1][1].payload["risk_type"] == "marginal"
+
+
+def test_a_monitoring_only_household_is_counted_neither_poor_nor_exited():
+    households = [{"status": "poor", "monitored": False, "risk_type": None, "people": 3},
+                  {"status": "monitored", "monitored": True, "risk_type": "marginal", "people": 2}]
+    stats = domain.statistics({"village_id": "V1"}, 2023, households, [], [])
+    assert stats["households"] == {"total": 2, "poor": 1, "exited": 0, "monitored": 1}
+    assert stats["people"]["poor"] == 3 and stats["monitored_by_risk"]["marginal"] == 1
+
+
+def test_a_household_registered_before_monitoring_only_existed_reads_as_poor():
+    old = domain.evolve(None, NewEvent("household_registered", {
+        "household_id": "H-OLD", "household_no": "1", "village_id": "V1", "township_id": "T1", "head_name": "王",
+        "poverty_causes": [], "registered_on": "2020-01-01", "five_guarantees": False}))
+    assert old.status == "poor"
+
+
 def test_return_to_poverty_only_after_exit():
     with pytest.raises(RuleRefused):
         domain.decide_return_to_poverty(with_member(), {"household_id": HOUSEHOLD_ID, "returned_on": date(2024, 5, 1),
@@ -316,8 +411,8 @@ def test_statistics_count_households_people_exits_monitoring_and_compliance():
                   {"status": "exited", "monitored": False, "risk_type": None, "people": 4}]
     stats = domain.statistics({"village_id": "V1"}, 2023, households, [date(2023, 12, 1), date(2022, 12, 1)],
                               [True, False, True])
-    assert stats["households"] == {"total": 3, "poor": 1, "exited": 2}
-    assert stats["people"] == {"total": 9, "poor": 3, "exited": 6}
+    assert stats["households"] == {"total": 3, "poor": 1, "exited": 2, "monitored": 0}
+    assert stats["people"] == {"total": 9, "poor": 3, "exited": 6, "monitored": 0}
     assert (stats["exits_this_year"], stats["monitored"]) == (1, 1)
     assert stats["assurances"] == {"assessed": 3, "compliant": 2, "compliance_rate": "0.6667"}
 

@@ -228,6 +228,8 @@
                                  required: true });
     var message = el("div", { id: "login-message" });
     if (r.params.expired) message.appendChild(el("div", { "class": "alert alert-info", role: "status", text: t("login.expired") }));
+    if (r.params.idle) message.appendChild(el("div", { "class": "alert alert-info", role: "status", id: "idle-message",
+                                                       text: t("login.idle") }));
     var submit = el("button", { type: "submit", "class": "primary", id: "login-submit", text: t("login.submit") });
     var form = el("form", { "class": "card login", id: "login-form", onsubmit: function (event) {
       event.preventDefault();
@@ -703,10 +705,22 @@
     render();
   });
   document.getElementById("signout").addEventListener("click", function () {
-    API.setToken(null);
     window.sessionStorage.removeItem("fupin.choices");
-    go("#/login");
+    API.signOut().then(function () { go("#/login"); });
   });
+
+  // 等保: a session left alone is ended. After <html data-idle-minutes> (15) minutes without a key,
+  // a click, a scroll or a touch, the token is revoked and the sign-in page says why.
+  var lastActivity = Date.now();
+  ["keydown", "mousedown", "wheel", "scroll", "touchstart"].forEach(function (name) {
+    window.addEventListener(name, function () { lastActivity = Date.now(); }, { passive: true, capture: true });
+  });
+  window.setInterval(function () {
+    var minutes = parseFloat(document.documentElement.getAttribute("data-idle-minutes")) || 15;
+    if (!API.token() || Date.now() - lastActivity < minutes * 60000) return;
+    window.sessionStorage.removeItem("fupin.choices");
+    API.signOut().then(function () { window.location.hash = link("login", [], { idle: "1" }); });
+  }, 1000);
   window.addEventListener("hashchange", render);
   render();
 })();
