@@ -52,13 +52,7 @@ RETRY_AFTER_NO_CONSUMER = 5
 _consumers: dict[tuple[str, str], tuple[float, int]] = {}
 
 
-def consumer_count(amqp_uri, service):
-    """How many processes consume `rpc-<service>` (0 when the queue does not exist)."""
-    key = (amqp_uri, service)
-    checked = _consumers.get(key)
-    now = time.monotonic()
-    if checked is not None and now - checked[0] < CONSUMER_CHECK_SECONDS:
-        return checked[1]
+def _count_consumers(amqp_uri, service):
     try:
         with Connection(amqp_uri, connect_timeout=2) as connection:
             channel = connection.channel()
@@ -69,16 +63,35 @@ def consumer_count(amqp_uri, service):
                     channel.close()
                 except Exception:  # noqa: BLE001 - a 404 already closed it
                     pass
+            return count
     except Exception as exc:  # noqa: BLE001 - no queue (404) or no broker: nobody is consuming
         log.info("no consumer for rpc-%s: %s", service, exc)
-        count = 0
-    _consumers[key] = (now, count)
+        return 0
+
+
+def consumer_count(amqp_uri, service):
+    """How many processes consume `rpc-<service>` (0 when the queue or the broker is not there);
+    a positive answer is kept for a second, a zero is asked again each time."""
+    key = (amqp_uri, service)
+    checked = _consumers.get(key)
+    now = time.monotonic()
+    if checked is not None and now - checked[0] < CONSUMER_CHECK_SECONDS:
+        return checked[1]
+    count = _count_consumers(amqp_uri, service)
+    if count:
+        _consumers[key] = (now, count)
+    else:
+        _consumers.pop(key, None)
     return count
 
 
-def require_consumer(amqp_uri, service):
+def require_consumer(amqp_uri, service, recheck_after=0.5):
+    """503 with Retry-After when nobody consumes the service's RPC queue. A zero is checked once
+    more after `recheck_after` seconds: a consumer re-subscribing after a reconnect is not gone."""
     if consumer_count(amqp_uri, service) == 0:
-        raise ServiceUnavailable(
-            f"the {service} service is not running (nobody consumes its requests); try again shortly",
-            {"service": service, "retry_after": RETRY_AFTER_NO_CONSUMER},
-        )
+        time.sleep(recheck_after)  # eventlet-patched in the services: yields, blocks nobody
+        if consumer_count(amqp_uri, service) == 0:
+            raise ServiceUnavailable(
+                f"the {service} service is not running (nobody consumes its requests); try again shortly",
+                {"service": service, "retry_after": RETRY_AFTER_NO_CONSUMER},
+            )
