@@ -15,7 +15,7 @@ from .audit import AuditTrail, audit_row
 from .auth import ensure_first_account, signing_key
 
 log = logging.getLogger(__name__)
-SERVICES = ("registry", "assistance", "projects", "credit", "assessment")
+SERVICES = ("registry", "assistance", "projects", "credit", "assessment", "supervision")
 
 
 class FirstAdmin(DependencyProvider):
@@ -50,6 +50,7 @@ class GatewayService(HealthEndpoints):
     projects = RpcProxy("projects")
     credit = RpcProxy("credit")
     assessment = RpcProxy("assessment")
+    supervision = RpcProxy("supervision")
 
     url_map = build_map()
 

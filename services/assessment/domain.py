@@ -15,6 +15,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from services.common.errors import NotFound, RuleRefused, ValidationFailed
 from services.common.events import NewEvent
 
+from . import supervision
+
 SUBJECT_TYPES = ("unit", "cadre", "township")
 EXTERNAL_SOURCES = ("county", "city", "province", "third_party")
 RATINGS = ("good", "fair", "poor")
@@ -22,7 +24,8 @@ RATINGS = ("good", "fair", "poor")
 DEFAULT_RULES = {
     "weights": {
         "unit": {"visit_compliance": 30, "leader_village_visits": 10, "policy_exam": 10, "awareness_checks": 10,
-                 "project_delivery": 20, "fund_disbursement": 10, "supervision_rating": 10},
+                 "project_delivery": 20, "fund_disbursement": 10, "supervision_rating": 10,
+                 "report_timeliness": 5, "rectification": 5},
         "cadre": {"visit_compliance": 50, "policy_exam": 20, "awareness_checks": 20, "supervision_rating": 10,
                   "residency": 10},
         "township": {"loan_recovery": 60, "review_timeliness": 40},
@@ -149,7 +152,7 @@ class Project:
     township_id: str = None
 
 
-class Facts:
+class Facts(supervision.SupervisionFacts):
     """Everything the scores need, indexed by subject. `apply` is idempotent per event id and
     commutative: the facts depend only on the set of events applied."""
 
@@ -662,6 +665,12 @@ def indicators(subject_type, subject_id, facts, period, as_of, rules):
                                             "rate": float(round(rate, 4)), "target": float(target),
                                             "measured_on": cutoff.isoformat()}],
                 ratio=rate / target)
+    if subject_type == "unit":  # supervision (services/assessment/supervision.py)
+        department = facts.units.get(subject_id, {}).get("department")
+        on_time, due, evidence = supervision.report_timeliness(facts, index, subject_id, department, period, as_of)
+        add("report_timeliness", on_time, due, evidence)
+        closed, due, evidence = supervision.rectification(facts, subject_id, department, period, as_of)
+        add("rectification", closed, due, evidence)
     if subject_type == "cadre":
         done, stationed, evidence = _residency(subject_id, facts, index, period, as_of, rules)
         add("residency", done, stationed, evidence)

@@ -44,7 +44,7 @@ def _kept_ranking(subject_type, facts, period, as_of, version):
 class AssessmentService(EventSourcedService, EventConsumer):
     name = "assessment"
     projections = projections
-    sources = ("registry", "assistance", "projects", "credit")
+    sources = ("registry", "assistance", "projects", "credit", "supervision")
 
     # --- consuming -------------------------------------------------------------------------
     def apply_events(self, session, source, events):
@@ -66,6 +66,10 @@ class AssessmentService(EventSourcedService, EventConsumer):
     def on_credit(self, envelope):
         self.receive("credit", envelope)
 
+    @event_handler("supervision", "#")
+    def on_supervision(self, envelope):
+        self.receive("supervision", envelope)
+
     @timer(interval=CATCH_UP_INTERVAL, eager=True)
     def catch_up(self):
         self.catch_up_all()
@@ -75,7 +79,7 @@ class AssessmentService(EventSourcedService, EventConsumer):
 
     @rpc
     def rebuild_read_models(self):
-        """Forget every source event and replay all four sources from the start."""
+        """Forget every source event and replay every source from the start."""
         started = time.monotonic()
         with self.db.new_session() as session:
             projections.forget_source_events(session)

@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 
 from . import commands, retention
 from .clock import clock_from_config
+from .config import rules_from_config
 from .db import Database
 from .metrics import exposition
 from .relay import RelayDoorbell, relay_loop, relay_pending
@@ -78,6 +79,12 @@ class EventSourcedService(HealthEndpoints):
     nudge = RelayDoorbell()
 
     county_timezone = None  # the rulebook's `timezone`; None = the county default (clock.DEFAULT_TIMEZONE)
+    rules_class: type | None = None  # the domain's `Rules` dataclass; config RULES overrides its defaults
+
+    @property
+    def rules(self):
+        """The service's rules: `rules_class` with the config's RULES applied."""
+        return rules_from_config(self.config, self.rules_class)
 
     @property
     def clock(self):

@@ -10,8 +10,10 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from marshmallow import ValidationError, fields
+from marshmallow import validate as checks
 
 from .errors import ValidationFailed
+from .values import FIRST_YEAR, LAST_YEAR
 
 
 def parse_date(value, name):
@@ -167,3 +169,36 @@ class Money(BoundedDecimal):
         if amount < 0 or (amount == 0 and not self.allow_zero):
             raise ValidationError("must not be negative" if self.allow_zero else "must be greater than 0")
         return amount
+
+
+class Year(WholeNumber):
+    """A year from FIRST_YEAR to LAST_YEAR (a plan, an income, a quota), as a number or digits;
+    `strict` takes a JSON integer only. The one year field of every service."""
+
+    def __init__(self, strict=False, **kwargs):
+        self.strict_year = strict
+        kwargs.setdefault("validate", checks.Range(min=FIRST_YEAR, max=LAST_YEAR))
+        kwargs["metadata"] = {"description": f"a year, {FIRST_YEAR}..{LAST_YEAR}", **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if self.strict_year and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValidationError("Not a valid integer.")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+MONTH_TEXT = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+class Month(fields.String):
+    """A month as YYYY-MM text (kept as text). The one month field of every service."""
+
+    def __init__(self, **kwargs):
+        kwargs["metadata"] = {"description": "YYYY-MM", "example": "2023-10", **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not MONTH_TEXT.match(text):
+            raise ValidationError("a month YYYY-MM")
+        return text

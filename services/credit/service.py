@@ -11,7 +11,6 @@ from services.common.chassis import EventSourcedService
 from services.common.rpc import rpc
 from services.common.events import history_item
 from services.common.commands import fold
-from services.common.config import rules_from_config
 from services.common.errors import NotFound, ValidationFailed, call_service
 from services.common.events import StoredEvent
 from services.common.pagination import decode_cursor, page, page_limit
@@ -52,12 +51,9 @@ def _month(value):
 class CreditService(EventSourcedService):
     name = "credit"
     projections = projections
+    rules_class = domain.Rules
 
     registry = RpcProxy("registry")
-
-    @property
-    def rules(self):
-        return rules_from_config(self.config, domain.Rules)
 
     def _loan_command(self, command_name, data, context, decide):
         command = validate(schemas.COMMAND_SCHEMAS[command_name](), data)

@@ -7,7 +7,6 @@ from services.common.rpc import rpc
 
 from services.common.chassis import EventSourcedService
 from services.common.events import history_item
-from services.common.config import rules_from_config
 from services.common.errors import NotFound, ValidationFailed
 from services.common.pagination import decode_cursor, page, page_limit
 from services.common.validation import parse_date, validate
@@ -30,10 +29,7 @@ def _plan_year(value, name="plan_year"):
 class ProjectsService(EventSourcedService):
     name = "projects"
     projections = projections
-
-    @property
-    def rules(self):
-        return rules_from_config(self.config, domain.Rules)
+    rules_class = domain.Rules
 
     def _run(self, command_name, data, context, decide):
         command = validate(schemas.COMMAND_SCHEMAS[command_name](), data)

@@ -5,7 +5,6 @@ from services.common.rpc import rpc
 
 from services.common.chassis import EventSourcedService
 from services.common.events import history_item
-from services.common.config import rules_from_config
 from services.common.errors import NotFound, ValidationFailed
 from services.common.pagination import decode_cursor, page, page_limit
 from services.common.validation import validate
@@ -48,10 +47,7 @@ def _member_result(state, person_id, stored):
 class RegistryService(EventSourcedService):
     name = "registry"
     projections = projections
-
-    @property
-    def rules(self):
-        return rules_from_config(self.config, domain.Rules)
+    rules_class = domain.Rules
 
     # --- townships and villages ------------------------------------------------------------------
     @rpc

@@ -6,7 +6,6 @@ from services.common.rpc import rpc
 
 from services.common.chassis import EventSourcedService
 from services.common.commands import fold
-from services.common.config import rules_from_config
 from services.common.errors import NotFound, ValidationFailed
 from services.common.events import history_item
 from services.common.pagination import decode_cursor, page, page_limit
@@ -16,16 +15,13 @@ from services.common.validation import validate
 from . import domain, projections, schemas
 
 CAMPAIGN, REPORT, PROBLEM = "campaign", "weekly_report", "problem"
-PROBLEM_FILTERS = ("unit_id", "unit_ids", "township_id", "source", "status")
+PROBLEM_FILTERS = ("unit_id", "unit_ids", "township_id", "party", "source", "status")
 
 
 class SupervisionService(EventSourcedService):
     name = "supervision"
     projections = projections
-
-    @property
-    def rules(self):
-        return rules_from_config(self.config, domain.Rules)
+    rules_class = domain.Rules
 
     def now(self):
         """County time now: config NOW (tests, replays) or the machine's clock."""

@@ -16,6 +16,7 @@ SERVICE_CLASSES = {
     "projects": ("services.projects.service", "ProjectsService"),
     "credit": ("services.credit.service", "CreditService"),
     "assessment": ("services.assessment.service", "AssessmentService"),
+    "supervision": ("services.supervision.service", "SupervisionService"),
 }
 
 

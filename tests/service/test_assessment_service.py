@@ -1,5 +1,5 @@
 """The assessment service on real PostgreSQL and RabbitMQ, fed by the real registry,
-assistance, projects and credit services: catch-up after downtime, live updates over the bus,
+assistance, projects, credit and supervision services: catch-up after downtime, live updates over the bus,
 rebuild equal to live, own facts (ratings, vetoes, rulebooks) and the bulletin downloads."""
 import base64
 import io
@@ -13,6 +13,7 @@ from services.common.errors import NotFound, ValidationFailed
 from services.credit.service import CreditService
 from services.projects.service import ProjectsService
 from services.registry.service import RegistryService
+from services.supervision.service import SupervisionService
 from tests import support
 
 ADMIN = {"actor": {"id": "office", "role": "leading_group"}}
@@ -22,7 +23,7 @@ Q1 = ("2023-Q1", "2023-04-10")
 @pytest.fixture(scope="module")
 def databases(infra):
     return {name: support.fresh_database(name, f"assessment_svc_{name}")
-            for name in ("registry", "assistance", "projects", "credit", "assessment")}
+            for name in ("registry", "assistance", "projects", "credit", "supervision", "assessment")}
 
 
 @pytest.fixture
@@ -34,6 +35,8 @@ def sources(amqp_uri, databases):
                             support.service_config("assistance", amqp_uri, databases["assistance"])), \
             support.running(ProjectsService, support.service_config("projects", amqp_uri, databases["projects"])), \
             support.running(CreditService, support.service_config("credit", amqp_uri, databases["credit"])), \
+            support.running(SupervisionService,
+                            support.service_config("supervision", amqp_uri, databases["supervision"])), \
             support.rpc_client(amqp_uri) as cluster:
         yield cluster
 
@@ -112,7 +115,7 @@ def test_events_made_while_assessment_was_down_count_once_it_starts_then_live(am
         live = {kind: rpc.assessment.rankings(kind, "2023", "2023-12-31") for kind in ("unit", "cadre", "township")}
         replayed = rpc.assessment.rebuild_read_models()
         held = {source: len(getattr(rpc, source).events_since(0, 5000))
-                for source in ("registry", "assistance", "projects", "credit")}
+                for source in ("registry", "assistance", "projects", "credit", "supervision")}
         assert replayed["sources"] == held and replayed["events_replayed"] == sum(held.values())
         rebuilt = {kind: rpc.assessment.rankings(kind, "2023", "2023-12-31") for kind in ("unit", "cadre", "township")}
         assert rebuilt == live
