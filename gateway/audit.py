@@ -12,13 +12,19 @@ import io
 import json
 import logging
 from datetime import datetime, timezone
+from typing import Any
 
 import eventlet
 from nameko.extensions import DependencyProvider
 from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, Table, Text, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Request
 
 from services.common.pagination import decode_cursor, encode_cursor
+
+from .app import RequestContext
+
 
 log = logging.getLogger(__name__)
 metadata = MetaData()
@@ -39,7 +45,7 @@ RETENTION_DAYS = 180
 SYSTEM_ACTOR = {"actor_id": "-", "actor_role": "anonymous"}
 
 
-def _canonical(row):
+def _canonical(row: Any) -> Any:
     values = {}
     for name in HASHED:
         value = row.get(name)
@@ -49,11 +55,11 @@ def _canonical(row):
     return json.dumps(values, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def chain_hash(previous, row):
+def chain_hash(previous: Any, row: Any) -> Any:
     return hashlib.sha256((previous + _canonical(row)).encode("utf-8")).hexdigest()
 
 
-def append_audit(conn, rows):
+def append_audit(conn: Any, rows: Any) -> None:
     """Insert rows at the end of the chain, in this transaction (the lock ends with it)."""
     if not rows:
         return
@@ -69,7 +75,7 @@ def append_audit(conn, rows):
     conn.execute(audit_log.insert(), chained)
 
 
-def verify_chain(conn, batch=5000):
+def verify_chain(conn: Any, batch: int = 5000) -> Any:
     """Walk the chain oldest first. Returns (rows checked, None) or (rows checked, first broken
     link as {"audit_id", "reason"}). The first remaining row may follow pruned ones (after the
     retention): its prev_hash is taken as given."""
@@ -93,9 +99,10 @@ def verify_chain(conn, batch=5000):
             checked += 1
 
 
-def audit_row(ctx, request, status):
+def audit_row(ctx: RequestContext, request: Request, status: int) -> Any:
     return dict(
-        at=datetime.now(timezone.utc), actor_id=ctx.principal.user_id, actor_username=ctx.principal.username, actor_role=ctx.principal.role,
+        at=datetime.now(timezone.utc), actor_id=ctx.user.user_id, actor_username=ctx.user.username,
+        actor_role=ctx.user.role,
         method=request.method, path=request.path, status=status,
         idempotency_key=ctx.headers.get("idempotency-key"), correlation_id=ctx.correlation_id,
         resource=ctx.audit_resource,
@@ -114,30 +121,30 @@ class AuditTrail(DependencyProvider):
     FLUSH_SECONDS = 0.2
     MAX_PENDING = 100_000
 
-    def setup(self):
-        self.pending = []
+    def setup(self) -> None:
+        self.pending: list[dict[str, Any]] = []
         self.gt = None
 
-    def start(self):
+    def start(self) -> None:
         self.gt = self.container.spawn_managed_thread(self._run)
 
-    def stop(self):
+    def stop(self) -> None:
         if self.gt is not None:
             self.gt.kill()
         self.flush()
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> Any:
         return self
 
-    def add(self, row):
+    def add(self, row: Any) -> None:
         self.pending.append(row)
 
-    def _engine(self):
+    def _engine(self) -> Any:
         from services.common.db import Database
 
         return next(ext for ext in self.container.dependencies if isinstance(ext, Database)).engine
 
-    def flush(self):
+    def flush(self) -> None:
         rows, self.pending = self.pending, []
         if not rows:
             return
@@ -148,13 +155,13 @@ class AuditTrail(DependencyProvider):
             log.exception("could not write %d audit rows; will retry", len(rows))
             self.pending = (rows + self.pending)[-self.MAX_PENDING:]
 
-    def _run(self):
+    def _run(self) -> None:
         while True:
             eventlet.sleep(self.FLUSH_SECONDS)
             self.flush()
 
 
-def _filtered(statement, query):
+def _filtered(statement: Any, query: Any) -> Any:
     if query.get("actor_id"):
         statement = statement.where(audit_log.c.actor_id == query["actor_id"])
     if query.get("path_prefix"):
@@ -166,7 +173,7 @@ def _filtered(statement, query):
     return statement
 
 
-def _item(r):
+def _item(r: Any) -> Any:
     return {"audit_id": r.audit_id, "at": r.at.isoformat(), "actor_id": r.actor_id,
             "actor_username": r.actor_username, "actor_role": r.actor_role, "method": r.method,
             "path": r.path, "status": r.status, "idempotency_key": r.idempotency_key,
@@ -178,7 +185,7 @@ EXPORT_COLUMNS = ("audit_id", "at", "actor_id", "actor_username", "actor_role", 
                   "idempotency_key", "correlation_id", "resource", "prev_hash", "row_hash")
 
 
-def export_audit(session, query, file_format):
+def export_audit(session: Session, query: Any, file_format: Any) -> Any:
     """Every row in the period, oldest first, with its hashes (so the export can be re-verified)."""
     rows = session.execute(_filtered(select(audit_log).order_by(audit_log.c.audit_id), query)).all()
     items = [_item(r) for r in rows]
@@ -194,7 +201,7 @@ def export_audit(session, query, file_format):
     return out.getvalue()
 
 
-def list_audit(session, query):
+def list_audit(session: Session, query: Any) -> Any:
     limit = query.get("limit", 50)
     statement = _filtered(select(audit_log).order_by(audit_log.c.audit_id.desc()).limit(limit + 1), query)
     before = decode_cursor(query.get("cursor"))

@@ -1,12 +1,15 @@
 """Identity: users with argon2 password hashes, short-lived JWT bearer tokens, roles + scopes."""
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from datetime import datetime, timedelta, timezone
+from sqlalchemy.orm import Session
 
 from sqlalchemy import BigInteger, Boolean, Column, DateTime, Float, MetaData, Table, Text, delete, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
@@ -96,7 +99,7 @@ class SecurityRules:
     password_history: int = 5           # a new password may not be any of the last 5
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Any:
         values = {}
         for name in cls.__dataclass_fields__:
             raw = config.get(f"LOGIN_{name.upper()}" if not name.startswith("password") else name.upper())
@@ -105,7 +108,7 @@ class SecurityRules:
         return cls(**values)
 
 
-def password_problems(password, rules):
+def password_problems(password: str, rules: Any) -> Any:
     """What the password policy has against `password` (an empty list when it passes)."""
     password = password or ""
     problems = []
@@ -119,7 +122,7 @@ def password_problems(password, rules):
     return problems
 
 
-def check_password_policy(password, rules, field_name="password"):
+def check_password_policy(password: str, rules: Any, field_name: str = "password") -> None:
     problems = password_problems(password, rules)
     if problems:
         raise ValidationFailed("the password does not meet the password policy", {field_name: problems})
@@ -135,11 +138,11 @@ class Principal:
     issued_at: float | None = None
     expires_at: int | None = None
 
-    def as_actor(self):
+    def as_actor(self) -> Any:
         return {"id": self.user_id, "username": self.username, "role": self.role}
 
 
-def signing_key(config):
+def signing_key(config: Mapping[str, Any]) -> Any:
     secret = config.get("JWT_SECRET") or ""
     if not secret:
         if config.get("ENVIRONMENT", "development") != "development":
@@ -148,7 +151,7 @@ def signing_key(config):
     return secret
 
 
-def check_scope(role, scope):
+def check_scope(role: str, scope: Any) -> Any:
     if role not in ROLES:
         raise ValidationFailed("unknown role", {"role": [f"must be one of {', '.join(ROLES)}"]})
     scope = scope or {}
@@ -158,7 +161,7 @@ def check_scope(role, scope):
     return {key: scope[key]} if key else {}
 
 
-def create_user(session, username, password, role, scope=None, rules=None):
+def create_user(session: Session, username: str, password: str, role: str, scope: Any = None, rules: Any = None) -> Any:
     """`rules=None` skips the password policy (only for the local default admin in development)."""
     scope = check_scope(role, scope)
     if rules is not None:
@@ -177,11 +180,11 @@ def create_user(session, username, password, role, scope=None, rules=None):
     return {"user_id": user_id, "username": username, "role": role, "scope": scope}
 
 
-def _now():
+def _now() -> Any:
     return datetime.now(timezone.utc)
 
 
-def ensure_first_account(session, username, role, password, config):
+def ensure_first_account(session: Session, username: str, role: str, password: str, config: Mapping[str, Any]) -> Any:
     """Create `admin` (from FUPIN_ADMIN_PASSWORD) or `auditor` (FUPIN_AUDITOR_PASSWORD) once; a
     later change of the variable does nothing. Outside development refuse to start (RuntimeError)
     while the password is the published local default or breaks the policy, whether the account
@@ -211,18 +214,19 @@ def ensure_first_account(session, username, role, password, config):
     return True
 
 
-def ensure_first_admin(session, password, config=None):
+def ensure_first_admin(session: Session, password: str, config: Mapping[str, Any] | None = None) -> Any:
     return ensure_first_account(session, "admin", "admin", password, config or {})
 
 
-def _audit_event(username, client_address, status, resource, user=None):
+def _audit_event(username: str, client_address: Any, status: int, resource: Any, user: Any = None) -> Any:
     return {"at": _now(), "actor_id": user.user_id if user is not None else "-", "actor_username": username,
             "actor_role": user.role if user is not None else "anonymous", "method": "POST",
             "path": "/api/v1/auth/token", "status": status, "idempotency_key": None,
             "correlation_id": str(uuid.uuid4()), "resource": {**resource, "client_address": client_address}}
 
 
-def authenticate(session, username, password, client_address="unknown", config=None, audit=None):
+def authenticate(session: Session, username: str, password: str, client_address: str = "unknown",
+                 config: Mapping[str, Any] | None = None, audit: Any = None) -> Principal:
     """Check the password with 等保's login-failure handling; commit the session afterwards
     whatever happens (the failures and locks must stay). `audit(rows)` writes audit rows in this
     session's transaction: failed sign-ins, locks and expired locks."""
@@ -259,7 +263,7 @@ def authenticate(session, username, password, client_address="unknown", config=N
             ok = _hasher.verify(row.password_hash, password or "")
         except (VerificationError, InvalidHashError):
             ok = False
-    if ok:
+    if ok and row is not None:
         session.execute(update(users).where(users.c.user_id == row.user_id).values(failures_reset_at=now))
         return Principal(row.user_id, row.username, row.role, row.scope or {})
     session.execute(login_failures.insert().values(at=now, username=username, client_address=client_address))
@@ -284,7 +288,7 @@ def authenticate(session, username, password, client_address="unknown", config=N
     raise Unauthorized("wrong username or password")
 
 
-def unlock(session, user_id):
+def unlock(session: Session, user_id: str) -> Any:
     row = session.execute(select(users).where(users.c.user_id == user_id)).first()
     if row is None:
         raise NotFound(f"no user {user_id}", {"user_id": user_id})
@@ -293,7 +297,7 @@ def unlock(session, user_id):
             row.locked_until.isoformat() if row.locked_until else None}
 
 
-def change_password(session, principal, current, new, rules):
+def change_password(session: Session, principal: Principal, current: Any, new: Any, rules: Any) -> Any:
     """Check the current password, the policy and the last `password_history` passwords; all
     tokens issued before now stop working (the caller gets a new one)."""
     row = session.execute(select(users).where(users.c.user_id == principal.user_id).with_for_update()).first()
@@ -321,14 +325,14 @@ def change_password(session, principal, current, new, rules):
     return Principal(row.user_id, row.username, row.role, row.scope or {})
 
 
-def revoke(session, principal):
+def revoke(session: Session, principal: Principal) -> None:
     session.execute(delete(revoked_tokens).where(revoked_tokens.c.expires_at < _now()))
     session.execute(revoked_tokens.insert().values(
         jti=principal.jti, user_id=principal.user_id,
         expires_at=datetime.fromtimestamp(principal.expires_at or time.time(), timezone.utc)))
 
 
-def ensure_token_live(session, principal):
+def ensure_token_live(session: Session, principal: Principal) -> None:
     """Refuse a token that was revoked (logout), issued before a password change, or whose user
     was deactivated."""
     row = session.execute(select(users.c.active, users.c.tokens_valid_after).where(
@@ -341,7 +345,7 @@ def ensure_token_live(session, principal):
         raise Unauthorized("the token was revoked (signed out); sign in again")
 
 
-def issue_token(principal, config):
+def issue_token(principal: Principal, config: Mapping[str, Any]) -> Any:
     ttl = int(config.get("TOKEN_TTL_SECONDS") or 3600)
     now = int(time.time())
     claims = {
@@ -353,7 +357,7 @@ def issue_token(principal, config):
     return {"access_token": token, "token_type": "bearer", "expires_in": ttl}
 
 
-def principal_from_header(header, config):
+def principal_from_header(header: str | None, config: Mapping[str, Any]) -> Any:
     if not header or not header.lower().startswith("bearer "):
         raise Unauthorized("send Authorization: Bearer <token> (get one from POST /api/v1/auth/token)")
     try:

@@ -1,4 +1,6 @@
 """Tokens, users and the audit trail."""
+from typing import Any
+
 from marshmallow import Schema, fields, validate as v
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -6,7 +8,7 @@ from werkzeug.wrappers import Response
 from services.common.commands import run_in_transaction
 from services.common.pagination import decode_cursor, page
 
-from ..app import EVERY_ROLE, ListQuery, route
+from ..app import EVERY_ROLE, ListQuery, RequestContext, route
 from ..auth import (ADMIN_MAY_CREATE, SecurityRules, authenticate, change_password, create_user, issue_token,
                     revoke, unlock, users)
 from ..audit import audit_log, export_audit, list_audit
@@ -47,7 +49,7 @@ class AuditExportQuery(Schema):
 
 
 @route("POST", "/api/v1/auth/token", roles=(), body=TokenRequest, public=True, tag="identity")
-def token(ctx):
+def token(ctx: RequestContext) -> Any:
     """Exchange a username and password for a bearer token. Five wrong passwords within 15 minutes
     lock the account (423) for 30 minutes; too many failures from one address answer 429."""
     with ctx.db.new_session() as session:
@@ -60,11 +62,11 @@ def token(ctx):
 
 
 @route("POST", "/api/v1/auth/password", roles=EVERY_ROLE, body=PasswordChange, tag="identity")
-def password(ctx):
+def password(ctx: RequestContext) -> Any:
     """Change your own password (policy, no reuse of the last five); every earlier token stops
     working and a new one is returned."""
     with ctx.db.new_session() as session:
-        principal = change_password(session, ctx.principal, ctx.body["current_password"], ctx.body["new_password"],
+        principal = change_password(session, ctx.user, ctx.body["current_password"], ctx.body["new_password"],
                                     SecurityRules.from_config(ctx.config))
         session.commit()
     ctx.audit_resource = {"event": "password_changed", "user_id": principal.user_id}
@@ -72,17 +74,17 @@ def password(ctx):
 
 
 @route("POST", "/api/v1/auth/logout", roles=EVERY_ROLE, tag="identity")
-def logout(ctx):
+def logout(ctx: RequestContext) -> Any:
     """Sign out: the token is revoked and refused from now on."""
     with ctx.db.new_session() as session:
-        revoke(session, ctx.principal)
+        revoke(session, ctx.user)
         session.commit()
-    ctx.audit_resource = {"event": "logout", "jti": ctx.principal.jti}
+    ctx.audit_resource = {"event": "logout", "jti": ctx.user.jti}
     return {"revoked": True}
 
 
 @route("POST", "/api/v1/users/<user_id>/unlock", roles=("admin",), tag="identity")
-def unlock_user(ctx):
+def unlock_user(ctx: RequestContext) -> Any:
     """Unlock an account locked after wrong passwords (audited)."""
     with ctx.db.new_session() as session:
         result = unlock(session, ctx.path_values["user_id"])
@@ -92,9 +94,9 @@ def unlock_user(ctx):
 
 
 @route("POST", "/api/v1/users", roles=("admin",), body=NewUser, status=201, tag="identity")
-def add_user(ctx):
+def add_user(ctx: RequestContext) -> Any:
     """Create a user with a role and, for scoped roles, its scope."""
-    def work(store, metadata):
+    def work(store: Any, metadata: Any) -> Any:
         return create_user(store.session, ctx.body["username"], ctx.body["password"], ctx.body["role"],
                            ctx.body["scope"], rules=SecurityRules.from_config(ctx.config))
 
@@ -105,7 +107,7 @@ def add_user(ctx):
 
 
 @route("GET", "/api/v1/users", roles=("admin",), query=ListQuery, tag="identity")
-def list_users(ctx):
+def list_users(ctx: RequestContext) -> Any:
     """Every user with role and scope."""
     statement = select(users).order_by(users.c.username).limit(ctx.query["limit"] + 1)
     after = decode_cursor(ctx.query["cursor"])
@@ -118,14 +120,14 @@ def list_users(ctx):
 
 
 @route("GET", "/api/v1/audit", roles=("auditor",), query=AuditQuery, tag="identity")
-def audit(ctx):
+def audit(ctx: RequestContext) -> Any:
     """Who changed what: every write through the gateway, newest first (the auditor only)."""
     with ctx.db.new_session() as session:
         return list_audit(session, ctx.query)
 
 
 @route("GET", "/api/v1/audit/export", roles=("auditor",), query=AuditExportQuery, tag="identity", response="file")
-def audit_export(ctx):
+def audit_export(ctx: RequestContext) -> Any:
     """The audit trail of a period as CSV or JSON, oldest first, with each row's hashes (the
     export itself is audited)."""
     with ctx.db.new_session() as session:

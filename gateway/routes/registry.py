@@ -1,18 +1,20 @@
 """Registry: townships, villages, households (建档立卡), members, income, assurances, exits,
 monitoring."""
+from typing import Any
+
 from marshmallow import fields, validate as v
 
-from ..app import ANY_SIGNED_IN, ListQuery, command, route
+from ..app import ANY_SIGNED_IN, command, ListQuery, RequestContext, route
 from ..scopes import reveals_personal_data, require_township, township_of_household, township_of_village
 
 STATIONS = ("admin", "township")
 
 
-def in_village_township(ctx, data):
+def in_village_township(ctx: RequestContext, data: dict[str, Any]) -> None:
     require_township(ctx, township_of_village(ctx, data["village_id"]))
 
 
-def in_household_township(ctx, data):
+def in_household_township(ctx: RequestContext, data: dict[str, Any]) -> None:
     require_township(ctx, township_of_household(ctx, data["household_id"]))
 
 
@@ -46,7 +48,7 @@ class HouseholdQuery(ListQuery):
 
 
 @route("GET", "/api/v1/households/<household_id>", roles=ANY_SIGNED_IN, tag="registry")
-def get_household(ctx):
+def get_household(ctx: RequestContext) -> Any:
     """One household with members, status, latest assurances and monitoring."""
     household = ctx.call("registry", "get_household", ctx.path_values["household_id"])
     require_township(ctx, household["township_id"], "a household of another township")
@@ -57,7 +59,7 @@ def get_household(ctx):
 
 
 @route("GET", "/api/v1/households", roles=ANY_SIGNED_IN, query=HouseholdQuery, tag="registry")
-def list_households(ctx):
+def list_households(ctx: RequestContext) -> Any:
     """Households by village, township, status and monitoring; a township sees only its own."""
     filters = {k: ctx.query[k] for k in ("village_id", "township_id", "status", "monitored") if k in ctx.query}
     if ctx.role == "township":
@@ -72,7 +74,7 @@ def list_households(ctx):
 
 
 @route("GET", "/api/v1/households/<household_id>/history", roles=ANY_SIGNED_IN, tag="registry")
-def household_history(ctx):
+def household_history(ctx: RequestContext) -> Any:
     """The household's events, oldest first."""
     household_id = ctx.path_values["household_id"]
     require_township(ctx, township_of_household(ctx, household_id), "a household of another township")
@@ -84,7 +86,7 @@ class StatisticsQuery(ListQuery):
 
 
 @route("GET", "/api/v1/villages/<village_id>/statistics", roles=ANY_SIGNED_IN, query=StatisticsQuery, tag="registry")
-def village_statistics(ctx):
+def village_statistics(ctx: RequestContext) -> Any:
     """Households and people by status, exits this year, monitored, assurance compliance."""
     village_id = ctx.path_values["village_id"]
     require_township(ctx, township_of_village(ctx, village_id), "a village of another township")
@@ -92,7 +94,7 @@ def village_statistics(ctx):
 
 
 @route("GET", "/api/v1/townships/<township_id>/statistics", roles=ANY_SIGNED_IN, query=StatisticsQuery, tag="registry")
-def township_statistics(ctx):
+def township_statistics(ctx: RequestContext) -> Any:
     """The same figures for a whole township."""
     township_id = ctx.path_values["township_id"]
     require_township(ctx, township_id)

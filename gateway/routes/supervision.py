@@ -6,11 +6,13 @@ an inspector records the problems an inspection or a spot check found. A respons
 named by a unit id, a department code or a township id, so "its own" is whichever of these the
 caller's scope holds.
 """
+from typing import Any
+
 from marshmallow import fields, validate as v
 
 from services.common.errors import Forbidden, NotFound
 
-from ..app import ListQuery, command, route
+from ..app import command, ListQuery, RequestContext, route
 
 JUDGES = ("admin", "leading_group")
 REPORTERS = ("admin", "unit", "department", "township")
@@ -18,17 +20,17 @@ READERS = ("admin", "leading_group", "inspector", "unit", "department", "townshi
 PROBLEM_STATUSES = ("open", "awaiting_verification", "closed", "overdue")
 
 
-def own_party(ctx):
+def own_party(ctx: RequestContext) -> Any:
     """The responsible-party id a scoped caller stands for (None: not scoped to one)."""
     return {"unit": ctx.scope("unit_id"), "department": ctx.scope("department"),
             "township": ctx.scope("township_id")}.get(ctx.role)
 
 
-def _deny(ctx, what):
-    raise Forbidden(f"outside your scope: {what}", {"role": ctx.role, "scope": ctx.principal.scope})
+def _deny(ctx: RequestContext, what: Any) -> None:
+    raise Forbidden(f"outside your scope: {what}", {"role": ctx.role, "scope": ctx.user.scope})
 
 
-def _signer(ctx, cadre_id):
+def _signer(ctx: RequestContext, cadre_id: Any) -> Any:
     """The signing cadre as the service's rule needs it (rank, unit, department); looked up here,
     never taken from the caller."""
     try:
@@ -43,7 +45,7 @@ def _signer(ctx, cadre_id):
             "department": department}
 
 
-def own_report(ctx, data):
+def own_report(ctx: RequestContext, data: dict[str, Any]) -> None:
     data.pop("signer", None)  # filled below from the registry of cadres, whatever the body said
     party = own_party(ctx)
     if party is not None and data.get("unit_id") != party:
@@ -52,13 +54,13 @@ def own_report(ctx, data):
         data["signer"] = _signer(ctx, data["signed_off_by"])
 
 
-def _problem_is_own(ctx, problem):
+def _problem_is_own(ctx: RequestContext, problem: Any) -> Any:
     party = own_party(ctx)
     return party is None or party in (problem.get("unit_id"), problem.get("township_id") if ctx.role == "township"
                                       else None)
 
 
-def own_problem(ctx, data):
+def own_problem(ctx: RequestContext, data: dict[str, Any]) -> None:
     """The responsible party works on its own problems only."""
     problem = ctx.call("supervision", "get_problem", data["problem_id"])
     if not _problem_is_own(ctx, problem):
@@ -81,7 +83,7 @@ command("POST", "/api/v1/problems/<problem_id>/verify", "supervision", "verify_p
 
 
 @route("GET", "/api/v1/campaigns", roles=READERS, tag="supervision")
-def list_campaigns(ctx):
+def list_campaigns(ctx: RequestContext) -> Any:
     """The campaigns, newest first."""
     return ctx.call("supervision", "list_campaigns")
 
@@ -90,7 +92,7 @@ class CampaignQuery(ListQuery):
     as_of = fields.String(metadata={"description": "a date (its end, county time) or a date-time; default now"})
 
 
-def _scoped_view(ctx, view):
+def _scoped_view(ctx: RequestContext, view: Any) -> Any:
     """A scoped caller sees every action's county-wide progress, but only its own reports and,
     for a township station, only its own township's shares."""
     party = own_party(ctx)
@@ -110,7 +112,7 @@ def _scoped_view(ctx, view):
 
 
 @route("GET", "/api/v1/campaigns/<campaign_id>", roles=READERS, query=CampaignQuery, tag="supervision")
-def get_campaign(ctx):
+def get_campaign(ctx: RequestContext) -> Any:
     """Progress per action and township, milestones met or missed, late and missing reports by unit."""
     view = ctx.call("supervision", "get_campaign", ctx.path_values["campaign_id"], ctx.query.get("as_of"))
     return _scoped_view(ctx, view)
@@ -125,9 +127,10 @@ class ProblemQuery(ListQuery):
 
 
 @route("GET", "/api/v1/problems", roles=READERS, query=ProblemQuery, tag="supervision")
-def list_problems(ctx):
+def list_problems(ctx: RequestContext) -> Any:
     """The rectification ledger (问题整改台账) by unit, township and status."""
-    filters = {k: ctx.query[k] for k in ("unit_id", "township_id", "source", "status") if k in ctx.query}
+    filters: dict[str, Any] = {k: ctx.query[k] for k in ("unit_id", "township_id", "source", "status")
+                               if k in ctx.query}
     party = own_party(ctx)
     if party is not None:
         if ctx.role == "township":
@@ -142,7 +145,7 @@ def list_problems(ctx):
 
 
 @route("GET", "/api/v1/problems/<problem_id>", roles=READERS, tag="supervision")
-def get_problem(ctx):
+def get_problem(ctx: RequestContext) -> Any:
     """One problem with its measures, requests, verifications and history."""
     problem = ctx.call("supervision", "get_problem", ctx.path_values["problem_id"])
     if not _problem_is_own(ctx, problem):

@@ -127,6 +127,8 @@ class Pairing:
 class Loan:
     loan_id: str
     township_id: str = None
+    household_id: str = None
+    enterprise_name: str = None
     principal: Decimal = Decimal(0)
     maturity: date = None
     repayments: dict = field(default_factory=dict)  # event_id -> (date, principal)
@@ -161,6 +163,8 @@ class Facts(supervision.SupervisionFacts):
         self.unusable = {}  # event_id -> why its handler failed
         self.units, self.cadres, self.townships = {}, {}, {}
         self.households = {}  # household_id -> (village_id, township_id)
+        self.household_names = {}  # household_id -> (household number, head's name): evidence people can act on
+        self.villages = {}  # village_id -> name
         self.assignments = {}  # unit_id -> {village_id: {event_id: (from, until)}}: every period kept
         self.pairings = {}
         self.visits = {}  # pairing_id -> {date}
@@ -208,6 +212,10 @@ class Facts(supervision.SupervisionFacts):
 
     def _on_household_registered(self, p, e):
         self.households[p["household_id"]] = (p.get("village_id"), p.get("township_id"))
+        self.household_names[p["household_id"]] = (p.get("household_no"), p.get("head_name"))
+
+    def _on_village_registered(self, p, e):
+        self.villages[p["village_id"]] = p.get("name", "")
 
     def _on_household_exited(self, p, e):
         self.exits[e.event_id] = (_d(p["exited_on"]), p["household_id"])
@@ -288,6 +296,7 @@ class Facts(supervision.SupervisionFacts):
     def _on_loan_applied(self, p, e):
         loan = self._loan(p["loan_id"])
         loan.township_id, loan.applied_on = p["township_id"], _d(p["applied_on"])
+        loan.household_id, loan.enterprise_name = p.get("household_id"), p.get("enterprise_name")
         loan.enterprise = not p.get("household_id") and bool(p.get("enterprise_name"))
 
     def _on_village_reviewed(self, p, e):

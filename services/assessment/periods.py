@@ -32,9 +32,11 @@ DATE_FIELD_BY_TYPE = {
     "cadre_stationed": "from",
     "loan_disbursed": "maturity_date",  # recovery counts the loans maturing in the period
     "village_reviewed": "recommendation_due_by",
+    "weekly_report_submitted": "due_at",  # a weekly report is about the week it was due in
+    "campaign_launched": "starts_on",
 }
 DATE_FIELDS = ("visited_on", "taken_on", "checked_on", "rated_on", "detected_on", "exited_on", "flagged_on",
-               "applied_on", "found_on", "verified_on", "on", "registered_on", "from", "until", "deadline")
+               "applied_on", "found_on", "verified_on", "reported_on", "on", "registered_on", "from", "until", "deadline")
 
 
 def business_date(event_type, payload, occurred_on=None):

@@ -14,7 +14,7 @@ from services.common.errors import NotFound, ServiceUnavailable, ValidationFaile
 from services.common.pagination import decode_cursor, encode_cursor, page_limit
 from services.common.validation import parse_date, validate
 
-from . import bulletin, domain, periods, projections, schemas
+from . import bulletin, domain, evidence, periods, projections, schemas
 
 CATCH_UP_INTERVAL = 10
 
@@ -141,7 +141,13 @@ class AssessmentService(EventSourcedService, EventConsumer):
             return projections.load_facts(session)
 
     @rpc
-    def subject_score(self, subject_type, subject_id, period, as_of, version=None):
+    def subject_score(self, subject_type, subject_id, period, as_of, version=None, mask_names=False):
+        """One card with its evidence named (households by number and head, cadres, villages,
+        projects); `mask_names` masks the heads' names for a role that must not see them."""
+        card = self._subject_card(subject_type, subject_id, period, as_of, version)
+        return evidence.masked(card) if mask_names else card
+
+    def _subject_card(self, subject_type, subject_id, period, as_of, version=None):
         facts = self._facts()
         if subject_id not in facts.subject_ids(subject_type):
             raise NotFound(f"no {subject_type} {subject_id!r} is known to the assessment",
@@ -156,7 +162,7 @@ class AssessmentService(EventSourcedService, EventConsumer):
             return {**card, "period_status": status}
         ranked = _kept_ranking(subject_type, facts, period, as_of, version)
         card = next(card for card in ranked if card["subject_id"] == subject_id)
-        return {**card, "period_status": status}
+        return {**evidence.describe(card, facts), "period_status": status}
 
     @rpc
     def rankings(self, subject_type, period, as_of, limit=None, cursor=None, version=None):
@@ -172,7 +178,9 @@ class AssessmentService(EventSourcedService, EventConsumer):
         else:
             ranked = _kept_ranking(subject_type, facts, period_, as_of_, version)
         limit, offset = page_limit(limit), int(decode_cursor(cursor) or 0)
-        items = [{k: card[k] for k in ("subject_id", "name", "score", "grade", "rank", "vetoed", "veto_reasons")}
+        items = [{**{k: card[k] for k in ("subject_id", "name", "score", "grade", "rank", "vetoed", "veto_reasons")},
+                  # structured, for the pages to word in their language (frozen cards carry their own)
+                  "vetoes": card.get("vetoes", evidence.vetoes(card, facts) if card["vetoed"] else [])}
                  for card in ranked[offset:offset + limit]]
         more = offset + limit < len(ranked)
         return {"period": period, "as_of": as_of_.isoformat(), "rulebook_version": version_, "items": items,
@@ -216,7 +224,8 @@ class AssessmentService(EventSourcedService, EventConsumer):
             watermark[periods.OWN] = facts.own_position
             version, _ = facts.rulebook()
             # Scored while the lock is held and without yielding: nothing is applied meanwhile.
-            results = periods.freeze(facts, {t: _kept_ranking(t, facts, period, command["on"], None)
+            results = periods.freeze(facts, {t: [evidence.describe(card, facts) for card in
+                                                 _kept_ranking(t, facts, period, command["on"], None)]
                                              for t in domain.SUBJECT_TYPES})
             session.rollback()
         return self.handle(

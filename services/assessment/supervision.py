@@ -12,6 +12,7 @@ a progress report is flagged against the project's department, so against each o
 """
 import calendar
 from datetime import date, datetime
+from decimal import Decimal
 
 
 def _d(value):
@@ -52,7 +53,7 @@ class SupervisionFacts:
         previous = self.supervision["reports"].get(key)
         if previous is None or previous["revision"] < int(p["revision"]):  # the latest revision's progress
             self.supervision["reports"][key] = {
-                "late": bool(p["late"]), "due_at": datetime.fromisoformat(p["due_at"]),
+                "late": bool(p["late"]),
                 "first_reported_at": datetime.fromisoformat(p["first_reported_at"]),
                 "reported_at": datetime.fromisoformat(p["reported_at"]), "items": p["items"],
                 "revision": int(p["revision"])}
@@ -193,3 +194,108 @@ def rectification(facts, unit_id, department, period, as_of):
                          "closed_on": closed_on.isoformat() if closed_on else None,
                          "status": "closed_late" if closed_on else "overdue"})
     return closed, due, evidence
+
+
+# --- the weekly bulletin's supervision part --------------------------------------------------------
+
+def _quantity(value):
+    return format(value.normalize(), "f")
+
+
+def _progress(facts, campaign_id, end):
+    """For each (action_id, target_id): [(day, total so far)] from the reports made by `end`,
+    each reporter's latest progress counting once (progress is cumulative)."""
+    reports = sorted(((unit, week, r) for (c, unit, week), r in facts.supervision["reports"].items()
+                      if c == campaign_id and r["first_reported_at"] <= end),
+                     key=lambda item: (item[2]["reported_at"], item[1]))
+    latest, history = {}, {}
+    for unit, _, report in reports:
+        for item in report["items"]:
+            key = (item["action_id"], item["target_id"])
+            latest.setdefault(key, {})[unit] = Decimal(item["progress"])
+            history.setdefault(key, []).append((report["reported_at"].date(), sum(latest[key].values(), Decimal(0))))
+    return latest, history
+
+
+def campaign_progress(facts, first, day, end):
+    """Per campaign running in first..day: per action each target's quantity, done and percent,
+    and its milestones met, missed or pending on `day`, from the reports made by the moment `end`."""
+    campaigns = []
+    sup = facts.supervision
+    for campaign_id, campaign in sorted(sup["campaigns"].items()):
+        if campaign["starts_on"] > day or campaign["ends_on"] < first:
+            continue
+        latest, history = _progress(facts, campaign_id, end)
+        actions = []
+        for (c, action_id), action in sorted(sup["actions"].items()):
+            if c != campaign_id:
+                continue
+            targets = []
+            for target in action.get("targets", []):
+                quantity = Decimal(target["quantity"])
+                done = sum(latest.get((action_id, target["target_id"]), {}).values(), Decimal(0))
+                targets.append({"target_id": target["target_id"], "name": target["name"],
+                                "unit_of_measure": target["unit_of_measure"], "quantity": target["quantity"],
+                                "done": _quantity(done),
+                                "percent": None if not quantity else float(round(min(Decimal(1), done / quantity)
+                                                                                 * 100, 1))})
+            met, missed, pending = [], [], []
+            for milestone in action.get("milestones", []):
+                due_on = _d(milestone["due_on"])
+                if milestone.get("target_id"):
+                    needed = Decimal(milestone["quantity"])
+                    met_on = next((d for d, total in history.get((action_id, milestone["target_id"]), [])
+                                   if total >= needed), None)
+                else:
+                    met_on = sup["milestones_met"].get((campaign_id, action_id, milestone["milestone_id"]))
+                    met_on = met_on if met_on is not None and met_on <= day else None
+                entry = {"what": milestone["what"], "due_on": milestone["due_on"],
+                         "met_on": met_on.isoformat() if met_on else None}
+                if met_on is not None and met_on <= due_on:
+                    met.append(entry)
+                elif due_on < day:
+                    missed.append(entry)
+                else:
+                    pending.append(entry)
+            actions.append({"action_id": action_id, "name": action["name"], "lead": action.get("lead"),
+                            "targets": targets, "milestones_met": met, "milestones_missed": missed,
+                            "milestones_pending": len(pending)})
+        campaigns.append({"campaign_id": campaign_id, "name": campaign["name"],
+                          "starts_on": campaign["starts_on"].isoformat(), "ends_on": campaign["ends_on"].isoformat(),
+                          "actions": actions})
+    return campaigns
+
+
+def lapses_by_unit(facts, day, end):
+    """Per responsible party: its late and missing weekly reports due by the moment `end`, and
+    its problems open past their deadline on `day`."""
+    sup = facts.supervision
+    found = {}
+
+    def party(unit_id):
+        return found.setdefault(unit_id, {"unit_id": unit_id, "late": [], "missing": [], "overdue_problems": []})
+
+    owed = {}
+    for (campaign_id, _), action in sorted(sup["actions"].items()):
+        for reporter in action.get("reporters", []):
+            for slot in action.get("reports_due", []):
+                owed[(campaign_id, reporter["unit_id"], slot["week"])] = datetime.fromisoformat(slot["due_at"])
+    for (campaign_id, unit_id, week), due_at in sorted(owed.items()):
+        if due_at > end:
+            continue
+        report = sup["reports"].get((campaign_id, unit_id, week))
+        if report is None or report["first_reported_at"] > end:
+            party(unit_id)["missing"].append({"campaign_id": campaign_id, "week": week})
+        elif report["late"]:
+            party(unit_id)["late"].append({"campaign_id": campaign_id, "week": week,
+                                           "reported_at": report["first_reported_at"].isoformat()})
+    for problem_id, problem in sorted(sup["problems"].items()):
+        deadline = problem.get("deadline")
+        closed_on = problem["closed_on"] if problem["closed_on"] and problem["closed_on"] <= day else None
+        if deadline is None or problem.get("found_on") is None or problem["found_on"] > day:
+            continue
+        if closed_on is None and deadline < day:
+            party(problem["unit_id"])["overdue_problems"].append(
+                {"problem_id": problem_id, "description": problem.get("description"),
+                 "deadline": deadline.isoformat(), "days_overdue": (day - deadline).days})
+    return [entry for _, entry in sorted(found.items())]

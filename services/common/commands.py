@@ -5,10 +5,14 @@ read model never disagrees with the events it was built from.
 """
 import random
 import time
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
 
 from .errors import Conflict, FupinError, ServiceUnavailable
+from .events import NewEvent, StoredEvent
 from .metrics import APPEND_SECONDS, COMMANDS, TRANSACTION_RETRIES
 from .store import ConcurrencyConflict, EventStore
 
@@ -20,18 +24,21 @@ LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout: someone holds a lock too long
 RETRY_AFTER_SECONDS = 1
 
 
-def sqlstate(exc):
+def sqlstate(exc: BaseException) -> str | None:
     return getattr(getattr(exc, "orig", None), "pgcode", None)
 
 
-def busy(reason, details=None):
+def busy(reason: str, details: dict[str, Any] | None = None) -> ServiceUnavailable:
     return ServiceUnavailable(
         f"the service is busy ({reason}); retry with the same Idempotency-Key",
         {"reason": reason, "retry_after": RETRY_AFTER_SECONDS, **(details or {})},
     )
 
+Evolve = Callable[[Any, StoredEvent], Any]  # (state, event) -> the next state
+Decide = Callable[[Any], list[NewEvent]]  # state -> the events a command adds (or raises)
 
-def command_metadata(context):
+
+def command_metadata(context: Any) -> Any:
     """Event metadata from the caller's context dict (actor, correlation, causation, key)."""
     context = context or {}
     metadata = {
@@ -44,14 +51,16 @@ def command_metadata(context):
     return metadata
 
 
-def fold(evolve, initial, stored_events):
+def fold(evolve: Any, initial: Any, stored_events: Any) -> Any:
     state = initial
     for event in stored_events:
         state = evolve(state, event)
     return state
 
 
-def run_in_transaction(session_factory, service, command_type, work, context=None, nudge=None):
+def run_in_transaction(session_factory: Callable[[], Session], service: str, command_type: str,
+                       work: Callable[[EventStore, dict[str, Any]], Any], context: dict[str, Any] | None = None,
+                       nudge: Any = None) -> Any:
     """Run `work(store, metadata) -> result dict` in one transaction with idempotency and retries.
 
     `work` may append to any number of streams. A concurrency conflict re-runs it (it re-reads
@@ -122,16 +131,18 @@ def run_in_transaction(session_factory, service, command_type, work, context=Non
 
 
 def run_command(
-    session_factory, service, command_type, *, stream_type, stream_id, evolve, decide, project,
-    result=None, initial=None, expected_version=None, context=None, nudge=None,
-):
+    session_factory: Callable[[], Session], service: str, command_type: str, *, stream_type: str, stream_id: str,
+    evolve: Evolve, decide: Decide, project: Callable[[Session, StoredEvent], None], result: Any = None,
+    initial: Any = None, expected_version: int | None = None, context: dict[str, Any] | None = None,
+    nudge: Any = None,
+) -> Any:
     """The common case: one stream. `decide(state) -> [NewEvent]`; `project(session, event)`
     updates read models; `result(state, stored_events) -> dict` is what the caller gets.
 
     With `expected_version`, a stream that moved on is a 409 instead of a silent retry.
     """
 
-    def work(streams):
+    def work(streams: "Streams") -> Any:
         state = streams.load(stream_type, stream_id, evolve, initial, lock=True)
         version = streams.version(stream_type, stream_id)
         if expected_version is not None and expected_version != version:
@@ -160,18 +171,18 @@ class Streams:
     `run_streams`'s (run_in_transaction's) business, in one place.
     """
 
-    def __init__(self, store, metadata, project):
+    def __init__(self, store: EventStore, metadata: Any, project: Callable[..., Any]) -> None:
         self.store, self.metadata, self.project = store, metadata, project
         self.session = store.session
         self._versions: dict[tuple[str, str], int] = {}
-        self._states: dict[tuple[str, str], object] = {}
-        self._evolvers: dict[tuple[str, str], object] = {}
+        self._states: dict[tuple[str, str], Any] = {}
+        self._evolvers: dict[tuple[str, str], Evolve] = {}
 
-    def lock(self, *keys):
+    def lock(self, *keys: tuple[str, str]) -> "Streams":
         self.store.lock_streams(keys)
         return self
 
-    def load(self, stream_type, stream_id, evolve, initial=None, *, lock=False):
+    def load(self, stream_type: str, stream_id: str, evolve: Evolve, initial: Any = None, *, lock: bool = False) -> Any:
         """The folded state of a stream (`lock=True` locks it first). Its version is remembered
         for `append`."""
         if lock:
@@ -183,17 +194,18 @@ class Streams:
         self._states[key] = state = fold(evolve, initial, history)
         return state
 
-    def read(self, stream_type, stream_id, evolve, initial=None):
+    def read(self, stream_type: str, stream_id: str, evolve: Evolve, initial: Any = None) -> Any:
         """The folded state of a stream this command only reads (not locked, not appended to)."""
         return fold(evolve, initial, self.store.load(stream_type, stream_id))
 
-    def version(self, stream_type, stream_id):
+    def version(self, stream_type: str, stream_id: str) -> int:
         return self._versions[(stream_type, stream_id)]
 
-    def state(self, stream_type, stream_id):
+    def state(self, stream_type: str, stream_id: str) -> Any:
         return self._states[(stream_type, stream_id)]
 
-    def append(self, stream_type, stream_id, new_events, project_with_state=False):
+    def append(self, stream_type: str, stream_id: str, new_events: list[NewEvent],
+               project_with_state: bool = False) -> list[StoredEvent]:
         """Append after the loaded version (a stream never loaded is new: version 0), project
         each event (`project(session, event, state)` when `project_with_state`); returns the
         StoredEvents. The stream's state afterwards is `state(stream_type, stream_id)`."""
@@ -214,7 +226,9 @@ class Streams:
         return stored
 
 
-def run_streams(session_factory, service, command_type, work, *, project, context=None, nudge=None):
+def run_streams(session_factory: Callable[[], Session], service: str, command_type: str,
+                work: Callable[["Streams"], Any], *, project: Callable[..., Any], context: Any = None,
+                nudge: Callable[[], Any] | None = None) -> Any:
     """Run `work(streams: Streams) -> result dict` in one transaction with idempotency (checked
     under the key's lock), retries on version conflicts, deadlocks and serialization failures."""
     return run_in_transaction(

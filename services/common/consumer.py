@@ -7,10 +7,13 @@ same transaction as the read-model change), so an event applied by one is skippe
 """
 import json
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
 
 from .events import StoredEvent
 from .metrics import CONSUMER_LAG
@@ -20,7 +23,7 @@ from .store import consumer_checkpoints, inbox, quarantine
 log = logging.getLogger(__name__)
 
 
-def apply_new(session, source, envelopes, apply_events, quarantine_poison=False):
+def apply_new(session: Session, source: Any, envelopes: Any, apply_events: Any, quarantine_poison: bool = False) -> Any:
     """Apply, as one list, those of `envelopes` (StoredEvent dicts) whose ids are not yet in the
     inbox: one delivery, or a whole catch-up batch. Call inside the caller's transaction.
 
@@ -69,14 +72,14 @@ def apply_new(session, source, envelopes, apply_events, quarantine_poison=False)
     return applied
 
 
-def is_poison(exc):
+def is_poison(exc: BaseException) -> bool:
     """An error the event itself causes (its data, or code meeting it), not the database's state."""
     if isinstance(exc, (DataError, IntegrityError)):
         return True
     return not isinstance(exc, DBAPIError)
 
 
-def quarantine_event(session, source, envelope, exc):
+def quarantine_event(session: Session, source: str, envelope: dict[str, Any], exc: BaseException) -> None:
     from .metrics import EVENTS_QUARANTINED
 
     error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:2000]
@@ -94,7 +97,7 @@ def quarantine_event(session, source, envelope, exc):
     EVENTS_QUARANTINED.labels(session.info.get("service", "unknown"), source).inc()
 
 
-def checkpoint(session, source):
+def checkpoint(session: Session, source: Any) -> Any:
     session.execute(
         pg_insert(consumer_checkpoints).values(source=source, position=0).on_conflict_do_nothing()
     )
@@ -103,7 +106,9 @@ def checkpoint(session, source):
     ).scalar_one()
 
 
-def catch_up(session_factory, service, source, fetch, apply_events, batch_size=500, wait=False):
+def catch_up(session_factory: Callable[[], Session], service: str, source: str,
+             fetch: Callable[[int, int], list[dict[str, Any]]], apply_events: Callable[..., None],
+             batch_size: int = 500, wait: bool = False) -> int:
     """Pull everything `source` has past our checkpoint and apply it; returns events applied.
 
     `fetch(position, limit)` is the source's `events_since` over RPC; `apply_events(session,
@@ -119,7 +124,7 @@ def catch_up(session_factory, service, source, fetch, apply_events, batch_size=5
             if wait:  # a rebuild waits as long as the batch in hand takes, not lock_timeout
                 session.execute(text("SET LOCAL lock_timeout = 0"))
                 session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"fupin.catchup.{source}"})
-                got_lock = True
+                got_lock: bool | None = True
             else:
                 got_lock = session.execute(
                     text("SELECT pg_try_advisory_xact_lock(hashtext(:k))"),
@@ -158,19 +163,22 @@ class EventConsumer:
     plus a `@timer(interval=..., eager=True)` that calls `self.catch_up_all()`.
     """
 
-    sources = ()
+    name: str  # these three come from the service class the mixin is part of
+    db: Any
+    config: Any
+    sources: tuple[str, ...] = ()
     catch_up_timeout = 30
 
-    def apply_event(self, session, source, event):
+    def apply_event(self, session: Session, source: Any, event: Any) -> None:
         raise NotImplementedError
 
-    def apply_events(self, session, source, events):
+    def apply_events(self, session: Session, source: Any, events: Any) -> None:
         """New events (one delivery or a catch-up batch), in order; override to write them in
         fewer statements."""
         for event in events:
             self.apply_event(session, source, event)
 
-    def receive(self, source, envelope):
+    def receive(self, source: Any, envelope: Any) -> None:
         from .metrics import HANDLER_ERRORS
 
         session = self.db.new_session()
@@ -191,12 +199,12 @@ class EventConsumer:
             session.close()
 
     @rpc
-    def consumer_checkpoints(self):
+    def consumer_checkpoints(self) -> Any:
         """{source: last position applied}: how far a catch-up or a rebuild has got."""
         with self.db.new_session() as session:
             return dict(session.execute(select(consumer_checkpoints.c.source, consumer_checkpoints.c.position)).all())
 
-    def catch_up_all(self, wait=False):
+    def catch_up_all(self, wait: bool = False) -> Any:
         """Ask every source for what we have not applied yet. Returns {source: applied}.
         `wait`: see catch_up (a rebuild waits for batches another worker holds)."""
         import logging
@@ -205,7 +213,7 @@ class EventConsumer:
 
         from .metrics import HANDLER_ERRORS
 
-        applied = {}
+        applied: dict[str, int | None] = {}
         with ClusterRpcProxy(self.config, timeout=self.catch_up_timeout) as cluster:
             for source in self.sources:
                 try:

@@ -12,8 +12,10 @@ holds locks a command waits for. Every service runs it hourly (a timer in the ch
 `fupin prune` runs it now, for every database.
 """
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, inspect, select
+from sqlalchemy import Table, and_, delete, exists, func, inspect, select
+from sqlalchemy.engine import Engine
 
 from .store import consumer_checkpoints, idempotency_keys, inbox
 
@@ -22,14 +24,14 @@ DEFAULT_INBOX_RETENTION_DAYS = 7
 PRUNE_BATCH = 5000
 
 
-def retention_from_config(config):
+def retention_from_config(config: Any) -> dict[str, int]:
     return {
         "idempotency_days": int(config.get("IDEMPOTENCY_RETENTION_DAYS") or DEFAULT_IDEMPOTENCY_RETENTION_DAYS),
         "inbox_days": int(config.get("INBOX_RETENTION_DAYS") or DEFAULT_INBOX_RETENTION_DAYS),
     }
 
 
-def _delete_in_batches(engine, table, key, condition):
+def _delete_in_batches(engine: Engine, table: Table, key: Any, condition: Any) -> int:
     deleted = 0
     while True:
         with engine.begin() as connection:
@@ -40,8 +42,8 @@ def _delete_in_batches(engine, table, key, condition):
             return deleted
 
 
-def prune(engine, idempotency_days=DEFAULT_IDEMPOTENCY_RETENTION_DAYS, inbox_days=DEFAULT_INBOX_RETENTION_DAYS,
-          now=None):
+def prune(engine: Engine, idempotency_days: int = DEFAULT_IDEMPOTENCY_RETENTION_DAYS,
+          inbox_days: int = DEFAULT_INBOX_RETENTION_DAYS, now: datetime | None = None) -> dict[str, int]:
     """Delete what the retention allows; returns {table: rows deleted} for the tables present."""
     now = now or datetime.now(timezone.utc)
     present = set(inspect(engine).get_table_names())
@@ -59,7 +61,7 @@ def prune(engine, idempotency_days=DEFAULT_IDEMPOTENCY_RETENTION_DAYS, inbox_day
     return deleted
 
 
-def oldest(engine, table):
+def oldest(engine: Engine, table: str) -> Any:
     column = {"idempotency_keys": idempotency_keys.c.recorded_at, "inbox": inbox.c.applied_at}[table]
     with engine.connect() as connection:
         return connection.execute(select(func.min(column))).scalar()

@@ -16,6 +16,7 @@ instead of waiting for its RPC timeout.
 """
 import logging
 import time
+from typing import Any
 
 from kombu import Connection
 from nameko.rpc import RPC_QUEUE_TEMPLATE, Rpc, RpcConsumer
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 class ResilientRpcConsumer(RpcConsumer):
-    def handle_result(self, message, result, exc_info):
+    def handle_result(self, message: Any, result: Any, exc_info: Any) -> Any:
         try:
             return super().handle_result(message, result, exc_info)
         except Exception:  # noqa: BLE001 - the broker went away mid-reply; the container must live
@@ -52,7 +53,7 @@ RETRY_AFTER_NO_CONSUMER = 5
 _consumers: dict[tuple[str, str], tuple[float, int]] = {}
 
 
-def _count_consumers(amqp_uri, service):
+def _count_consumers(amqp_uri: str, service: str) -> int:
     try:
         with Connection(amqp_uri, connect_timeout=2) as connection:
             channel = connection.channel()
@@ -69,7 +70,7 @@ def _count_consumers(amqp_uri, service):
         return 0
 
 
-def consumer_count(amqp_uri, service):
+def consumer_count(amqp_uri: str, service: str) -> int:
     """How many processes consume `rpc-<service>` (0 when the queue or the broker is not there);
     a positive answer is kept for a second, a zero is asked again each time."""
     key = (amqp_uri, service)
@@ -85,7 +86,7 @@ def consumer_count(amqp_uri, service):
     return count
 
 
-def require_consumer(amqp_uri, service, recheck_after=0.5):
+def require_consumer(amqp_uri: str, service: str, recheck_after: float = 0.5) -> None:
     """503 with Retry-After when nobody consumes the service's RPC queue. A zero is checked once
     more after `recheck_after` seconds: a consumer re-subscribing after a reconnect is not gone."""
     if consumer_count(amqp_uri, service) == 0:

@@ -6,8 +6,9 @@ committed event below N. Rolled-back inserts leave gaps in the sequence; readers
 for "greater than", so gaps are harmless.
 """
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date
+from typing import Any
 
 from sqlalchemy import (
     BigInteger, Column, Date, DateTime, Identity, Index, Integer, MetaData, Table, Text,
@@ -15,6 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
 
 from nameko.exceptions import deserialize_to_instance
 
@@ -105,11 +107,11 @@ class LockOrderViolation(RuntimeError):
     commands deadlock. A bug in the command, caught on its first run."""
 
 
-def _lock_key(name):
+def _lock_key(name: str) -> Any:
     return text("SELECT pg_advisory_xact_lock(hashtext(:k))").bindparams(k=name)
 
 
-def _row_to_event(row):
+def _row_to_event(row: Any) -> Any:
     payload, version = row.payload, row.schema_version
     while (row.event_type, version) in UPCASTERS:
         payload = UPCASTERS[(row.event_type, version)](payload)
@@ -129,7 +131,7 @@ def _row_to_event(row):
     )
 
 
-def _as_date(value):
+def _as_date(value: Any) -> Any:
     if value is None or isinstance(value, date):
         return value
     return date.fromisoformat(value)
@@ -138,11 +140,11 @@ def _as_date(value):
 class EventStore:
     """Operations on the event store inside the caller's transaction (a SQLAlchemy Session)."""
 
-    def __init__(self, session):
+    def __init__(self, session: Session) -> None:
         self.session = session
         self.holds_append_lock = False
 
-    def lock_stream(self, stream_type, stream_id):
+    def lock_stream(self, stream_type: str, stream_id: str) -> None:
         """Serialise writers of one stream until this transaction ends, so busy streams
         queue up instead of failing on the version constraint (which stays as the guard).
 
@@ -155,18 +157,18 @@ class EventStore:
             )
         self.session.execute(_lock_key(f"{stream_type}:{stream_id}"))
 
-    def lock_streams(self, keys):
+    def lock_streams(self, keys: Iterable[tuple[str, str]]) -> None:
         """Lock several (stream_type, stream_id) in one global order (sorted), so two commands
         touching the same streams queue instead of deadlocking."""
         for stream_type, stream_id in sorted(set(keys)):
             self.lock_stream(stream_type, stream_id)
 
-    def lock_idempotency_key(self, key):
+    def lock_idempotency_key(self, key: str) -> None:
         """Taken before the key is looked up: a concurrent retry of the same request waits for
         the first to commit and then gets its result, instead of running (and refusing) again."""
         self.session.execute(_lock_key(f"fupin.idempotency:{key}"))
 
-    def load(self, stream_type, stream_id):
+    def load(self, stream_type: str, stream_id: str) -> Any:
         rows = self.session.execute(
             select(events)
             .where(events.c.stream_type == stream_type, events.c.stream_id == stream_id)
@@ -174,21 +176,22 @@ class EventStore:
         )
         return [_row_to_event(row) for row in rows]
 
-    def load_all(self, stream_type):
+    def load_all(self, stream_type: str) -> Any:
         """Every stream of one type, in position order (a few small streams, e.g. months)."""
         rows = self.session.execute(
             select(events).where(events.c.stream_type == stream_type).order_by(events.c.global_position)
         )
         return [_row_to_event(row) for row in rows]
 
-    def stream_version(self, stream_type, stream_id):
+    def stream_version(self, stream_type: str, stream_id: str) -> Any:
         return self.session.execute(
             select(func.coalesce(func.max(events.c.version), 0)).where(
                 events.c.stream_type == stream_type, events.c.stream_id == stream_id
             )
         ).scalar_one()
 
-    def append(self, stream_type, stream_id, expected_version, new_events, metadata=None):
+    def append(self, stream_type: str, stream_id: str, expected_version: int, new_events: list[Any],
+               metadata: dict[str, Any] | None = None) -> list[StoredEvent]:
         """Append `new_events` after `expected_version`; returns the StoredEvents.
 
         Raises ConcurrencyConflict (via the unique constraint) when the stream moved on; the
@@ -216,19 +219,19 @@ class EventStore:
         stored = self.session.execute(insert(events).returning(*events.c), rows)
         return [_row_to_event(row) for row in stored]
 
-    def events_since(self, position, limit=500):
+    def events_since(self, position: int, limit: int = 500) -> Any:
         rows = self.session.execute(
             select(events).where(events.c.global_position > position)
             .order_by(events.c.global_position).limit(limit)
         )
         return [_row_to_event(row) for row in rows]
 
-    def head_position(self):
+    def head_position(self) -> Any:
         return self.session.execute(
             select(func.coalesce(func.max(events.c.global_position), 0))
         ).scalar_one()
 
-    def remembered_result(self, key, command_type):
+    def remembered_result(self, key: str, command_type: str) -> Any:
         row = self.session.execute(
             select(idempotency_keys).where(idempotency_keys.c.key == key)
         ).first()
@@ -241,7 +244,7 @@ class EventStore:
             )
         return row.result
 
-    def remember_result(self, key, command_type, result):
+    def remember_result(self, key: str, command_type: str, result: Any) -> None:
         self.session.execute(
             pg_insert(idempotency_keys).values(key=key, command_type=command_type, result=result)
         )

@@ -15,6 +15,7 @@ from services.common.errors import Conflict, NotFound, RuleRefused, ValidationFa
 from services.credit.service import CreditService
 from services.projects.service import ProjectsService
 from services.registry.service import RegistryService
+from services.supervision.service import SupervisionService
 from tests import support
 from tests.service.test_assessment_service import ADMIN, seed_county, visits_counted
 
@@ -24,7 +25,7 @@ FEBRUARY_LATER = ("2023-02", "2023-12-31")  # asked long after the closing: stil
 @pytest.fixture(scope="module")
 def databases(infra):
     return {name: support.fresh_database(name, f"assessment_close_{name}")
-            for name in ("registry", "assistance", "projects", "credit", "assessment")}
+            for name in ("registry", "assistance", "projects", "credit", "supervision", "assessment")}
 
 
 @pytest.fixture
@@ -36,6 +37,8 @@ def county(amqp_uri, databases):
                             support.service_config("assistance", amqp_uri, databases["assistance"])), \
             support.running(ProjectsService, support.service_config("projects", amqp_uri, databases["projects"])), \
             support.running(CreditService, support.service_config("credit", amqp_uri, databases["credit"])), \
+            support.running(SupervisionService,
+                            support.service_config("supervision", amqp_uri, databases["supervision"])), \
             support.running(AssessmentService,
                             support.service_config("assessment", amqp_uri, databases["assessment"])), \
             support.rpc_client(amqp_uri) as rpc:

@@ -103,8 +103,13 @@ def test_events_made_while_assessment_was_down_count_once_it_starts_then_live(am
         support.wait_until(visits_counted(rpc, 2, 3), message="catch-up after downtime")
         card = rpc.assessment.subject_score("cadre", "C1", *Q1)
         visits = indicator(card, "visit_compliance")
+        # Named so a person can act on it: household number and head, village, cadre (issue 19).
         assert visits["evidence"] == [{"household_id": household, "month": "2023-03", "cadre_id": "C1",
-                                       "pairing_id": visits["evidence"][0]["pairing_id"], "visits": 0, "required": 1}]
+                                       "pairing_id": visits["evidence"][0]["pairing_id"], "visits": 0, "required": 1,
+                                       "household_no": "HH-001", "head_name": "张三", "village_id": "V1",
+                                       "village_name": "长岭村", "cadre_name": "李四"}]
+        masked = rpc.assessment.subject_score("cadre", "C1", *Q1, None, True)
+        assert indicator(masked, "visit_compliance")["evidence"][0]["head_name"] == "张*"
         # A visit while it runs arrives over RabbitMQ.
         visit(rpc, household, "2023-03-30")
         support.wait_until(visits_counted(rpc, 3, 3), message="live event over the bus")
@@ -151,6 +156,7 @@ def test_own_facts_veto_and_rulebook_versions(amqp_uri, databases, sources):
         assert cadre["pay"]["rewards"] == "1000.00" and cadre["pay"]["external_good_ratings"] == 1
         unit = rpc.assessment.rankings("unit", *Q1)["items"][0]
         assert unit["vetoed"] and unit["grade"] == "poor" and "重大安全事故" in unit["veto_reasons"][0]
+        assert unit["vetoes"] == [{"kind": "veto", "on": "2023-02-01", "reason": "重大安全事故"}]
 
         with pytest.raises(ValidationFailed):
             rpc.assessment.record_rating({"subject_type": "cadre", "subject_id": "C1", "rating": "great",

@@ -16,6 +16,9 @@ def test_the_month_an_event_is_about():
     assert periods.business_date("loan_disbursed", {"on": "2023-03-10", "maturity_date": "2024-03-09"}) == \
         date(2024, 3, 9)
     assert periods.business_date("rating_recorded", {"rated_on": "2023-01-02"}, "2023-01-02") == date(2023, 1, 2)
+    assert periods.business_date("weekly_report_submitted", {"due_at": "2023-06-09T12:00:00+08:00",
+                                                              "reported_at": "2023-06-12T09:00:00+08:00"}) == \
+        date(2023, 6, 9)
     assert periods.business_date("unit_registered", {"name": "x"}) is None
 
 

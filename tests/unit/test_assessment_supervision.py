@@ -208,3 +208,61 @@ def test_a_late_report_and_an_overdue_problem_lower_the_score_by_the_rulebook_we
     assert poor_card["score"] == 37.5
     assert domain.DEFAULT_RULES["weights"]["unit"]["report_timeliness"] == 5
     assert domain.DEFAULT_RULES["weights"]["unit"]["rectification"] == 5
+
+
+# --- the weekly bulletin ----------------------------------------------------------------------------
+
+def test_the_weekly_bulletin_shows_campaign_progress_and_lapses_by_unit():
+    from services.assessment.bulletin import as_csv, as_xlsx, weekly_bulletin
+
+    due = [{"week": w, "due_at": f"{d}T12:00:00+08:00"} for w, d in (("2023-W18", "2023-05-05"),
+                                                                     ("2023-W19", "2023-05-12"))]
+    action = {"campaign_id": "S", "action_id": "a19", "name": "村组道路畅通", "lead": "副县长",
+              "responsible_units": ["U1", "U2"], "reports_due": due,
+              "reporters": [{"unit_id": "U1", "kind": "unit"}, {"unit_id": "U2", "kind": "unit"}],
+              "targets": [{"target_id": "roads", "name": "通组路", "unit_of_measure": "km", "quantity": "40",
+                           "by_township": {}}],
+              "milestones": [{"milestone_id": "m1", "what": "完成10公里", "due_on": "2023-05-10", "target_id": "roads",
+                              "quantity": "10"},
+                             {"milestone_id": "m2", "what": "完成30公里", "due_on": "2023-05-12", "target_id": "roads",
+                              "quantity": "30"},
+                             {"milestone_id": "m3", "what": "全部完工", "due_on": "2023-06-30", "target_id": None,
+                              "quantity": None}]}
+
+    def submitted(unit, week, at, progress, late=False):
+        return ("weekly_report_submitted", {"campaign_id": "S", "unit_id": unit, "week": week, "late": late,
+                                            "due_at": "x", "reported_at": at, "first_reported_at": at, "revision": 1,
+                                            "items": [{"action_id": "a19", "target_id": "roads",
+                                                       "progress": progress, "problems": ""}]})
+
+    facts = facts_of(events_of(
+        ("unit_registered", {"unit_id": "U1", "name": "交通运输局", "department": "transport"}),
+        ("campaign_launched", {"campaign_id": "S", "name": "百日冲刺", "starts_on": "2023-05-01",
+                               "ends_on": "2023-06-30", "phases": []}),
+        ("action_added", action),
+        submitted("U1", "2023-W18", "2023-05-05T09:00:00+08:00", "6"),
+        submitted("U2", "2023-W18", "2023-05-05T10:00:00+08:00", "5"),
+        submitted("U1", "2023-W19", "2023-05-12T15:00:00+08:00", "12", late=True),
+        submitted("U1", "2023-W20", "2023-05-19T09:00:00+08:00", "30"),  # after the bulletin's week
+        *problem("p1", "U2", "2023-05-10"),
+        *problem("p2", "U1", "2023-05-31"),
+    ))
+    bulletin = weekly_bulletin(facts, "2023-W19")  # 8–14 May 2023
+    [campaign] = bulletin["campaigns"]
+    [row] = campaign["actions"]
+    assert row["targets"] == [{"target_id": "roads", "name": "通组路", "unit_of_measure": "km", "quantity": "40",
+                               "done": "17", "percent": 42.5}]  # U1 12 + U2 5
+    assert [(m["what"], m["met_on"]) for m in row["milestones_met"]] == [("完成10公里", "2023-05-05")]
+    assert [m["what"] for m in row["milestones_missed"]] == ["完成30公里"] and row["milestones_pending"] == 1
+    lapses = {entry["unit_id"]: entry for entry in bulletin["lapses"]}
+    assert [item["week"] for item in lapses["U1"]["late"]] == ["2023-W19"] and lapses["U1"]["missing"] == []
+    assert [item["week"] for item in lapses["U2"]["missing"]] == ["2023-W19"]
+    assert [p["problem_id"] for p in lapses["U2"]["overdue_problems"]] == ["p1"]
+    assert lapses["U2"]["overdue_problems"][0]["days_overdue"] == 4
+    assert not lapses["U1"]["overdue_problems"]  # p2 is due at the end of May
+    text = as_csv(bulletin).decode("utf-8-sig")
+    assert "专项行动进展" in text and "村组道路畅通,通组路,km,40,17,42.5,完成10公里 (2023-05-05),完成30公里 (2023-05-12)" in text
+    assert "U2,,2023-W19,问题p1 (限2023-05-10)" in text
+    assert as_xlsx(bulletin)[:2] == b"PK"
+    earlier = weekly_bulletin(facts, "2023-W17")  # the campaign has not started
+    assert earlier["campaigns"] == [] and earlier["lapses"] == []

@@ -26,7 +26,7 @@ CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
 """
 
 
-def upgrade():
+def upgrade() -> None:
     from gateway.audit import GENESIS, chain_hash
 
     op.add_column("users", sa.Column("locked_until", sa.DateTime(timezone=True)))
@@ -71,7 +71,7 @@ def upgrade():
     op.execute(AUDIT_GUARD)
 
 
-def downgrade():
+def downgrade() -> None:
     op.execute("DROP TRIGGER audit_log_no_update ON audit_log; DROP TRIGGER audit_log_no_truncate ON audit_log;"
                "DROP FUNCTION audit_log_guard()")
     op.drop_column("audit_log", "row_hash")

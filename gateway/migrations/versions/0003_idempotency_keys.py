@@ -7,7 +7,7 @@ revision = "0003"
 down_revision = "0002"
 
 
-def upgrade():
+def upgrade() -> None:
     op.create_table(
         "idempotency_keys",
         sa.Column("key", sa.Text, primary_key=True),
@@ -18,5 +18,5 @@ def upgrade():
     op.create_index("ix_idempotency_keys_recorded_at", "idempotency_keys", ["recorded_at"])
 
 
-def downgrade():
+def downgrade() -> None:
     op.drop_table("idempotency_keys")

@@ -663,6 +663,7 @@
           return value === null || value === undefined ? t("common.none") : String(value);
         } };
       }), rows, {}, function () {}));
+      showBulletinSupervision(area, report);
     }).catch(function (error) {
       if (token !== renderCount) return;
       area.textContent = "";
@@ -670,8 +671,180 @@
     });
   }
 
+  /* The bulletin's supervision part: each running campaign's actions against target and
+     milestones, and the late and missing reports and overdue problems by unit. */
+  function showBulletinSupervision(area, report) {
+    var rows = [];
+    (report.campaigns || []).forEach(function (campaign) {
+      campaign.actions.forEach(function (action) {
+        (action.targets.length ? action.targets : [{}]).forEach(function (target) {
+          rows.push({ id: action.action_id + "/" + (target.target_id || ""), campaign: campaign.name, action: action.name,
+                      target: target.name ? target.name + "（" + target.quantity + " " + target.unit_of_measure + "）" : "",
+                      done: target.done, percent: target.percent, bar: action.action_id + "/" + (target.target_id || ""),
+                      met: action.milestones_met.map(function (m) { return m.what; }).join("；"),
+                      missed: action.milestones_missed.map(function (m) { return m.what + "（" + m.due_on + "）"; }).join("；") });
+        });
+      });
+    });
+    if (rows.length) {
+      area.appendChild(el("h2", { id: "bulletin-campaigns", text: t("bulletin.campaigns") }));
+      area.appendChild(sortableTable([
+        { key: "campaign", label: t("campaign.campaign"), sortable: false },
+        { key: "action", label: t("bulletin.action"), sortable: false },
+        { key: "target", label: t("campaign.target"), sortable: false },
+        { key: "done", label: t("campaign.done"), num: true, sortable: false },
+        { key: "percent", label: t("campaign.progress"), sortable: false, cell: function (row) { return bar(row.percent, row.bar); } },
+        { key: "met", label: t("milestone.met"), sortable: false },
+        { key: "missed", label: t("milestone.missed"), sortable: false }
+      ], rows, {}, function () {}));
+    }
+    var lapses = report.lapses || [];
+    if (lapses.length) {
+      area.appendChild(el("h2", { id: "bulletin-lapses", text: t("bulletin.lapses") }));
+      area.appendChild(sortableTable([
+        { key: "unit_id", label: t("campaign.unit"), sortable: false },
+        { key: "late", label: t("campaign.late"), sortable: false, cell: function (u) { return u.late.map(function (l) { return l.week; }).join(" ") || t("common.none"); } },
+        { key: "missing", label: t("campaign.missing"), sortable: false, cell: function (u) { return u.missing.map(function (l) { return l.week; }).join(" ") || t("common.none"); } },
+        { key: "overdue_problems", label: t("bulletin.overdue_problems"), sortable: false, cell: function (u) {
+          return u.overdue_problems.map(function (p) { return p.description + "（" + p.deadline + "）"; }).join("；") || t("common.none"); } }
+      ], lapses.map(function (u) { return Object.assign({ id: u.unit_id }, u); }), {}, function () {}));
+    }
+  }
+
+  // --- supervision (督查督战): campaigns and the rectification ledger ---------------------------
+  function bar(percentValue, id) {
+    var value = percentValue === null || percentValue === undefined ? 0 : Number(percentValue);
+    return el("span", { "class": "bar-cell" }, [
+      el("progress", { max: 100, value: value, "data-bar": id || null, "aria-label": value + "%" }),
+      el("span", { "class": "num", text: percentValue === null || percentValue === undefined ? t("common.none") : value.toFixed(1) + "%" })]);
+  }
+
+  function campaignsPage(r, token) {
+    var saved = remembered();
+    var as_of = r.params.as_of || saved.as_of;
+    var id = r.parts[0];
+    main.appendChild(el("h1", { id: "campaign-title", text: t("campaign.title") }));
+    var asOfInput = el("input", { id: "as_of", name: "as_of", type: "date", value: as_of, required: true });
+    var picker = el("select", { id: "campaign-pick", name: "campaign" });
+    main.appendChild(el("form", { "class": "controls", id: "controls", onsubmit: function (event) {
+      event.preventDefault();
+      remember({ as_of: asOfInput.value });
+      go(link("campaigns", picker.value ? [picker.value] : [], { as_of: asOfInput.value }));
+    } }, [field(t("campaign.campaign"), picker), field(t("common.as_of"), asOfInput),
+          el("button", { type: "submit", "class": "primary", id: "show", text: t("common.show") }),
+          el("button", { type: "button", "class": "secondary", id: "print", text: t("common.print"), onclick: function () { window.print(); } })]));
+    var area = el("div", { id: "campaign-view" }, loading());
+    main.appendChild(area);
+    API.get("/api/v1/campaigns").then(function (answer) {
+      if (token !== renderCount) return null;
+      var items = answer.items || [];
+      items.forEach(function (c) { picker.appendChild(el("option", { value: c.campaign_id, selected: c.campaign_id === id, text: c.name + " (" + c.starts_on + " – " + c.ends_on + ")" })); });
+      if (!items.length) { area.replaceChildren(el("div", { "class": "alert alert-info", text: t("campaign.none") })); return null; }
+      id = id || items[0].campaign_id;
+      return API.get("/api/v1/campaigns/" + encodeURIComponent(id), { as_of: as_of });
+    }).then(function (view) {
+      if (!view || token !== renderCount) return;
+      area.replaceChildren();
+      showCampaign(area, view);
+    }).catch(function (error) {
+      if (token !== renderCount) return;
+      area.replaceChildren(errorBox(error));
+    });
+  }
+
+  function showCampaign(area, view) {
+    area.appendChild(el("h2", { id: "campaign-name", text: view.name }));
+    area.appendChild(el("p", { "class": "muted", text: t("campaign.range", { from: view.starts_on, to: view.ends_on,
+      phase: view.current_phase || t("common.none") }) }));
+    (view.actions || []).forEach(function (action) {
+      var section = el("section", { "class": "action", "data-action": action.action_id }, [
+        el("h3", { text: action.name }),
+        el("p", { "class": "muted", text: t("campaign.lead", { lead: action.lead, units: (action.responsible_units || []).join("、") }) })]);
+      var rows = [];
+      (action.targets || []).forEach(function (target) {
+        rows.push({ id: target.target_id, name: target.name, scope: t("campaign.county"), quantity: target.quantity + " " + target.unit_of_measure,
+                    done: target.done, percent: target.percent, bar: target.target_id });
+        (target.by_township || []).forEach(function (share) {
+          rows.push({ id: target.target_id + "/" + share.township_id, name: "", scope: share.township_id,
+                      quantity: share.quantity + " " + target.unit_of_measure, done: share.done, percent: share.percent,
+                      bar: target.target_id + "/" + share.township_id });
+        });
+      });
+      if (rows.length) {
+        section.appendChild(sortableTable([
+          { key: "name", label: t("campaign.target"), sortable: false },
+          { key: "scope", label: t("campaign.scope"), sortable: false },
+          { key: "quantity", label: t("campaign.quantity"), num: true, sortable: false },
+          { key: "done", label: t("campaign.done"), num: true, sortable: false },
+          { key: "percent", label: t("campaign.progress"), sortable: false, cell: function (row) { return bar(row.percent, row.bar); } }
+        ], rows, {}, function () {}));
+      }
+      if ((action.milestones || []).length) {
+        section.appendChild(el("ul", { "class": "milestones" }, action.milestones.map(function (m) {
+          return el("li", { "data-status": m.status }, [el("span", { "class": "milestone milestone-" + m.status, text: t("milestone." + m.status) }),
+            " " + m.what + " · " + t("campaign.due_on", { d: m.due_on }) + (m.met_on ? " · " + t("campaign.met_on", { d: m.met_on }) : "")]);
+        })));
+      }
+      area.appendChild(section);
+    });
+    area.appendChild(el("h2", { text: t("campaign.reports") }));
+    var units = (view.reports && view.reports.units) || [];
+    area.appendChild(units.length ? sortableTable([
+      { key: "unit_id", label: t("campaign.unit"), sortable: false },
+      { key: "due", label: t("campaign.due"), num: true, sortable: false },
+      { key: "on_time", label: t("campaign.on_time"), num: true, sortable: false },
+      { key: "late", label: t("campaign.late"), sortable: false, cell: function (u) { return u.late.map(function (l) { return l.week; }).join(" ") || t("common.none"); } },
+      { key: "missing", label: t("campaign.missing"), sortable: false, cell: function (u) { return u.missing.join(" ") || t("common.none"); } }
+    ], units.map(function (u) { return Object.assign({ id: u.unit_id }, u); }), {}, function () {})
+      : el("div", { "class": "alert alert-info", text: t("common.no_data") }));
+  }
+
+  var PROBLEM_STATUSES = ["open", "awaiting_verification", "closed", "overdue"];
+
+  function ledgerPage(r, token) {
+    var saved = remembered();
+    var as_of = r.params.as_of || saved.as_of;
+    var status = PROBLEM_STATUSES.indexOf(r.params.status) >= 0 ? r.params.status : "";
+    main.appendChild(el("h1", { id: "ledger-title", text: t("ledger.title") }));
+    var statusInput = el("select", { id: "status", name: "status" }, [el("option", { value: "", text: t("common.all") })]
+      .concat(PROBLEM_STATUSES.map(function (s) { return el("option", { value: s, selected: s === status, text: t("problem." + s) }); })));
+    var asOfInput = el("input", { id: "as_of", name: "as_of", type: "date", value: as_of, required: true });
+    main.appendChild(el("form", { "class": "controls", id: "controls", onsubmit: function (event) {
+      event.preventDefault();
+      remember({ as_of: asOfInput.value });
+      go(link("ledger", [], { status: statusInput.value, as_of: asOfInput.value }));
+    } }, [field(t("ledger.status"), statusInput), field(t("common.as_of"), asOfInput),
+          el("button", { type: "submit", "class": "primary", id: "show", text: t("common.show") }),
+          el("button", { type: "button", "class": "secondary", id: "print", text: t("common.print"), onclick: function () { window.print(); } })]));
+    var area = el("div", { id: "ledger" }, loading());
+    main.appendChild(area);
+    API.getAll("/api/v1/problems", { status: status, as_of: as_of }).then(function (answer) {
+      if (token !== renderCount) return;
+      var items = answer.items || [];
+      area.replaceChildren();
+      if (!items.length) { area.appendChild(el("div", { "class": "alert alert-info", text: t("common.no_data") })); return; }
+      area.appendChild(sortableTable([
+        { key: "unit_id", label: t("ledger.unit"), sortable: false },
+        { key: "township_id", label: t("ledger.township"), sortable: false },
+        { key: "source", label: t("ledger.source"), sortable: false, cell: function (p) { return t("psource." + p.source); } },
+        { key: "found_on", label: t("ledger.found_on"), sortable: false },
+        { key: "description", label: t("ledger.description"), sortable: false },
+        { key: "deadline", label: t("ledger.deadline"), sortable: false },
+        { key: "status", label: t("ledger.status"), sortable: false, cell: function (p) {
+          return el("span", { "class": "problem problem-" + p.status, "data-status": p.status, text: t("problem." + p.status) }); } },
+        { key: "measures", label: t("ledger.measures"), sortable: false, cell: function (p) {
+          return (p.measures || []).map(function (m) { return m.on + " " + m.measures; }).join("；") || t("common.none"); } },
+        { key: "closed_on", label: t("ledger.closed_on"), sortable: false }
+      ], items.map(function (p) { return Object.assign({ id: p.problem_id }, p); }), {}, function () {}));
+    }).catch(function (error) {
+      if (token !== renderCount) return;
+      area.replaceChildren(errorBox(error));
+    });
+  }
+
   // --- the router ---------------------------------------------------------------------------
-  var PAGES = { rankings: rankingsPage, subject: subjectPage, progress: progressPage, bulletin: bulletinPage };
+  var PAGES = { rankings: rankingsPage, subject: subjectPage, progress: progressPage, bulletin: bulletinPage,
+                campaigns: campaignsPage, ledger: ledgerPage };
 
   function render() {
     renderCount += 1;
