@@ -25,7 +25,7 @@ def township_of_household(ctx: RequestContext, household_id: Any) -> Any:
 
 
 def unit_of_cadre(ctx: RequestContext, cadre_id: Any) -> Any:
-    return ctx.call("assistance", "get_cadre", cadre_id)["unit_id"]
+    return ctx.call("assistance", "owner", "cadre", cadre_id)["unit_id"]
 
 
 def require_township(ctx: RequestContext, township_id: str | None, what: str = "another township") -> None:

@@ -21,7 +21,7 @@ def own_cadre(ctx: RequestContext, data: dict[str, Any]) -> None:
 
 
 def own_pairing(ctx: RequestContext, data: dict[str, Any]) -> None:
-    pairing = ctx.call("assistance", "get_pairing", data["pairing_id"])
+    pairing = ctx.call("assistance", "owner", "pairing", data["pairing_id"])
     require_unit_of_cadre(ctx, pairing["cadre_id"])
 
 

@@ -16,7 +16,7 @@ def own_township(ctx: RequestContext, data: dict[str, Any]) -> None:
 
 
 def loan_in_township(ctx: RequestContext, data: dict[str, Any]) -> None:
-    require_township(ctx, ctx.call("credit", "get_loan", data["loan_id"])["township_id"], "a loan of another township")
+    require_township(ctx, ctx.call("credit", "owner", "loan", data["loan_id"])["township_id"], "a loan of another township")
 
 
 command("POST", "/api/v1/quotas", "credit", "allocate_quota", roles=("admin", "leading_group"))

@@ -14,7 +14,7 @@ def own_new_project(ctx: RequestContext, data: dict[str, Any]) -> None:
 
 
 def own_project(ctx: RequestContext, data: dict[str, Any]) -> None:
-    require_department(ctx, ctx.call("projects", "get_project", data["project_id"])["department"])
+    require_department(ctx, ctx.call("projects", "owner", "project", data["project_id"])["department"])
 
 
 command("POST", "/api/v1/projects", "projects", "plan_project", roles=DEPARTMENT_WRITERS, authorize=own_new_project)

@@ -34,11 +34,11 @@ def _signer(ctx: RequestContext, cadre_id: Any) -> Any:
     """The signing cadre as the service's rule needs it (rank, unit, department); looked up here,
     never taken from the caller."""
     try:
-        cadre = ctx.call("assistance", "get_cadre", cadre_id)
+        cadre = ctx.call("assistance", "owner", "cadre", cadre_id)
     except NotFound:
         return {"cadre_id": cadre_id, "known": False}
     try:
-        department = ctx.call("assistance", "get_unit", cadre["unit_id"]).get("department")
+        department = ctx.call("assistance", "owner", "unit", cadre["unit_id"]).get("department")
     except NotFound:
         department = None
     return {"cadre_id": cadre_id, "known": True, "rank": cadre.get("rank"), "unit_id": cadre.get("unit_id"),
@@ -62,7 +62,7 @@ def _problem_is_own(ctx: RequestContext, problem: Any) -> Any:
 
 def own_problem(ctx: RequestContext, data: dict[str, Any]) -> None:
     """The responsible party works on its own problems only."""
-    problem = ctx.call("supervision", "get_problem", data["problem_id"])
+    problem = ctx.call("supervision", "owner", "problem", data["problem_id"])
     if not _problem_is_own(ctx, problem):
         _deny(ctx, "a problem of another unit")
 

@@ -30,6 +30,9 @@ class AssistanceService(EventSourcedService):
     name = "assistance"
     projections = projections
     rules_class = domain.Rules
+    owners = {"unit": (projections.units, "unit_id", ("department",)),
+              "cadre": (projections.cadres, "cadre_id", ("unit_id", "rank")),
+              "pairing": (projections.pairings, "pairing_id", ("cadre_id",))}
     registry = RpcProxy("registry")
 
     def today(self):

@@ -12,20 +12,20 @@ from kombu import Connection
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
 from nameko.timer import timer
-from .rpc import rpc
-from sqlalchemy import text
+from sqlalchemy import Table, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
-from werkzeug.wrappers import Response
-from werkzeug.wrappers import Request
+from werkzeug.wrappers import Request, Response
 
 from . import commands, retention
 from .commands import Decide, Evolve
 from .clock import clock_from_config
 from .config import rules_from_config
 from .db import Database
+from .errors import NotFound
 from .metrics import exposition
 from .relay import RelayDoorbell, relay_loop, relay_pending
+from .rpc import rpc
 from .store import EventStore
 from .web import http
 
@@ -89,6 +89,8 @@ class EventSourcedService(HealthEndpoints):
 
     county_timezone = None  # the rulebook's `timezone`; None = the county default (clock.DEFAULT_TIMEZONE)
     rules_class: type | None = None  # the domain's `Rules` dataclass; config RULES overrides its defaults
+    # kind -> (read-model table, its key column, the columns a gateway scope check reads); see `owner`
+    owners: dict[str, tuple[Table, str, tuple[str, ...]]] = {}
 
     @property
     def rules(self) -> Any:
@@ -129,6 +131,19 @@ class EventSourcedService(HealthEndpoints):
     def load_stream(self, stream_type: str, stream_id: str, evolve: Any, initial: Any = None) -> Any:
         with self.db.new_session() as session:
             return commands.fold(evolve, initial, EventStore(session).load(stream_type, stream_id))
+
+    @rpc
+    def owner(self, kind: str, key: str) -> dict[str, Any]:
+        """Who an aggregate belongs to (its township, department, unit...): the few columns of
+        its read-model row a scope check reads, instead of the whole aggregate replayed from its
+        stream. The read model is written in the command's transaction, so it is never behind."""
+        table, key_column, columns = self.owners[kind]
+        with self.db.new_session() as session:
+            row = session.execute(select(*(table.c[name] for name in columns))
+                                  .where(table.c[key_column] == key)).first()
+        if row is None:
+            raise NotFound(f"no {kind} {key}", {key_column: key})
+        return {key_column: key, **row._asdict()}
 
     # --- the event store, read by consumers -----------------------------------------------
     @rpc

@@ -30,6 +30,7 @@ class ProjectsService(EventSourcedService):
     name = "projects"
     projections = projections
     rules_class = domain.Rules
+    owners = {"project": (projections.projects, "project_id", ("department",))}
 
     def _run(self, command_name, data, context, decide):
         command = validate(schemas.COMMAND_SCHEMAS[command_name](), data)
