@@ -3,8 +3,8 @@ from alembic import op
 
 from services.common.migrate import add_quarantine_and_retention
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 
 
 def upgrade():
