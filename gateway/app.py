@@ -215,6 +215,11 @@ def build_map() -> Any:
     return Map([Rule(r.path, methods=[r.method], endpoint=r) for r in ROUTES], strict_slashes=False)
 
 
+# A service's database that refuses connections (too many clients, a failover) or drops one
+# mid-query is a passing condition, not a bug: 503 with Retry-After, like a busy service.
+UNAVAILABLE_ERRORS = frozenset({"OperationalError", "InterfaceError", "DisconnectionError", "TimeoutError"})
+
+
 class _PayloadTooLarge(Exception):
     """A body without a declared length that turned out longer than the limit."""
 
@@ -330,6 +335,12 @@ def dispatch(url_map: Any, request: Request, *, rpc: Any, config: Mapping[str, A
         status = 413
         return too_large(max_request_bytes(config))
     except RemoteError as error:
+        if error.exc_type in UNAVAILABLE_ERRORS:  # its database refused or dropped the connection
+            log.warning("a service could not reach its database on %s %s: %s", request.method, request.path, error)
+            status = 503
+            return error_response(ServiceUnavailable(
+                "a service cannot reach its database just now; try again",
+                {"service_error": error.exc_type, "retry_after": 2}))
         log.error("a service failed on %s %s: %s", request.method, request.path, error)
         status = 500
         return json_response(500, {"error": {"code": "internal_error",
