@@ -49,7 +49,7 @@ class BrokerProxy:
         while True:
             try:
                 client, _ = self.server.accept()
-            except OSError:
+            except (OSError, EOFError):
                 return
             try:
                 upstream = eventlet.connect(self.target)
@@ -68,7 +68,7 @@ class BrokerProxy:
                 if not data:
                     break
                 sink.sendall(data)
-        except OSError:
+        except (OSError, EOFError):
             pass
         finally:
             self._close(pair)
@@ -161,15 +161,17 @@ class Platform:
     def stop(self):
         self.stopping = True
         if self.watcher is not None:
-            self.watcher.wait()
+            self.watcher.kill()
         for process in self.processes.values():
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
         for process in self.processes.values():
             try:
-                process.wait(20)
+                process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
         self.proxy.stop()
 
     # --- is everything serving? -----------------------------------------------------------------
