@@ -3,8 +3,8 @@ from alembic import op
 
 from services.common.migrate import create_snapshots
 
-revision = "0002_snapshots"
-down_revision = "0001"
+revision = "0004_snapshots"
+down_revision = "0003"
 
 
 def upgrade():
