@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 import psycopg2
 from nameko.exceptions import deserialize_to_instance
 from psycopg2.extras import Json
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from .errors import Conflict
 from .events import StoredEvent
@@ -260,13 +260,20 @@ class EventStore:
         return self.session.connection().connection.cursor()
 
     def _execute(self, sql: Any, params: Any) -> Any:
-        """Run one statement on the driver cursor; a constraint violation is raised as SQLAlchemy's
-        IntegrityError, as if the statement had gone through the session (callers rely on it)."""
-        cursor = self._cursor()
+        """Run one statement on the driver cursor. A driver error is raised as SQLAlchemy raises
+        it through the session (IntegrityError, OperationalError, ... with the driver's error as
+        `.orig`), which the retries on conflicts, deadlocks and lock timeouts rely on; a lost
+        connection is invalidated, so the pool does not hand it out again."""
+        connection = self.session.connection()
+        cursor = connection.connection.cursor()
         try:
             cursor.execute(sql, params)
-        except psycopg2.IntegrityError as exc:
-            raise IntegrityError(sql, params, exc) from exc
+        except psycopg2.Error as exc:
+            invalidated = connection.dialect.is_disconnect(exc, connection.connection, cursor)
+            if invalidated:
+                connection.invalidate(exc)
+            raise DBAPIError.instance(sql, params, exc, psycopg2.Error,
+                                      connection_invalidated=invalidated) from exc
         return cursor
 
     def lock_stream(self, stream_type: str, stream_id: str) -> None:
