@@ -2,9 +2,9 @@
 monitoring."""
 from typing import Any
 
-from marshmallow import fields, validate as v
 
 from ..app import ANY_SIGNED_IN, command, ListQuery, RequestContext, route
+from ..contracts import registry
 from ..scopes import reveals_personal_data, require_township, township_of_household, township_of_village
 
 STATIONS = ("admin", "township")
@@ -40,11 +40,8 @@ command("POST", "/api/v1/households/<household_id>/members/<person_id>/remove", 
         roles=STATIONS, authorize=in_household_township, status=200)
 
 
-class HouseholdQuery(ListQuery):
-    village_id = fields.String()
-    township_id = fields.String()
-    status = fields.String(validate=v.OneOf(("poor", "exited", "monitored")))
-    monitored = fields.Boolean()
+class HouseholdQuery(ListQuery, registry.HouseholdFilters):
+    """Households by village, township, status and monitoring, a page at a time."""
 
 
 @route("GET", "/api/v1/households/<household_id>", roles=ANY_SIGNED_IN, tag="registry")
@@ -81,8 +78,8 @@ def household_history(ctx: RequestContext) -> Any:
     return {"items": ctx.call("registry", "household_history", household_id), "next_cursor": None}
 
 
-class StatisticsQuery(ListQuery):
-    year = fields.Integer(required=True, validate=v.Range(2000, 2100))
+class StatisticsQuery(ListQuery, registry.YearQuery):
+    pass
 
 
 @route("GET", "/api/v1/villages/<village_id>/statistics", roles=ANY_SIGNED_IN, query=StatisticsQuery, tag="registry")
