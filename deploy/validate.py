@@ -695,6 +695,12 @@ def gateway_problems(objects):
         for variable in ("FUPIN_JWT_SECRET", "FUPIN_ADMIN_PASSWORD", "FUPIN_AUDITOR_PASSWORD"):
             if "secretKeyRef" not in env.get(variable, {}).get("valueFrom", {}):
                 problems.append(f"Deployment/fupin-gateway: {variable} must come from a Secret")
+    registry = named(objects, "Deployment", "fupin-registry")
+    if registry is not None:
+        env = env_of(registry["spec"]["template"]["spec"]["containers"][0])
+        for variable in ("FUPIN_PII_KEK", "FUPIN_PII_HASH_KEY"):  # personal data at rest (docs/security.md)
+            if "secretKeyRef" not in env.get(variable, {}).get("valueFrom", {}):
+                problems.append(f"Deployment/fupin-registry: {variable} must come from a Secret")
     autoscaled = [a["spec"]["scaleTargetRef"]["name"] for a in of_kind(objects, "HorizontalPodAutoscaler")]
     if "fupin-gateway" not in autoscaled:
         problems.append("no HorizontalPodAutoscaler scales the gateway")
@@ -857,7 +863,7 @@ def compose_problems():
     if required - offered:
         problems.append(f"deploy/.env.example does not offer {sorted(required - offered)}, which compose requires")
     services = compose.get("services", {})
-    expected = {"rabbitmq", "postgres", "migrate", *COMPONENTS}
+    expected = {"rabbitmq", "postgres", "migrate", "proxy", *COMPONENTS}
     if set(services) != expected:
         problems.append(f"deploy/compose.yaml: services are {sorted(services)}, expected {sorted(expected)}")
         return problems
@@ -886,6 +892,10 @@ def compose_problems():
     for variable in ("FUPIN_JWT_SECRET", "FUPIN_ADMIN_PASSWORD", "FUPIN_AUDITOR_PASSWORD"):
         if variable not in gateway_environment:
             problems.append(f"deploy/compose.yaml: gateway: {variable} is not set")
+    for variable in ("FUPIN_PII_KEK", "FUPIN_PII_HASH_KEY"):
+        if variable not in services["registry"].get("environment", {}):
+            problems.append(f"deploy/compose.yaml: registry: {variable} is not set")
+    problems += proxy_problems(services)
     migrate = services["migrate"]
     if migrate.get("command") != ["fupin", "migrate"]:
         problems.append("deploy/compose.yaml: migrate should run ['fupin', 'migrate']")
@@ -893,6 +903,33 @@ def compose_problems():
         variable = f"{component.upper()}_DATABASE_URL"
         if not str(migrate.get("environment", {}).get(variable, "")).endswith(f"/fupin_{component}"):
             problems.append(f"deploy/compose.yaml: migrate: {variable} should name fupin_{component}")
+    return problems
+
+
+def proxy_problems(services):
+    """The one machine's TLS proxy (deploy/Caddyfile) publishes what the Ingress publishes, to
+    the gateway's port, with room for XLSX imports, and hands the gateway the client's address in
+    the header the gateway throttles logins by."""
+    problems = []
+    proxy, gateway = services["proxy"], services["gateway"]
+    caddyfile = (DEPLOY / "Caddyfile").read_text(encoding="utf-8")
+    lines = [line.split("#")[0].strip() for line in caddyfile.splitlines()]
+    if "./Caddyfile:/etc/caddy/Caddyfile:ro" not in proxy.get("volumes", []):
+        problems.append("deploy/compose.yaml: proxy must mount deploy/Caddyfile")
+    if not {"443:443"} <= set(proxy.get("ports", [])) or not all(str(port).startswith("127.0.0.1:") for port in gateway.get("ports", [])):
+        problems.append("deploy/compose.yaml: the network reaches 443 on the proxy; the gateway only on this machine")
+    if f"reverse_proxy gateway:{component_ports()['gateway']} {{" not in lines:
+        problems.append("deploy/Caddyfile: must reverse_proxy to gateway:" + str(component_ports()["gateway"]))
+    published = next((line.split()[2:] for line in lines if line.startswith("@published path ")), [])
+    if sorted(published) != ["/api/v1", "/api/v1/*", "/ui", "/ui/*"]:
+        problems.append(f"deploy/Caddyfile: publishes {published}; the Ingress publishes /api/v1 and /ui only")
+    size = next((line.split()[1] for line in lines if line.startswith("max_size ")), "0MB")
+    if not (size.endswith("MB") and int(size[:-2]) >= 20):
+        problems.append(f"deploy/Caddyfile: request bodies up to {size}; XLSX imports need 20MB")
+    header = gateway.get("environment", {}).get("FUPIN_CLIENT_ADDRESS_HEADER")
+    if not header or f"header_up {header} {{remote_host}}" not in lines:
+        problems.append("deploy/compose.yaml: the gateway's FUPIN_CLIENT_ADDRESS_HEADER must be the header "
+                        "the proxy sets to the client's address (header_up ... {remote_host})")
     return problems
 
 
@@ -926,9 +963,16 @@ def dockerfile_problems():
     return problems
 
 
+SCRIPTS = (K8S / "rollout.sh", K8S / "install-operators.sh", DEPLOY / "one-machine" / "fupin-backup.sh", REPO / "scripts" / "kind-smoke.sh")
+
+
 def script_problems():
-    result = subprocess.run(["bash", "-n", str(K8S / "rollout.sh")], capture_output=True, text=True)
-    return [f"deploy/k8s/rollout.sh: {result.stderr.strip()}"] if result.returncode else []
+    problems = []
+    for script in SCRIPTS:
+        result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+        if result.returncode:
+            problems.append(f"{script.relative_to(REPO)}: {result.stderr.strip()}")
+    return problems
 
 
 def yaml_files():

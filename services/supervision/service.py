@@ -5,6 +5,7 @@ from datetime import datetime
 from nameko.rpc import rpc
 
 from services.common.chassis import EventSourcedService
+from services.common.clock import clock_from_config
 from services.common.commands import fold
 from services.common.errors import NotFound, ValidationFailed
 from services.common.events import history_item
@@ -24,15 +25,8 @@ class SupervisionService(EventSourcedService):
     owners = {"problem": (projections.problems, "problem_id", ("unit_id", "township_id"))}
 
     def now(self):
-        """County time now: config NOW (tests, replays) or the machine's clock."""
-        rules = self.rules
-        value = self.config.get("NOW")
-        if value:
-            try:
-                return domain.county_time(datetime.fromisoformat(str(value)), rules)
-            except ValueError:
-                raise ValidationFailed("NOW must be an ISO date-time", {"NOW": ["not a date-time"]}) from None
-        return datetime.now(rules.zone)
+        """County time now (services/common/clock.py): config NOW freezes it (tests, replays)."""
+        return clock_from_config(self.config, self.rules.timezone).now()
 
     def _as_of(self, as_of):
         """A query's as-of moment: a date means the end of that county day; default now."""

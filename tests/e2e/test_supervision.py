@@ -171,3 +171,26 @@ def test_a_late_report_and_an_overdue_problem_lower_the_units_score(sprint, user
     assert (others["rectification"]["numerator"], others["rectification"]["denominator"]) == (1, 1)
     # the same department (the same projects and 旬), the same other facts: the difference is supervision
     assert one["score"] < two["score"]
+
+
+def test_bad_input_is_a_clear_4xx_naming_the_field(sprint, user_factory):
+    ids = sprint
+    leading, unit1 = user_factory("leading_group"), user_factory("unit", unit_id=ids["u1"])
+    huge = leading.post(f"/api/v1/campaigns/{ids['camp']}/actions", {
+        "action_id": "a-huge", "name": "x", "lead": "x", "responsible_units": [ids["u1"]],
+        "targets": [{"target_id": "t", "name": "x", "unit_of_measure": "km", "quantity": "1e400"}]})
+    assert huge.status_code == 400 and "targets" in str(huge.json()["error"]["details"])
+    no_week = report(unit1, ids, "u1", "2021-W53", "2023-05-05T09:00:00", "1")
+    assert no_week.status_code == 400 and "week" in no_week.json()["error"]["details"]
+    outside = report(unit1, ids, "u1", "2023-W30", "2023-07-28T09:00:00", "1")
+    assert outside.status_code == 422 and outside.json()["error"]["details"]["rule"] == "report_week_in_campaign"
+    shares = leading.post(f"/api/v1/campaigns/{ids['camp']}/actions", {
+        "action_id": "a-shares", "name": "x", "lead": "x", "responsible_units": ["all_townships"],
+        "targets": [{"target_id": "t", "name": "x", "unit_of_measure": "km", "quantity": "10",
+                     "by_township": {ids["t1"]: "4", ids["t2"]: "5"}}]})
+    assert shares.status_code == 422 and shares.json()["error"]["details"]["rule"] == "township_shares_add_up"
+    early = leading.post("/api/v1/problems", {"source": "supervision", "found_on": "2023-05-10", "description": "x",
+                                              "unit_id": ids["u1"], "deadline": "2023-05-01"})
+    assert early.status_code == 400 and "deadline" in early.json()["error"]["details"]
+    missing = leading.get("/api/v1/campaigns/no-such-campaign")
+    assert missing.status_code == 404

@@ -78,6 +78,12 @@
     });
   }
 
+  function post(path, body) {
+    return send("POST", path, undefined, body || {}).then(function (response) {
+      return response.ok ? response.json() : failure(response);
+    });
+  }
+
   /* Every page of a list (`items` + `next_cursor`), at most `maxPages` of 500. */
   function getAll(path, params, maxPages) {
     var items = [], first = null, pages = 0;
@@ -139,7 +145,7 @@
   }
 
   window.API = {
-    get: get, getAll: getAll, signIn: signIn, signOut: signOut, download: download, token: token, setToken: setToken,
+    get: get, post: post, getAll: getAll, signIn: signIn, signOut: signOut, download: download, token: token, setToken: setToken,
     principal: principal, ApiError: ApiError, onUnauthorized: null
   };
 })();

@@ -294,6 +294,8 @@
   }
 
   function showRankings(area, type, answer, values) {
+    var statusNote = periodStatusNote(answer.period_status);
+    if (statusNote) area.appendChild(statusNote);
     var items = answer.items || [];
     var state = { sortKey: "rank", sortDir: "asc", text: "", grade: "", group: "" };
     // Departments (units) or townships: offered only when the API's items carry them.
@@ -333,14 +335,16 @@
       type === "unit" && groups.length ? { key: "department", label: t("rank.department"), cell: function (row) {
         return label("dept.", row.department);
       } } : null,
-      { key: "score", label: t("rank.score"), num: true, cell: function (row) { return number(row.score, 2); } },
+      { key: "score", label: t("rank.score"), num: true, cell: function (row) {
+        var badge = closedBadge(answer.period_status);
+        return badge ? el("span", {}, [number(row.score, 2), " ", badge]) : number(row.score, 2);
+      } },
       { key: "grade", label: t("rank.grade"), value: function (row) { return row.grade ? GRADES.indexOf(row.grade) : null; },
         cell: function (row) { return gradeBadge(row.grade); } },
       { key: "vetoed", label: t("rank.veto"), value: function (row) { return row.vetoed ? 0 : 1; }, cell: function (row) {
         if (!row.vetoed) return "";
         return el("div", { "class": "veto", "data-vetoed": "true" }, [
-          t("rank.vetoed"),
-          el("ul", { "class": "veto-reasons" }, (row.veto_reasons || []).map(function (reason) { return el("li", { text: reason }); }))
+          t("rank.vetoed"), vetoReasons(row)
         ]);
       } }
     ].filter(Boolean);
@@ -369,21 +373,67 @@
     draw();
   }
 
+  // Ids the API names for people (issue 19): shown by the names beside them, not as UUIDs.
+  var NAMED_BY = { household_id: "household_no", cadre_id: "cadre_name", village_id: "village_name", project_id: "title" };
+  var SHOWN_TOGETHER = ["household_no", "head_name", "village_name", "pairing_id"];
+
+  function evidenceValue(key, value) {
+    if (key === "rating") return label("rating.", value);
+    if (key === "source") return label("source.", value);
+    if (typeof value === "boolean") return t(value ? "yes" : "no");
+    if (value === null || value === undefined) return t("common.none");
+    return String(value);
+  }
+
   function evidenceList(evidence) {
     if (!evidence || !evidence.length) return el("span", { "class": "muted", text: t("subject.no_evidence") });
     var list = el("ul", { "class": "evidence" }, evidence.map(function (item) {
       if (typeof item !== "object" || item === null) return el("li", { text: String(item) });
-      return el("li", {}, Object.keys(item).map(function (key, i) {
-        var value = item[key];
-        if (key === "rating") value = label("rating.", value);
-        else if (key === "source") value = label("source.", value);
-        else if (typeof value === "boolean") value = t(value ? "yes" : "no");
-        else if (value === null || value === undefined) value = t("common.none");
-        return el("span", {}, [i ? "，" : "", el("span", { "class": "k", text: label("ev.", key) + "：" }), String(value)]);
-      }));
+      var parts = [];
+      if (item.household_no || item.head_name) {  // 户 431222-00003 王**（东村）
+        var who = [item.household_no, item.head_name].filter(Boolean).join(" ");
+        if (item.village_name) who += "（" + item.village_name + "）";
+        parts.push(el("span", { "class": "household" }, [el("span", { "class": "k", text: t("ev.household") + "：" }), who]));
+      }
+      Object.keys(item).forEach(function (key) {
+        if (SHOWN_TOGETHER.indexOf(key) >= 0) return;
+        if (NAMED_BY[key] && item[NAMED_BY[key]]) return;
+        if (key === "village_name" || (key === "village_id" && parts.length)) return;
+        parts.push(el("span", {}, [el("span", { "class": "k", text: label("ev.", key) + "：" }), evidenceValue(key, item[key])]));
+      });
+      return el("li", {}, parts.map(function (part, i) { return el("span", {}, [i ? "，" : "", part]); }));
     }));
     if (evidence.length <= 5) return list;
     return el("details", {}, [el("summary", { text: t("subject.evidence_count", { n: evidence.length }) }), list]);
+  }
+
+  /* Veto reasons in the page's language from the API's structured items (older answers: the text). */
+  function vetoReasons(item) {
+    var reasons = item.vetoes && item.vetoes.length ? item.vetoes.map(function (v) {
+      return t("veto." + v.kind, { on: v.on, reason: v.reason || "", source: label("source.", v.source) });
+    }) : (item.veto_reasons || []);
+    return el("ul", { "class": "veto-reasons" }, reasons.map(function (reason) { return el("li", { text: reason }); }));
+  }
+
+  /* Whether the scores shown belong to a closed month (月度考核定格): a marker that says so. */
+  function periodStatusNote(status) {
+    if (!status) return null;
+    if (status.status === "closed") {
+      return el("div", { "class": "alert alert-info closed-note", id: "period-status", "data-status": "closed" }, [
+        el("span", { "class": "closed-badge", text: t("closed.badge") }), " ",
+        t("closed.title", { on: status.closed_on })]);
+    }
+    if (status.closed_months && status.closed_months.length) {
+      return el("div", { "class": "alert alert-info", id: "period-status", "data-status": "open",
+                         text: t("closed.months", { months: status.closed_months.join("、") }) });
+    }
+    return null;
+  }
+
+  function closedBadge(status) {
+    if (!status || status.status !== "closed") return null;
+    return el("span", { "class": "closed-badge", "data-closed-on": status.closed_on, title: t("closed.title", { on: status.closed_on }),
+                        text: t("closed.badge") });
   }
 
   function subjectPage(r, token) {
@@ -416,9 +466,12 @@
   }
 
   function showSubject(area, type, card) {
+    var statusNote = periodStatusNote(card.period_status);
+    if (statusNote) area.appendChild(statusNote);
     area.appendChild(el("div", { "class": "summary" }, [
       el("div", { "class": "card" }, [el("div", { "class": "muted", text: t("subject.score") }),
-                                      el("div", { "class": "value", id: "score", text: number(card.score, 2) })]),
+                                      el("div", { "class": "value", id: "score", text: number(card.score, 2) }),
+                                      closedBadge(card.period_status)]),
       el("div", { "class": "card" }, [el("div", { "class": "muted", text: t("subject.grade") }), el("div", { "class": "value" }, gradeBadge(card.grade))]),
       el("div", { "class": "card" }, [el("div", { "class": "muted", text: t("subject.rank") }),
                                       el("div", { "class": "value", text: card.rank === undefined || card.rank === null ? t("common.none") : String(card.rank) })]),
@@ -428,8 +481,7 @@
     ]));
     if (card.vetoed) {
       area.appendChild(el("div", { "class": "alert alert-error", id: "veto" }, [
-        el("strong", { text: t("rank.vetoed") }), el("span", { text: t("subject.veto_reasons") + "：" }),
-        el("ul", { "class": "veto-reasons" }, (card.veto_reasons || []).map(function (reason) { return el("li", { text: reason }); }))
+        el("strong", { text: t("rank.vetoed") }), el("span", { text: t("subject.veto_reasons") + "：" }), vetoReasons(card)
       ]));
     }
     area.appendChild(el("h2", { text: t("subject.indicators") }));
@@ -671,6 +723,216 @@
     });
   }
 
+  // --- closing a month (月度考核定格) -----------------------------------------------------------
+  function monthEnd(month) {
+    var year = Number(month.slice(0, 4)), m = Number(month.slice(5, 7));
+    return new Date(Date.UTC(year, m, 0)).toISOString().slice(0, 10);
+  }
+
+  function statusBadge(status) {
+    return el("span", { "class": "status-badge" + (status === "closed" ? " closed-badge" : ""), "data-status": status,
+                        text: t("months." + status) });
+  }
+
+  /* The confirmation before closing: the date, a note, and what closing means. */
+  function closeConfirmation(month, onDone) {
+    var nextDay = new Date(monthEnd(month) + "T00:00:00Z");
+    nextDay.setUTCDate(nextDay.getUTCDate() + 1);
+    var first = nextDay.toISOString().slice(0, 10);
+    var on = el("input", { type: "date", id: "close-on", name: "on", required: true, min: first,
+                           value: today() > first ? today() : first });
+    var note = el("input", { id: "close-note", name: "note", size: 30 });
+    var message = el("div", { role: "status" });
+    var box = el("form", { "class": "card confirm", id: "confirm-close", "data-month": month, onsubmit: function (event) {
+      event.preventDefault();
+      message.textContent = "";
+      var button = box.querySelector("#confirm-close-button");
+      button.disabled = true;
+      API.post("/api/v1/periods/" + month + "/close", { on: on.value, note: note.value.trim() }).then(function () {
+        onDone();
+      }).catch(function (error) {
+        button.disabled = false;
+        message.appendChild(errorBox(error));
+      });
+    } }, [
+      el("h2", { text: t("months.confirm_title", { month: month }) }),
+      el("p", { text: t("months.confirm_text", { month: month }) }),
+      field(t("months.on"), on), field(t("months.note"), note),
+      el("button", { type: "submit", "class": "primary", id: "confirm-close-button", text: t("months.confirm") }),
+      el("button", { type: "button", "class": "secondary", id: "cancel-close", text: t("months.cancel"),
+                     onclick: function () { box.remove(); } }),
+      message
+    ]);
+    return box;
+  }
+
+  function monthsPage(r, token) {
+    var saved = remembered();
+    var year = /^\d{4}$/.test(r.params.year || "") ? r.params.year : (saved.period || today()).slice(0, 4);
+    var yearInput = el("input", { id: "year", name: "year", value: year, required: true, size: 5, pattern: "\\d{4}" });
+    main.appendChild(el("h1", { text: t("months.title") + " " + year }));
+    main.appendChild(el("form", { "class": "controls", id: "controls", onsubmit: function (event) {
+      event.preventDefault();
+      go(link("months", [], { year: yearInput.value.trim() }));
+    } }, [field(t("months.year"), yearInput), el("button", { type: "submit", "class": "primary", id: "show", text: t("common.show") })]));
+    var confirmArea = el("div", { id: "confirm-area" });
+    var area = el("div", { id: "months" }, loading());
+    main.appendChild(confirmArea);
+    main.appendChild(area);
+    API.get("/api/v1/periods", { year: year }).then(function (answer) {
+      if (token !== renderCount) return;
+      area.textContent = "";
+      area.appendChild(sortableTable([
+        { key: "month", label: t("months.month"), sortable: false, cell: function (row) {
+          return el("a", { href: link("month", [row.month]), "class": "month-link", text: row.month });
+        } },
+        { key: "status", label: t("months.status"), sortable: false, cell: function (row) { return statusBadge(row.status); } },
+        { key: "closed_on", label: t("months.closed_on"), sortable: false, cell: function (row) { return row.closed_on || t("common.none"); } },
+        { key: "late_correction_count", label: t("months.late"), num: true, sortable: false },
+        { key: "action", label: t("months.action"), sortable: false, cell: function (row) {
+          if (row.status === "closed") return el("a", { href: link("month", [row.month]), text: t("months.view") });
+          if (monthEnd(row.month) >= today()) return "";
+          return el("button", { type: "button", "class": "secondary close-month", id: "close-" + row.month, text: t("months.close"),
+                                onclick: function () {
+                                  confirmArea.textContent = "";
+                                  confirmArea.appendChild(closeConfirmation(row.month, function () { go(link("month", [row.month])); }));
+                                  confirmArea.querySelector("#close-on").focus();
+                                } });
+        } }
+      ], (answer.items || []).map(function (row) { return Object.assign({ id: row.month }, row); }), {}, function () {}));
+    }).catch(function (error) {
+      if (token !== renderCount) return;
+      area.textContent = "";
+      area.appendChild(errorBox(error));
+    });
+  }
+
+  var PAY_COLUMNS = ["cadre", "unit", "score", "grade", "performance_pay", "rewards", "withheld", "total", "restrictions"];
+
+  function monthPage(r, token) {
+    var month = r.parts[0] || "";
+    main.appendChild(el("p", { "class": "no-print" }, el("a", { href: link("months", [], { year: month.slice(0, 4) }), id: "back",
+                                                           text: "← " + t("months.title") })));
+    main.appendChild(el("h1", { id: "month-title", text: t("month.title", { month: month }) }));
+    var area = el("div", { id: "month" }, loading());
+    main.appendChild(area);
+    API.get("/api/v1/periods/" + encodeURIComponent(month)).then(function (report) {
+      if (token !== renderCount) return;
+      area.textContent = "";
+      showMonth(area, month, report, token);
+    }).catch(function (error) {
+      if (token !== renderCount) return;
+      area.textContent = "";
+      area.appendChild(errorBox(error));
+    });
+  }
+
+  function showMonth(area, month, report, token) {
+    var closed = report.status === "closed";
+    area.appendChild(el("div", { "class": "summary" }, [
+      el("div", { "class": "card" }, [el("div", { "class": "muted", text: t("months.status") }),
+                                      el("div", { "class": "value", id: "month-status" }, statusBadge(report.status))]),
+      closed ? el("div", { "class": "card" }, [el("div", { "class": "muted", text: t("months.closed_on") }),
+                                               el("div", { "class": "value", id: "closed-on", text: report.closed_on }),
+                                               el("div", { "class": "muted", text: t("rank.rulebook", { v: report.rulebook_version }) })]) : null,
+      closed ? el("div", { "class": "card" }, [el("div", { "class": "muted", text: t("month.summary") }),
+        el("div", {}, SUBJECT_TYPES.map(function (type) {
+          var part = (report.summary || {})[type] || { subjects: 0, grades: {} };
+          var grades = GRADES.filter(function (g) { return part.grades[g]; })
+            .map(function (g) { return t("grade." + g) + " " + part.grades[g]; }).join("，");
+          return el("div", { text: t("month.subjects", { type: t("subject." + type), n: part.subjects }) + (grades ? "（" + grades + "）" : "") });
+        }))]) : null
+    ]));
+    if (!closed) {
+      area.appendChild(el("div", { "class": "alert alert-info", id: "not-closed", text: t("month.not_closed") }));
+      if (monthEnd(month) < today()) {
+        var confirmArea = el("div", { id: "confirm-area" });
+        area.appendChild(el("button", { type: "button", "class": "primary close-month", id: "close-" + month, text: t("months.close"),
+                                        onclick: function () {
+                                          confirmArea.textContent = "";
+                                          confirmArea.appendChild(closeConfirmation(month, function () { render(); }));
+                                        } }));
+        area.appendChild(confirmArea);
+      }
+    } else {
+      var note = el("div", { id: "download-message", role: "status" });
+      var save = function (format) {
+        return function () {
+          note.textContent = "";
+          var button = this;
+          button.disabled = true;
+          API.download("/api/v1/periods/" + month + "/pay-sheet", { format: format }, "pay-sheet-" + month + "." + format)
+            .then(function (name) { note.appendChild(el("div", { "class": "alert alert-info no-print", text: t("month.downloaded", { name: name }) })); })
+            .catch(function (error) { note.appendChild(errorBox(error)); })
+            .then(function () { button.disabled = false; });
+        };
+      };
+      area.appendChild(el("h2", { text: t("month.pay_sheet") }));
+      area.appendChild(el("div", { "class": "controls no-print" }, [
+        el("button", { type: "button", "class": "secondary", id: "download-pay-csv", text: t("month.download_csv"), onclick: save("csv") }),
+        el("button", { type: "button", "class": "secondary", id: "download-pay-xlsx", text: t("month.download_xlsx"), onclick: save("xlsx") }),
+        el("button", { type: "button", "class": "secondary", id: "print", text: t("common.print"), onclick: function () { window.print(); } })
+      ]));
+      area.appendChild(note);
+      var sheetArea = el("div", { id: "pay-sheet" }, loading());
+      area.appendChild(sheetArea);
+      API.get("/api/v1/periods/" + month + "/pay-sheet", { format: "json" }).then(function (sheet) {
+        if (token !== renderCount) return;
+        sheetArea.textContent = "";
+        var rows = (sheet.rows || []).map(function (row) { return Object.assign({ id: row.cadre_id }, row); });
+        var totals = sheet.totals || {};
+        sheetArea.appendChild(sortableTable(PAY_COLUMNS.map(function (key) {
+          var money = ["performance_pay", "rewards", "withheld", "total"].indexOf(key) >= 0;
+          return { key: key, label: t(key === "score" ? "rank.score" : key === "grade" ? "rank.grade" : key === "restrictions" ? "pay.restrictions" : "pay." + key),
+                   num: money || key === "score", sortable: false, cell: function (row) {
+            if (key === "cadre") return el("a", { href: link("subject", ["cadre", row.cadre_id], { period: month, as_of: sheet.as_of }), text: row.cadre || row.cadre_id });
+            if (key === "unit") return row.unit || row.unit_id || t("common.none");
+            if (key === "score") return el("span", {}, [number(row.score, 2), " ", closedBadge({ status: "closed", closed_on: sheet.closed_on })]);
+            if (key === "grade") return gradeBadge(row.grade);
+            if (key === "restrictions") return row.restrictions.length ? row.restrictions.join("、") + "（" + row.restrictions_until + "）" : t("common.none");
+            return row[key];
+          } };
+        }), rows, {}, function () {}));
+        sheetArea.appendChild(el("p", { id: "pay-totals", text: t("pay.totals") + "：" + t("pay.performance_pay") + " " + totals.performance_pay +
+          "，" + t("pay.rewards") + " " + totals.rewards + "，" + t("pay.withheld") + " " + totals.withheld + "，" + t("pay.total") + " " + totals.total }));
+      }).catch(function (error) {
+        if (token !== renderCount) return;
+        sheetArea.textContent = "";
+        sheetArea.appendChild(errorBox(error));
+      });
+      area.appendChild(el("h2", { text: t("month.late") }));
+      var late = report.late_corrections || [];
+      area.appendChild(late.length ? el("div", { id: "late-corrections" }, sortableTable([
+        { key: "event", label: t("month.event"), sortable: false },
+        { key: "dated", label: t("month.dated"), sortable: false },
+        { key: "recorded_at", label: t("month.recorded_at"), sortable: false, cell: function (row) { return (row.recorded_at || "").replace("T", " ").slice(0, 19); } },
+        { key: "source", label: t("month.source"), sortable: false }
+      ], late.map(function (row) { return Object.assign({ id: row.event_id }, row); }), {}, function () {}))
+        : el("p", { "class": "muted", id: "late-corrections", text: t("month.no_late") }));
+      // Re-opening: a reason, and a second click to confirm.
+      var reason = el("textarea", { id: "reopen-reason", name: "reason", rows: 2, cols: 50, required: true });
+      var reopenOn = el("input", { type: "date", id: "reopen-on", name: "on", required: true, value: today() });
+      var reopenMessage = el("div", { role: "status" });
+      var confirmReopen = el("button", { type: "submit", "class": "primary", id: "reopen-confirm", text: t("month.reopen_confirm"), hidden: true });
+      area.appendChild(el("h2", { "class": "no-print", text: t("month.reopen") }));
+      area.appendChild(el("form", { "class": "controls no-print", id: "reopen-form", onsubmit: function (event) {
+        event.preventDefault();
+        if (confirmReopen.hidden) { confirmReopen.hidden = false; return; }
+        confirmReopen.disabled = true;
+        API.post("/api/v1/periods/" + month + "/reopen", { on: reopenOn.value, reason: reason.value.trim() })
+          .then(function () { render(); })
+          .catch(function (error) { confirmReopen.disabled = false; reopenMessage.appendChild(errorBox(error)); });
+      } }, [el("p", { "class": "muted", text: t("month.reopen_text") }), field(t("month.reason"), reason), field(t("month.reopen_on"), reopenOn),
+            el("button", { type: "submit", "class": "secondary", id: "reopen", text: t("month.reopen") }), confirmReopen, reopenMessage]));
+    }
+    if ((report.history || []).length) {
+      area.appendChild(el("h2", { text: t("month.history") }));
+      area.appendChild(el("ul", { id: "month-history" }, report.history.map(function (h) {
+        return el("li", { text: [h.on, t("event." + h.event), h.note || h.reason || "", h.by ? "（" + (h.by.username || h.by.id || "") + "）" : ""].join(" ") });
+      })));
+    }
+  }
+
   /* The bulletin's supervision part: each running campaign's actions against target and
      milestones, and the late and missing reports and overdue problems by unit. */
   function showBulletinSupervision(area, report) {
@@ -844,7 +1106,7 @@
 
   // --- the router ---------------------------------------------------------------------------
   var PAGES = { rankings: rankingsPage, subject: subjectPage, progress: progressPage, bulletin: bulletinPage,
-                campaigns: campaignsPage, ledger: ledgerPage };
+                months: monthsPage, month: monthPage, campaigns: campaignsPage, ledger: ledgerPage };
 
   function render() {
     renderCount += 1;
