@@ -20,7 +20,10 @@ from typing import Any
 
 import eventlet
 from marshmallow import Schema, fields, validate as v
+from amqp.exceptions import AMQPError
+from kombu.exceptions import OperationalError as KombuOperationalError
 from nameko.exceptions import RemoteError, UnknownService
+from sqlalchemy.exc import InterfaceError as DBInterfaceError, OperationalError as DBOperationalError
 from werkzeug.exceptions import MethodNotAllowed, NotFound as WerkzeugNotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Response
@@ -199,6 +202,10 @@ class RequestContext:
                                      {"service": service}) from None
         except UnknownService:
             raise ServiceUnavailable(f"the {service} service is not running", {"service": service}) from None
+        except (OSError, KombuOperationalError, AMQPError) as error:  # the broker restarts, or is unreachable
+            log.warning("could not reach RabbitMQ to call %s.%s: %s", service, method, error)
+            raise ServiceUnavailable("the message broker is unreachable just now; try again",
+                                     {"service": service, "retry_after": 2}) from None
 
     def command(self, service: str, method: str, data: dict[str, Any]) -> Any:
         return self.call(service, method, data, self.service_context())
@@ -339,6 +346,12 @@ def dispatch(url_map: Any, request: Request, *, rpc: Any, config: Mapping[str, A
         return json_response(500, {"error": {"code": "internal_error",
                                              "message": "a service failed; the operators have the details",
                                              "details": {"service_error": error.exc_type}}})
+    except (DBOperationalError, DBInterfaceError) as error:  # the gateway's own database, gone for a moment
+        log.warning("the gateway could not reach its database on %s %s: %s", request.method, request.path,
+                    str(error).splitlines()[0])
+        status = 503
+        return error_response(ServiceUnavailable("the gateway cannot reach its database just now; try again",
+                                                 {"retry_after": 2}))
     except Exception:  # noqa: BLE001 - last line: log it, answer in our format
         log.exception("gateway failure on %s %s", request.method, request.path)
         status = 500
