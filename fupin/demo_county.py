@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from .demo_sprint import sprint
+
 YEAR = 2023
 AS_OF = date(YEAR, 12, 31)
 
@@ -520,7 +522,7 @@ def supervision(draft):
 
 # The county's sections in the order they are sent (each may use what an earlier one drew).
 SECTIONS = (county_and_users, household_register, income_and_exits, units_and_cadres, pairings, cadre_work, unit_work,
-            awareness_checks, projects, loans, supervision)
+            awareness_checks, projects, loans, supervision, sprint)  # sprint: fupin/demo_sprint.py (seed 001)
 
 
 def _add_months(day, months):
