@@ -249,7 +249,8 @@ def authenticate(session: Session, username: str, password: str, client_address:
         if row.locked_until > now:
             raise AccountLocked("the account is locked after too many wrong passwords; try again later or ask "
                                 "the administrator to unlock it",
-                                {"locked_until": row.locked_until.isoformat(), "username": username})
+                                {"locked_until": row.locked_until.isoformat(), "username": username,
+                                 "retry_after": max(1, int((row.locked_until - now).total_seconds()) + 1)})
         session.execute(update(users).where(users.c.user_id == row.user_id)
                         .values(locked_until=None, failures_reset_at=now))
         write([_audit_event(username, client_address, 200, {"event": "account_unlocked", "reason": "lock expired",
@@ -283,7 +284,8 @@ def authenticate(session: Session, username: str, password: str, client_address:
                 "window_seconds": rules.failure_window_seconds, "locked_until": locked_until.isoformat()}, row))
             write(events)
             raise AccountLocked(f"{failures} wrong passwords: the account is locked for {rules.lock_seconds // 60} "
-                                "minutes", {"locked_until": locked_until.isoformat(), "username": username})
+                                "minutes", {"locked_until": locked_until.isoformat(), "username": username,
+                                            "retry_after": rules.lock_seconds})
     write(events)
     raise Unauthorized("wrong username or password")
 
@@ -306,7 +308,7 @@ def change_password(session: Session, principal: Principal, current: Any, new: A
     try:
         _hasher.verify(row.password_hash, current or "")
     except (VerificationError, InvalidHashError):
-        raise ValidationFailed("the current password is wrong", {"current_password": ["wrong password"]}) from None
+        raise ValidationFailed("the current password is wrong", {"old_password": ["wrong password"]}) from None
     check_password_policy(new, rules, "new_password")
     recent = session.execute(select(password_history.c.password_hash).where(password_history.c.user_id == row.user_id)
                              .order_by(password_history.c.entry_id.desc()).limit(rules.password_history)).scalars()
