@@ -11,7 +11,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from datetime import datetime, timedelta, timezone
 from sqlalchemy.orm import Session
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, Float, MetaData, Table, Text, delete, func, select, update
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Float, Index, MetaData, Table, Text, delete, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 
 from services.common.errors import Conflict, FupinError, NotFound, ValidationFailed
@@ -36,7 +36,7 @@ users = Table(
     Column("role", Text, nullable=False),
     Column("scope", JSONB, nullable=False),
     Column("active", Boolean, nullable=False),
-    Column("created_at", DateTime(timezone=True), server_default=func.now()),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("locked_until", DateTime(timezone=True)),
     Column("failures_reset_at", DateTime(timezone=True)),
     Column("tokens_valid_after", Float),
@@ -48,13 +48,16 @@ login_failures = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     Column("username", Text, nullable=False),
     Column("client_address", Text, nullable=False),
+    Index("ix_login_failures_username", "username", "at"),
+    Index("ix_login_failures_address", "client_address", "at"),
 )
 password_history = Table(
     "password_history", metadata,
     Column("entry_id", BigInteger, primary_key=True),
     Column("user_id", Text, nullable=False),
     Column("password_hash", Text, nullable=False),
-    Column("set_at", DateTime(timezone=True), server_default=func.now()),
+    Column("set_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_password_history_user", "user_id", "entry_id"),
 )
 revoked_tokens = Table(
     "revoked_tokens", metadata,
