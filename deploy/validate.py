@@ -113,6 +113,22 @@ def kubectl_path():
     return str(beside) if beside.exists() else shutil.which("kubectl")
 
 
+def plain_yaml(text):
+    """yaml.safe_load as PyYAML ships it. nameko, once it has loaded a config in the same process
+    (the service tests), teaches SafeLoader to expand `${VAR:default}`, which would read
+    compose.yaml's `${FUPIN_RULES_REGISTRY:-}` as the list [None]."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, pattern) for tag, pattern in resolvers if tag != "!env_var"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    return yaml.load(text, Loader=Loader)
+
+
 # --- rendering -----------------------------------------------------------------------------
 
 def load_documents(text):
@@ -850,10 +866,9 @@ def config_problems():
 
 def compose_problems():
     import jsonschema
-    import yaml
 
     problems = []
-    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
+    compose = plain_yaml((DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
     spec = json.loads((DEPLOY / "schemas" / "compose-spec.json").read_text(encoding="utf-8"))
     for error in jsonschema.Draft7Validator(spec).iter_errors(compose):
         where = ".".join(str(part) for part in error.path) or "(top)"

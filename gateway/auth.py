@@ -269,6 +269,7 @@ def authenticate(session: Session, username: str, password: str, client_address:
             ok = False
     if ok and row is not None:
         session.execute(update(users).where(users.c.user_id == row.user_id).values(failures_reset_at=now))
+        write([_audit_event(username, client_address, 200, {"event": "login_succeeded"}, row)])
         return Principal(row.user_id, row.username, row.role, row.scope or {})
     session.execute(login_failures.insert().values(at=now, username=username, client_address=client_address))
     events = [_audit_event(username, client_address, 401, {"event": "login_failed"}, row)]

@@ -79,6 +79,8 @@ def test_five_wrong_passwords_lock_the_account_for_the_configured_time_audited(g
     assert len(audit_events(gateway, auditor, "login_failed")) >= 5
     time.sleep(LOCK_SECONDS + 0.5)
     assert sign_in(gateway, "lock-me", "Station-pw-1", "10.0.1.3").status_code == 200
+    signed_in = [i for i in audit_events(gateway, auditor, "login_succeeded") if i["actor_username"] == "lock-me"]
+    assert signed_in[0]["resource"]["client_address"] == "10.0.1.3"
     unlocked = audit_events(gateway, auditor, "account_unlocked")
     assert unlocked[0]["resource"]["reason"] == "lock expired" and unlocked[0]["resource"]["user_id"] == user["user_id"]
     # the failures before the lock do not count again: four more wrong ones do not lock

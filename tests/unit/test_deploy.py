@@ -384,11 +384,10 @@ def pinned(image):
 
 
 def test_every_third_party_image_is_pinned_to_a_release(rendered):
-    import yaml
     assert not pinned("rabbitmq:4-management") and not pinned("postgres:17") and pinned("postgres:17.6")
     images = [r["spec"].get("image", "") for t in validate.TREES for r in validate.of_kind(rendered[t], "RabbitmqCluster")]
     images += [c["spec"].get("imageName", "") for t in validate.TREES for c in validate.of_kind(rendered[t], "Cluster")]
-    compose = yaml.safe_load((validate.DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
+    compose = validate.plain_yaml((validate.DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
     # Fupin's own image (built here, `build:`) is left out; nameko, once imported, makes PyYAML
     # expand its ${FUPIN_IMAGE:-...}, so the name cannot be relied on.
     images += [s["image"] for s in compose["services"].values() if "build" not in s]
@@ -397,8 +396,7 @@ def test_every_third_party_image_is_pinned_to_a_release(rendered):
 
 
 def test_every_one_machine_container_rotates_its_log():
-    import yaml
-    compose = yaml.safe_load((validate.DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
+    compose = validate.plain_yaml((validate.DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
     for name, service in compose["services"].items():
         options = service.get("logging", {}).get("options", {})
         assert options.get("max-size") and options.get("max-file"), f"{name} keeps its log forever"
@@ -456,8 +454,7 @@ def test_login_throttling_sees_the_client_behind_the_ingress_and_the_proxy(rende
         config = validate.of_kind(rendered[tree], "ConfigMap")
         assert any(c["data"].get("FUPIN_CLIENT_ADDRESS_HEADER") == "X-Real-IP" for c in config), tree
     assert validate.proxy_problems({"proxy": {"volumes": [], "ports": []}, "gateway": {"ports": ["8000:8000"]}})
-    import yaml
-    services = yaml.safe_load((validate.DEPLOY / "compose.yaml").read_text(encoding="utf-8"))["services"]
+    services = validate.plain_yaml((validate.DEPLOY / "compose.yaml").read_text(encoding="utf-8"))["services"]
     assert not validate.proxy_problems(services)
 
 
