@@ -113,22 +113,6 @@ def kubectl_path():
     return str(beside) if beside.exists() else shutil.which("kubectl")
 
 
-def plain_yaml(text):
-    """yaml.safe_load as PyYAML ships it. nameko, once it has loaded a config in the same process
-    (the service tests), teaches SafeLoader to expand `${VAR:default}`, which would read
-    compose.yaml's `${FUPIN_RULES_REGISTRY:-}` as the list [None]."""
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.yaml_implicit_resolvers = {
-        first: [(tag, pattern) for tag, pattern in resolvers if tag != "!env_var"]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
-    return yaml.load(text, Loader=Loader)
-
-
 # --- rendering -----------------------------------------------------------------------------
 
 def load_documents(text):
@@ -864,11 +848,27 @@ def config_problems():
 
 # --- compose -------------------------------------------------------------------------------
 
+def load_compose():
+    """deploy/compose.yaml as Compose reads it. Not yaml.safe_load: once nameko's config parser is
+    set up in the same process (any test that loads a service config), SafeLoader itself expands
+    `${VAR:-default}`, so `FUPIN_RULES: ${FUPIN_RULES_REGISTRY:-}` would read as [None]. This
+    loader has PyYAML's own implicit resolvers only."""
+    import yaml
+    import yaml.resolver
+
+    class ComposeLoader(yaml.SafeLoader):
+        yaml_implicit_resolvers = {
+            first: list(resolvers) for first, resolvers in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
+        }
+
+    return yaml.load((DEPLOY / "compose.yaml").read_text(encoding="utf-8"), Loader=ComposeLoader)
+
+
 def compose_problems():
     import jsonschema
 
     problems = []
-    compose = plain_yaml((DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
+    compose = load_compose()
     spec = json.loads((DEPLOY / "schemas" / "compose-spec.json").read_text(encoding="utf-8"))
     for error in jsonschema.Draft7Validator(spec).iter_errors(compose):
         where = ".".join(str(part) for part in error.path) or "(top)"

@@ -82,11 +82,12 @@ def main(argv=None):
     lines += [f"DB_PASSWORD_{c.upper()}={db[c]}" for c in validate.COMPONENTS]
     lines += [f"AMQP_PASSWORD_{c.upper()}={amqp[c]}" for c in validate.COMPONENTS]
     lines += [f"FUPIN_JWT_SECRET={secrets.token_hex(32)}", f"FUPIN_ADMIN_PASSWORD={policy_password()}",
-              f"FUPIN_AUDITOR_PASSWORD={policy_password()}", f"FUPIN_HOST={args.host}", "FUPIN_TLS_DIR=./tls"]
-    # the registry's keys for ID and phone numbers at rest (docs/security.md): keep a copy of
-    # FUPIN_PII_KEK offline, without it every ID number is lost
-    lines += [f"FUPIN_PII_KEK={base64.b64encode(os.urandom(32)).decode()}",
-              f"FUPIN_PII_HASH_KEY={base64.b64encode(os.urandom(32)).decode()}"]
+              f"FUPIN_AUDITOR_PASSWORD={policy_password()}",
+              # the registry's keys for ID and phone numbers (docs/security.md): keep a copy of the
+              # KEK offline, without it every ID number is lost
+              f"FUPIN_PII_KEK={base64.b64encode(os.urandom(32)).decode()}",
+              f"FUPIN_PII_HASH_KEY={base64.b64encode(os.urandom(32)).decode()}",
+              f"FUPIN_HOST={args.host}", "FUPIN_TLS_DIR=./tls"]
     lines += [f"FUPIN_RULES_{c.upper()}=" for c in validate.SERVICES if c != "assessment"]
     (args.out / "rabbitmq").mkdir(parents=True, exist_ok=True)
     definitions_file = args.out / "rabbitmq" / "definitions.json"
@@ -94,8 +95,8 @@ def main(argv=None):
     env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     env_file.chmod(0o600)
     definitions_file.chmod(0o644)  # read by the rabbitmq user in its container; hashes only
-    print(f"wrote {env_file} and {definitions_file}; the first admin's password is FUPIN_ADMIN_PASSWORD in it, "
-          "the auditor's FUPIN_AUDITOR_PASSWORD (give it to someone else); copy FUPIN_PII_KEK to offline custody")
+    print(f"wrote {env_file} and {definitions_file}; the first admin's password is FUPIN_ADMIN_PASSWORD in it.")
+    print("Keep a copy of FUPIN_PII_KEK offline (a safe, not this machine): without it every ID number is lost.")
 
 
 if __name__ == "__main__":
