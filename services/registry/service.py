@@ -9,35 +9,14 @@ from services.common.chassis import EventSourcedService, rebuild
 from services.common.rpc import rpc
 from services.common.db import Database
 from services.common.events import NewEvent, history_item
-from services.common.errors import NotFound, ValidationFailed
+from services.common.errors import NotFound
 from services.common.pagination import decode_cursor, page, page_limit
-from services.common.validation import validate
+from services.common.validation import arguments, validate, validate_filters
 
 from . import domain, personal_data, projections, schemas
 
 log = logging.getLogger(__name__)
 HOUSEHOLD = "household"
-LIST_FILTERS = ("village_id", "township_id", "status", "monitored")
-
-
-def _year(value):
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValidationFailed("year must be a year", {"year": ["not an integer"]}) from None
-
-
-def _boolean(value, name):
-    if isinstance(value, bool):
-        return value
-    if str(value).lower() in ("true", "1", "yes"):
-        return True
-    if str(value).lower() in ("false", "0", "no"):
-        return False
-    raise ValidationFailed(f"{name} must be true or false", {name: ["not a boolean"]})
-
 
 
 def _member_result(state, person_id, stored):
@@ -267,15 +246,7 @@ class RegistryService(EventSourcedService):
 
     @rpc
     def list_households(self, filters=None, limit=None, cursor=None, reveal_personal_data=False):
-        filters = {name: value for name, value in (filters or {}).items() if value not in (None, "")}
-        unknown = sorted(set(filters) - set(LIST_FILTERS))
-        if unknown:
-            raise ValidationFailed("unknown filters", {name: ["unknown filter"] for name in unknown})
-        if "status" in filters and filters["status"] not in domain.STATUSES:
-            raise ValidationFailed("unknown status", {"status": [f"one of {', '.join(domain.STATUSES)}"]})
-        if "monitored" in filters:
-            filters["monitored"] = _boolean(filters["monitored"], "monitored")
-        limit = page_limit(limit)
+        filters, limit = validate_filters(schemas.HouseholdFilters(), filters), page_limit(limit)
         with self.db.new_session() as session:
             rows = projections.list_households(session, filters, limit, decode_cursor(cursor))
         if not reveal_personal_data:
@@ -309,7 +280,7 @@ class RegistryService(EventSourcedService):
 
     @rpc
     def village_statistics(self, village_id, year):
-        year = _year(year)
+        year = arguments(schemas.YearQuery(), year=year)["year"]
         village = self.get_village(village_id)
         with self.db.new_session() as session:
             facts, exits, compliant = projections.statistics_facts(session, "village_id", village_id, year)
@@ -318,7 +289,7 @@ class RegistryService(EventSourcedService):
 
     @rpc
     def township_statistics(self, township_id, year):
-        year = _year(year)
+        year = arguments(schemas.YearQuery(), year=year)["year"]
         self.get_township(township_id)
         with self.db.new_session() as session:
             facts, exits, compliant = projections.statistics_facts(session, "township_id", township_id, year)

@@ -95,16 +95,17 @@ def test_openapi_health_and_metrics(gateway):
 
 
 def test_post_users_with_one_idempotency_key_creates_one_user(gateway):
-    admin = token_for(gateway, "admin", ADMIN_PASSWORD).json()["access_token"]
-    headers = {"Authorization": f"Bearer {admin}", "Idempotency-Key": "create-clerk-1"}
-    body = {"username": "clerk-once", "password": "clerk-pw-123", "role": "leading_group"}
-    first = requests.post(f"{gateway}/api/v1/users", headers=headers, json=body)
-    again = requests.post(f"{gateway}/api/v1/users", headers=headers, json=body)  # a client's retry
+    def post(key):  # a fresh token each time: this module's tokens live 2 s
+        admin = token_for(gateway, "admin", ADMIN_PASSWORD).json()["access_token"]
+        return requests.post(f"{gateway}/api/v1/users", json=body,
+                             headers={"Authorization": f"Bearer {admin}", "Idempotency-Key": key})
+
+    body = {"username": "clerk-once", "password": "Clerk-pw-12345", "role": "leading_group"}
+    first = post("create-clerk-1")
+    again = post("create-clerk-1")  # a client's retry
     assert first.status_code == again.status_code == 201, again.text
     assert again.json() == first.json()
-    other_key = requests.post(f"{gateway}/api/v1/users", json=body,
-                              headers={**headers, "Idempotency-Key": "create-clerk-2"})
-    assert other_key.status_code == 409  # a new request for the same name is still a duplicate
+    assert post("create-clerk-2").status_code == 409  # a new request for the same name is still a duplicate
 
 
 def test_a_service_nobody_consumes_is_a_fast_503_with_retry_after(gateway):
