@@ -175,11 +175,12 @@ def create_user(session: Session, username: str, password: str, role: str, scope
     if exists:
         raise Conflict("a user with this username exists", {"username": username})
     user_id = str(uuid.uuid4())
+    password_hash = _hasher.hash(password)
     session.execute(users.insert().values(
-        user_id=user_id, username=username, password_hash=_hasher.hash(password),
+        user_id=user_id, username=username, password_hash=password_hash,
         role=role, scope=scope, active=True, password_changed_at=_now(),
     ))
-    session.execute(password_history.insert().values(user_id=user_id, password_hash=_hasher.hash(password)))
+    session.execute(password_history.insert().values(user_id=user_id, password_hash=password_hash))
     return {"user_id": user_id, "username": username, "role": role, "scope": scope}
 
 
