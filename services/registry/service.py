@@ -56,6 +56,8 @@ class RegistryService(EventSourcedService):
     name = "registry"
     projections = projections
     rules_class = domain.Rules
+    owners = {"household": (projections.households, "household_id", ("township_id",)),
+              "village": (projections.villages, "village_id", ("township_id",))}
     personal_data_keys = PersonalDataKeys()
 
     # --- townships and villages ------------------------------------------------------------------

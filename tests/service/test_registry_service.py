@@ -331,3 +331,12 @@ def test_read_models_rebuild_to_the_same_answers(rpc):
     assert after == before
     with pytest.raises(Conflict):  # the living ID number table was rebuilt too
         member(rpc, household(rpc, "2"))
+
+
+def test_scope_checks_read_the_township_of_a_household_or_village_from_one_row(rpc):
+    county(rpc)
+    household_id = household(rpc, village_id="V3")
+    assert rpc.owner("household", household_id) == {"household_id": household_id, "township_id": "T2"}
+    assert rpc.owner("village", "V1") == {"village_id": "V1", "township_id": "T1"}
+    with pytest.raises(NotFound):
+        rpc.owner("household", "no-such-household")
