@@ -8,7 +8,6 @@ from nameko.rpc import rpc
 from services.common.chassis import EventSourcedService
 from services.common.events import history_item
 from services.common.commands import fold
-from services.common.config import rules_from_config
 from services.common.errors import NotFound, ValidationFailed
 from services.common.pagination import decode_cursor, page, page_limit
 from services.common.validation import parse_date, validate
@@ -32,9 +31,7 @@ class ProjectsService(EventSourcedService):
     name = "projects"
     projections = projections
 
-    @property
-    def rules(self):
-        return rules_from_config(self.config, domain.Rules)
+    rules_class = domain.Rules  # this service's section of the county rulebook
 
     def _run(self, command_name, data, context, decide):
         command = validate(schemas.COMMAND_SCHEMAS[command_name](), data)
@@ -149,7 +146,7 @@ class ProjectsService(EventSourcedService):
         plan_year, as_of = _plan_year(plan_year), parse_date(as_of, "as_of")
         with self.db.new_session() as session:
             facts, movements = projections.department_facts(session, department, plan_year)
-        return domain.department_statistics(department, plan_year, as_of, facts, movements, self.rules)
+        return domain.department_statistics(department, plan_year, as_of, facts, movements, self.rules_on(as_of))
 
     @rpc
     def village_infrastructure(self, village_id):

@@ -6,7 +6,6 @@ from nameko.rpc import rpc
 
 from services.common.chassis import EventSourcedService
 from services.common.commands import fold
-from services.common.config import rules_from_config
 from services.common.errors import NotFound, ValidationFailed
 from services.common.events import history_item
 from services.common.pagination import decode_cursor, page, page_limit
@@ -23,9 +22,7 @@ class SupervisionService(EventSourcedService):
     name = "supervision"
     projections = projections
 
-    @property
-    def rules(self):
-        return rules_from_config(self.config, domain.Rules)
+    rules_class = domain.Rules  # this service's section of the county rulebook
 
     def now(self):
         """County time now: config NOW (tests, replays) or the machine's clock."""
@@ -36,7 +33,7 @@ class SupervisionService(EventSourcedService):
                 return domain.county_time(datetime.fromisoformat(str(value)), rules)
             except ValueError:
                 raise ValidationFailed("NOW must be an ISO date-time", {"NOW": ["not a date-time"]}) from None
-        return datetime.now(rules.zone)
+        return self.clock.now()
 
     def _as_of(self, as_of):
         """A query's as-of moment: a date means the end of that county day; default now."""
