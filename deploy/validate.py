@@ -33,13 +33,29 @@ from pathlib import Path
 DEPLOY = Path(__file__).resolve().parent
 REPO = DEPLOY.parent
 K8S = DEPLOY / "k8s"
-TREES = ("base", "overlays/dev", "overlays/prod")
-EXAMPLES = ("examples/restore-cluster.yaml",)
+TREES = ("base", "overlays/dev", "overlays/prod", "examples/county")
+EXAMPLES = ("examples/restore-cluster.yaml", "examples/cluster-issuer.yaml", "examples/cluster-secret-store.yaml")
 # CloudNativePG 1.30 supports Kubernetes 1.34 to 1.36: the oldest and the newest are checked.
 KUBERNETES_VERSIONS = ("1.34.0", "1.36.0")
 
-SERVICES = ("registry", "assistance", "projects", "credit", "assessment")
+def cli_constant(name):
+    """A literal of fupin/cli.py (SERVICES, PORTS), the one place the local runner and these
+    manifests agree on: a service added there is expected here too."""
+    import ast as _ast
+
+    tree = _ast.parse((REPO / "fupin" / "cli.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, _ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+            return _ast.literal_eval(node.value)
+    raise LookupError(f"fupin/cli.py no longer defines {name}")
+
+
+SERVICES = tuple(cli_constant("SERVICES"))
 COMPONENTS = SERVICES + ("gateway",)
+RABBITMQ_VHOST = "fupin"
+# Secrets an ExternalSecret or an operator makes, besides the CloudNativePG and RabbitMQ ones below:
+# the messaging topology operator writes `<User>-user-credentials` (internal/controller/user_controller.go).
+TOPOLOGY_USER_SECRET_KEYS = {"username", "password"}
 IMAGE = "python:3.11.14-slim-bookworm"  # a patch release on a named Debian: rebuilds are repeatable
 # The versions this validation was written and proven with.
 TOOL_PINS = (
@@ -103,6 +119,9 @@ def load_documents(text):
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    # kubectl writes a lone `=` unquoted (an AlertmanagerConfig matchType), which PyYAML reads as
+    # YAML 1.1's "value" tag and cannot construct: it is the string "=".
+    loader.add_constructor("tag:yaml.org,2002:value", loader.construct_scalar)
     return [doc for doc in yaml.load_all(text, Loader=loader) if doc]
 
 
@@ -235,11 +254,7 @@ def metadata_problems(obj):
 @cache
 def component_ports():
     """PORTS from fupin/cli.py, the one place the local runner and these manifests agree on."""
-    tree = ast.parse((REPO / "fupin" / "cli.py").read_text(encoding="utf-8"))
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "PORTS" for t in node.targets):
-            return ast.literal_eval(node.value)
-    raise LookupError("fupin/cli.py no longer defines PORTS")
+    return cli_constant("PORTS")
 
 
 def component_command(component):
@@ -299,9 +314,19 @@ def operator_secrets(objects):
     """Secret name -> keys, for the Secrets the operators will create for these objects."""
     secrets = {}
     for cluster in of_kind(objects, "Cluster"):
-        secrets[f"{cluster['metadata']['name']}-app"] = CNPG_APP_SECRET_KEYS
+        if not cluster["spec"].get("bootstrap", {}).get("initdb", {}).get("secret"):
+            secrets[f"{cluster['metadata']['name']}-app"] = CNPG_APP_SECRET_KEYS
     for rabbit in of_kind(objects, "RabbitmqCluster"):
         secrets[f"{rabbit['metadata']['name']}-default-user"] = RABBITMQ_DEFAULT_USER_SECRET_KEYS
+    for user in of_kind(objects, "User"):
+        if not user["spec"].get("importCredentialsSecret"):
+            secrets[f"{user['metadata']['name']}-user-credentials"] = TOPOLOGY_USER_SECRET_KEYS
+    for external in of_kind(objects, "ExternalSecret"):
+        target = external["spec"].get("target", {})
+        keys = set(target.get("template", {}).get("data", {})) or {
+            item["secretKey"] for item in external["spec"].get("data", [])
+        }
+        secrets[target.get("name", external["metadata"]["name"])] = keys
     return secrets
 
 
@@ -363,6 +388,10 @@ def pod_reference_problems(objects):
                         problems.append(f"{describe(owner)}: ConfigMap {name} is not defined")
                     defined |= set(config_maps.get(name, {}))
             for variable in container.get("env", []):
+                key_ref = variable.get("valueFrom", {}).get("configMapKeyRef")
+                if key_ref and key_ref["key"] not in config_maps.get(key_ref["name"], {}):
+                    problems.append(f"{describe(owner)}: {variable['name']}: ConfigMap {key_ref['name']} "
+                                    f"has no key {key_ref['key']!r}")
                 for reference in ENV_REFERENCE.findall(variable.get("value", "")):
                     if reference not in defined:
                         problems.append(
@@ -465,6 +494,154 @@ def env_of(container):
     return {v["name"]: v for v in container.get("env", [])}
 
 
+# --- least privilege: a PostgreSQL role and a RabbitMQ user per process ----------------------
+
+def component_source(component):
+    module, _ = component_module(component)
+    return REPO / (module.replace(".", "/") + ".py")
+
+
+def event_sources(component):
+    """The services whose events this one handles (`@event_handler("registry", ...)`)."""
+    text = component_source(component).read_text(encoding="utf-8")
+    return sorted(set(re.findall(r"""@event_handler\(\s*["'](\w+)["']""", text)))
+
+
+def rpc_callees(component):
+    """The services this one calls: its RpcProxy dependencies, the sources its catch-up asks for
+    `events_since` (a standalone proxy), and itself (`fupin rebuild` runs in its container)."""
+    text = component_source(component).read_text(encoding="utf-8")
+    proxies = set(re.findall(r"""RpcProxy\(\s*["'](\w+)["']""", text))
+    return sorted(proxies | set(event_sources(component)) | ({component} if component in SERVICES else set()))
+
+
+# nameko 2.14's names (nameko/rpc.py, nameko/events.py, nameko/standalone/rpc.py): the RPC
+# exchange, `rpc-<service>`, `rpc.reply-<service>-<uuid4>` (reply routing key = the uuid4),
+# `<service>.events`, `evt-<source>-<event type>--<service>.<method>`.
+UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def _one_of(names):
+    return "^(" + "|".join(names) + ")$"
+
+
+def rabbitmq_permissions(component):
+    """configure/write/read regular expressions that let a process declare, publish to and
+    consume from its own queues and exchanges and bind to its sources' events, and nothing else."""
+    sources = event_sources(component)
+    queues = [f"rpc-{component}", rf"rpc\.reply-{component}-{UUID}", rf"rpc\.reply-standalone_rpc_proxy-{UUID}"]
+    queues += [rf"evt-{source}-.+--{component}\..+" for source in sources]
+    own_exchanges = ["nameko-rpc", rf"{component}\.events"]
+    source_exchanges = [rf"{source}\.events" for source in sources]
+    return {
+        "configure": _one_of(own_exchanges + source_exchanges + queues),  # declare
+        "write": _one_of(own_exchanges + queues),  # publish to an exchange; bind a queue
+        "read": _one_of(["nameko-rpc"] + source_exchanges + queues),  # bind from an exchange; consume
+    }
+
+
+def rabbitmq_topic_permissions(component):
+    """On the shared topic exchange nameko-rpc: publish only calls to the services it calls and
+    replies (to a uuid4), bind only its own `<service>.*` and its reply queues."""
+    return {
+        "exchange": "nameko-rpc",
+        "write": _one_of([UUID] + [rf"{callee}\..+" for callee in rpc_callees(component)]),
+        "read": _one_of([UUID, rf"{component}\.\*"]),
+    }
+
+
+def write_permissions(path=None):
+    """Rewrite the Permission and TopicPermission rules in k8s/base/rabbitmq.yaml from the code
+    (`deploy/validate.py --write-permissions`, after a service starts calling or listening to
+    another one). Returns the names whose rules changed."""
+    path = path or K8S / "base" / "rabbitmq.yaml"
+    text = path.read_text(encoding="utf-8")
+    changed = []
+    for component in COMPONENTS:
+        for kind, rules in (("Permission", rabbitmq_permissions(component)),
+                            ("TopicPermission", rabbitmq_topic_permissions(component))):
+            block = re.search(rf"kind: {kind}\nmetadata:\n  name: fupin-{component}\n.*?(?=\n---|\Z)", text, re.S)
+            if block is None:
+                raise LookupError(f"{path.name} has no {kind} fupin-{component}")
+            updated = block.group(0)
+            for rule, value in rules.items():
+                if rule != "exchange":
+                    quoted = "'" + value.replace("'", "''") + "'"
+                    updated = re.sub(rf"(\n    {rule}: ).*", lambda m, q=quoted: m.group(1) + q, updated)
+            if updated != block.group(0):
+                changed.append(f"{kind}/fupin-{component}")
+                text = text.replace(block.group(0), updated)
+    path.write_text(text, encoding="utf-8")
+    return changed
+
+
+def privilege_problems(objects):
+    """Each process connects as its own PostgreSQL role, which owns its own database and no
+    other, and as its own RabbitMQ user, limited to its queues and exchanges in the vhost whose
+    default queue type is quorum."""
+    problems = []
+    databases = {d["spec"]["name"]: d["spec"]["owner"] for d in of_kind(objects, "Database")}
+    roles = set()
+    for cluster in of_kind(objects, "Cluster"):
+        initdb = cluster["spec"].get("bootstrap", {}).get("initdb", {})
+        if initdb.get("owner"):
+            roles.add(initdb["owner"])
+            databases.setdefault(initdb.get("database", "app"), initdb["owner"])
+        managed = cluster["spec"].get("managed", {}).get("roles", [])
+        roles |= {role["name"] for role in managed if role.get("ensure", "present") == "present"}
+        for role in managed:
+            if role.get("superuser") or role.get("createdb") or role.get("createrole") or role.get("replication"):
+                problems.append(f"{describe(cluster)}: managed role {role['name']} has more than it needs")
+            if not role.get("passwordSecret") or not role.get("login"):
+                problems.append(f"{describe(cluster)}: managed role {role['name']} needs login and a passwordSecret")
+    owned = Counter(databases.values())
+    vhosts = {v["spec"]["name"]: v for v in of_kind(objects, "Vhost")}
+    if vhosts.get(RABBITMQ_VHOST, {}).get("spec", {}).get("defaultQueueType") != "quorum":
+        problems.append(f"no Vhost {RABBITMQ_VHOST} with defaultQueueType quorum (nameko's queues would be classic)")
+    permissions = {p["spec"].get("userReference", {}).get("name"): p["spec"] for p in of_kind(objects, "Permission")}
+    topic_permissions = {p["spec"].get("userReference", {}).get("name"): p["spec"]
+                         for p in of_kind(objects, "TopicPermission")}
+    for owner, spec, _ in pod_templates(objects):
+        container = spec["containers"][0]
+        env = env_of(container)
+        urls = {name: v.get("value", "") for name, v in env.items() if name.endswith("DATABASE_URL")}
+        for name, url in urls.items():
+            where = f"{describe(owner)} {name}"
+            database = url.rsplit("/", 1)[-1]
+            component = database.removeprefix("fupin_")
+            user_variable = re.match(r"postgresql://\$\((\w+)\)", url)
+            secret = env.get(user_variable.group(1), {}).get("valueFrom", {}).get("secretKeyRef", {}) \
+                if user_variable else {}
+            if secret.get("name") != f"fupin-db-{component}" or secret.get("key") != "username":
+                problems.append(f"{where}: must connect as its own role, from Secret fupin-db-{component}")
+            if databases.get(database) != f"fupin_{component}":
+                problems.append(f"{where}: database {database} must be owned by role fupin_{component}")
+        if owner["kind"] != "Deployment":
+            continue
+        component = owner["metadata"]["name"].removeprefix("fupin-")
+        uri = env.get("AMQP_URI", {}).get("value", "")
+        if not uri.endswith(f"/{RABBITMQ_VHOST}"):
+            problems.append(f"{describe(owner)}: AMQP_URI must name vhost {RABBITMQ_VHOST}")
+        user = env.get("AMQP_USER", {}).get("valueFrom", {}).get("secretKeyRef", {}).get("name")
+        if user != f"fupin-{component}-user-credentials" or "$(AMQP_USER)" not in uri:
+            problems.append(f"{describe(owner)}: must connect to RabbitMQ as its own User fupin-{component}")
+        if named(objects, "User", f"fupin-{component}") is None:
+            problems.append(f"no RabbitMQ User fupin-{component}")
+        granted = permissions.get(f"fupin-{component}")
+        if granted is None or granted.get("vhost") != RABBITMQ_VHOST \
+                or granted["permissions"] != rabbitmq_permissions(component):
+            problems.append(f"Permission for fupin-{component} must be {rabbitmq_permissions(component)} "
+                            f"on vhost {RABBITMQ_VHOST}, found {granted and granted.get('permissions')}")
+        topic = topic_permissions.get(f"fupin-{component}")
+        if topic is None or topic["permissions"] != rabbitmq_topic_permissions(component):
+            problems.append(f"TopicPermission for fupin-{component} must be {rabbitmq_topic_permissions(component)}, "
+                            f"found {topic and topic['permissions']}")
+    for role in sorted(roles):
+        if owned[role] != 1:
+            problems.append(f"PostgreSQL role {role} owns {owned[role]} databases; each role owns exactly its own")
+    return problems
+
+
 def process_problems(objects):
     """Each component's Deployment runs the right class on its port, with probes, a PDB and a
     monitor; the gateway is autoscaled and reachable; the migration Job migrates every database;
@@ -496,8 +673,6 @@ def deployment_problems(objects, component):
     for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         if container.get(probe, {}).get("httpGet") != {"path": path, "port": "http"}:
             problems.append(f"{where}: {probe} must GET {path} on port http")
-    if env.get("AMQP_URI", {}).get("valueFrom", {}).get("secretKeyRef", {}).get("key") != "connection_string":
-        problems.append(f"{where}: AMQP_URI must come from the RabbitMQ operator's connection_string")
     if not env.get("DATABASE_URL", {}).get("value", "").endswith(f"/fupin_{component}"):
         problems.append(f"{where}: DATABASE_URL must name database fupin_{component}")
     if f"fupin_{component}" not in {d["spec"]["name"] for d in of_kind(objects, "Database")}:
@@ -517,9 +692,15 @@ def gateway_problems(objects):
     gateway = named(objects, "Deployment", "fupin-gateway")
     if gateway is not None:
         env = env_of(gateway["spec"]["template"]["spec"]["containers"][0])
-        for variable in ("FUPIN_JWT_SECRET", "FUPIN_ADMIN_PASSWORD"):
+        for variable in ("FUPIN_JWT_SECRET", "FUPIN_ADMIN_PASSWORD", "FUPIN_AUDITOR_PASSWORD"):
             if "secretKeyRef" not in env.get(variable, {}).get("valueFrom", {}):
                 problems.append(f"Deployment/fupin-gateway: {variable} must come from a Secret")
+    registry = named(objects, "Deployment", "fupin-registry")
+    if registry is not None:
+        env = env_of(registry["spec"]["template"]["spec"]["containers"][0])
+        for variable in ("FUPIN_PII_KEK", "FUPIN_PII_HASH_KEY"):  # personal data at rest (docs/security.md)
+            if "secretKeyRef" not in env.get(variable, {}).get("valueFrom", {}):
+                problems.append(f"Deployment/fupin-registry: {variable} must come from a Secret")
     autoscaled = [a["spec"]["scaleTargetRef"]["name"] for a in of_kind(objects, "HorizontalPodAutoscaler")]
     if "fupin-gateway" not in autoscaled:
         problems.append("no HorizontalPodAutoscaler scales the gateway")
@@ -625,6 +806,7 @@ def tree_problems(tree, objects):
         problems += schema_problems(obj)
     problems += reference_problems(objects)
     problems += process_problems(objects)
+    problems += privilege_problems(objects)
     problems += network_problems(objects)
     problems += alert_problems(objects)
     return [f"deploy/k8s/{tree}: {problem}" for problem in problems]
@@ -681,7 +863,7 @@ def compose_problems():
     if required - offered:
         problems.append(f"deploy/.env.example does not offer {sorted(required - offered)}, which compose requires")
     services = compose.get("services", {})
-    expected = {"rabbitmq", "postgres", "migrate", *COMPONENTS}
+    expected = {"rabbitmq", "postgres", "migrate", "proxy", *COMPONENTS}
     if set(services) != expected:
         problems.append(f"deploy/compose.yaml: services are {sorted(services)}, expected {sorted(expected)}")
         return problems
@@ -696,10 +878,12 @@ def compose_problems():
             problems.append(f"{where}: command should be {component_command(component)}")
         if environment.get("WEB_SERVER_ADDRESS") != f"0.0.0.0:{ports[component]}":
             problems.append(f"{where}: WEB_SERVER_ADDRESS should be 0.0.0.0:{ports[component]}")
-        if not str(environment.get("DATABASE_URL", "")).endswith(f"/fupin_{component}"):
-            problems.append(f"{where}: DATABASE_URL should name fupin_{component}")
-        if "AMQP_URI" not in environment:
-            problems.append(f"{where}: AMQP_URI is not set")
+        database_url = str(environment.get("DATABASE_URL", ""))
+        if not (database_url.endswith(f"/fupin_{component}") and database_url.startswith(f"postgresql://fupin_{component}:")):
+            problems.append(f"{where}: DATABASE_URL should name fupin_{component}, as its own role fupin_{component}")
+        amqp_uri = str(environment.get("AMQP_URI", ""))
+        if not (amqp_uri.startswith(f"amqp://fupin_{component}:") and amqp_uri.endswith(f"/{RABBITMQ_VHOST}")):
+            problems.append(f"{where}: AMQP_URI should be its own user fupin_{component} on vhost {RABBITMQ_VHOST}")
         if f"127.0.0.1:{ports[component]}/readyz" not in " ".join(service.get("healthcheck", {}).get("test", [])):
             problems.append(f"{where}: the healthcheck should ask /readyz on port {ports[component]}")
         if service.get("depends_on", {}).get("migrate", {}).get("condition") != "service_completed_successfully":
@@ -707,16 +891,48 @@ def compose_problems():
         if not service.get("read_only"):
             problems.append(f"{where}: the root filesystem should be read-only")
     gateway_environment = services["gateway"].get("environment", {})
-    for variable in ("FUPIN_JWT_SECRET", "FUPIN_ADMIN_PASSWORD"):
+    for variable in ("FUPIN_JWT_SECRET", "FUPIN_ADMIN_PASSWORD", "FUPIN_AUDITOR_PASSWORD"):
         if variable not in gateway_environment:
             problems.append(f"deploy/compose.yaml: gateway: {variable} is not set")
+    for variable in ("FUPIN_PII_KEK", "FUPIN_PII_HASH_KEY"):
+        if variable not in services["registry"].get("environment", {}):
+            problems.append(f"deploy/compose.yaml: registry: {variable} is not set")
+    problems += proxy_problems(services)
     migrate = services["migrate"]
     if migrate.get("command") != ["fupin", "migrate"]:
         problems.append("deploy/compose.yaml: migrate should run ['fupin', 'migrate']")
     for component in COMPONENTS:
         variable = f"{component.upper()}_DATABASE_URL"
-        if not str(migrate.get("environment", {}).get(variable, "")).endswith(f"/fupin_{component}"):
-            problems.append(f"deploy/compose.yaml: migrate: {variable} should name fupin_{component}")
+        url = str(migrate.get("environment", {}).get(variable, ""))
+        if not (url.endswith(f"/fupin_{component}") and url.startswith(f"postgresql://fupin_{component}:")):
+            problems.append(f"deploy/compose.yaml: migrate: {variable} should name fupin_{component}, as its owner")
+    return problems
+
+
+def proxy_problems(services):
+    """The one machine's TLS proxy (deploy/Caddyfile) publishes what the Ingress publishes, to
+    the gateway's port, with room for XLSX imports, and hands the gateway the client's address in
+    the header the gateway throttles logins by."""
+    problems = []
+    proxy, gateway = services["proxy"], services["gateway"]
+    caddyfile = (DEPLOY / "Caddyfile").read_text(encoding="utf-8")
+    lines = [line.split("#")[0].strip() for line in caddyfile.splitlines()]
+    if "./Caddyfile:/etc/caddy/Caddyfile:ro" not in proxy.get("volumes", []):
+        problems.append("deploy/compose.yaml: proxy must mount deploy/Caddyfile")
+    if not {"443:443"} <= set(proxy.get("ports", [])) or not all(str(port).startswith("127.0.0.1:") for port in gateway.get("ports", [])):
+        problems.append("deploy/compose.yaml: the network reaches 443 on the proxy; the gateway only on this machine")
+    if f"reverse_proxy gateway:{component_ports()['gateway']} {{" not in lines:
+        problems.append("deploy/Caddyfile: must reverse_proxy to gateway:" + str(component_ports()["gateway"]))
+    published = next((line.split()[2:] for line in lines if line.startswith("@published path ")), [])
+    if sorted(published) != ["/api/v1", "/api/v1/*", "/ui", "/ui/*"]:
+        problems.append(f"deploy/Caddyfile: publishes {published}; the Ingress publishes /api/v1 and /ui only")
+    size = next((line.split()[1] for line in lines if line.startswith("max_size ")), "0MB")
+    if not (size.endswith("MB") and int(size[:-2]) >= 20):
+        problems.append(f"deploy/Caddyfile: request bodies up to {size}; XLSX imports need 20MB")
+    header = gateway.get("environment", {}).get("FUPIN_CLIENT_ADDRESS_HEADER")
+    if not header or f"header_up {header} {{remote_host}}" not in lines:
+        problems.append("deploy/compose.yaml: the gateway's FUPIN_CLIENT_ADDRESS_HEADER must be the header "
+                        "the proxy sets to the client's address (header_up ... {remote_host})")
     return problems
 
 
@@ -750,9 +966,16 @@ def dockerfile_problems():
     return problems
 
 
+SCRIPTS = (K8S / "rollout.sh", K8S / "install-operators.sh", DEPLOY / "one-machine" / "fupin-backup.sh", REPO / "scripts" / "kind-smoke.sh")
+
+
 def script_problems():
-    result = subprocess.run(["bash", "-n", str(K8S / "rollout.sh")], capture_output=True, text=True)
-    return [f"deploy/k8s/rollout.sh: {result.stderr.strip()}"] if result.returncode else []
+    problems = []
+    for script in SCRIPTS:
+        result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+        if result.returncode:
+            problems.append(f"{script.relative_to(REPO)}: {result.stderr.strip()}")
+    return problems
 
 
 def yaml_files():
@@ -812,6 +1035,9 @@ def run():
 
 
 def main():
+    if sys.argv[1:] == ["--write-permissions"]:
+        print("rewrote: " + (", ".join(write_permissions()) or "nothing, all as the code needs"))
+        return 0
     try:
         report = run()
     except MissingTool as error:

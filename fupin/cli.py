@@ -47,7 +47,8 @@ def process_env(component):
         WEB_SERVER_ADDRESS=f"127.0.0.1:{PORTS[component]}",
         PYTHONPATH=str(REPO_ROOT),
     )
-    env.setdefault("FUPIN_ADMIN_PASSWORD", "fupin-admin")
+    env.setdefault("FUPIN_ADMIN_PASSWORD", "fupin-admin")  # refused outside development (gateway/auth.py)
+    env.setdefault("FUPIN_AUDITOR_PASSWORD", "fupin-auditor")
     env.setdefault("FUPIN_JWT_SECRET", "local-development-only-secret")
     return env
 
@@ -276,3 +277,41 @@ def demo(households, cadres, seed, fresh):
 
 if __name__ == "__main__":
     main()
+
+
+@main.group()
+def audit():
+    """The gateway's audit trail (append-only, chained by hash; docs/security.md)."""
+
+
+@audit.command("verify")
+@click.option("--database-url", default=None, help="the gateway database (default: GATEWAY_DATABASE_URL or local)")
+def audit_verify(**kwargs):
+    """Recompute the hash chain; report the first broken link (exit 1) or that it is intact."""
+    from sqlalchemy import create_engine
+
+    from gateway.audit import verify_chain
+
+    url = kwargs.get("database_url") or database_url("gateway")
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            checked, broken = verify_chain(conn)
+    finally:
+        engine.dispose()
+    if broken:
+        click.echo(f"✗ the audit chain is broken at audit_id {broken['audit_id']}: {broken['reason']} "
+                   f"({checked} rows before it are intact)")
+        sys.exit(1)
+    click.echo(f"✓ {checked} audit rows, the chain is intact")
+
+
+@main.command("rewrap-keys")
+def rewrap_keys():
+    """After a KEK rotation (FUPIN_PII_KEK new, the old one in FUPIN_PII_KEK_PREVIOUS): wrap every
+    household's data key with the new KEK, so the old one can be dropped (the registry must run)."""
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    with ClusterRpcProxy({"AMQP_URI": os.environ.get("AMQP_URI", DEFAULT_AMQP)}, timeout=3600) as cluster:
+        result = cluster.registry.rewrap_household_keys()
+    click.echo(f"rewrapped {result['rewrapped']} household data keys with the key-encryption key {result['kek_id']}")

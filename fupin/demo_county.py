@@ -86,34 +86,75 @@ class County:
 
 
 def generate(seed=2023, households=389, cadres=100, people=None):
-    rng = random.Random(seed)
     people = people or max(households, round(households * 1045 / 389))
-    county = County(townships=[t for t, _ in TOWNSHIPS])
-    steps = county.steps
+    draft = Draft(rng=random.Random(seed), county=County(townships=[t for t, _ in TOWNSHIPS]),
+                  households=households, cadres=cadres, people=people)
+    for section in SECTIONS:
+        section(draft)
+    county = draft.county
+    county.summary = {
+        "townships": len(TOWNSHIPS), "villages": len(VILLAGES), "poor_villages": sum(1 for v in VILLAGES if v[3]),
+        "households": households, "people": people, "units": len(UNITS), "cadres": cadres,
+        **draft.counts, "requests": sum(len(requests) for _, _, requests in county.steps),
+    }
+    return county
 
-    # -- the county itself (admin) -------------------------------------------------------------
-    steps.append(("townships", "admin",
-                  [("POST", "/api/v1/townships", {"township_id": t, "name": n}, None) for t, n in TOWNSHIPS]))
-    steps.append(("villages", "admin",
-                  [("POST", "/api/v1/villages", {"village_id": v, "township_id": t, "name": n, "poor_village": p}, None)
-                     for v, t, n, p in VILLAGES]))
+
+@dataclass
+class Draft:
+    """A county being drawn. The sections run in `SECTIONS` order and draw from one random stream,
+    so a section added at the end leaves every earlier request as it was; what a later section
+    needs from an earlier one (the households, the cadres, the pairings) is kept here."""
+    rng: random.Random
+    county: County
+    households: int
+    cadres: int
+    people: int
+    household_refs: list = field(default_factory=list)  # (ref, village_id, township_id, [labour of each member])
+    cadre_rows: list = field(default_factory=list)  # (cadre_id, unit_id, rank)
+    pair_of: dict = field(default_factory=dict)  # household ref -> cadre_id
+    counts: dict = field(default_factory=dict)  # figures for the summary, by the section that knows them
+
+    @property
+    def scale(self):
+        return self.households / 389
+
+    def step(self, title, sender, requests):
+        self.county.steps.append((title, sender, requests))
+
+    def person_name(self, surname=None):
+        rng = self.rng
+        return (surname or rng.choice(SURNAMES)) + rng.choice(GIVEN) + rng.choice(GIVEN)
+
+
+def unit_of_village(n):
+    """The unit the n-th village is assigned to (round robin over the units)."""
+    return UNITS[n % len(UNITS)][0]
+
+
+# -- the county itself (admin) -------------------------------------------------------------------------
+def county_and_users(draft):
+    draft.step("townships", "admin",
+               [("POST", "/api/v1/townships", {"township_id": t, "name": n}, None) for t, n in TOWNSHIPS])
+    draft.step("villages", "admin",
+               [("POST", "/api/v1/villages", {"village_id": v, "township_id": t, "name": n, "poor_village": p}, None)
+                for v, t, n, p in VILLAGES])
+    users = draft.county.users
     for township_id, _ in TOWNSHIPS:
-        county.users.append((f"station-{township_id.lower()}", "township", {"township_id": township_id}))
+        users.append((f"station-{township_id.lower()}", "township", {"township_id": township_id}))
     for department in ("transport", "water", "power"):
-        county.users.append((f"dept-{department}", "department", {"department": department}))
-    county.users += [("credit-union", "credit_union", {}), ("leading-group", "leading_group", {}),
-                     ("inspector", "inspector", {})]
+        users.append((f"dept-{department}", "department", {"department": department}))
+    users += [("credit-union", "credit_union", {}), ("leading-group", "leading_group", {}), ("inspector", "inspector", {})]
 
-    # -- households, by the township stations ----------------------------------------------------
-    villages_by_township = {}
-    for v, t, _, _ in VILLAGES:
-        villages_by_township.setdefault(t, []).append(v)
-    sizes = split_sizes(rng, people, households)
+
+# -- households, by the township stations ---------------------------------------------------------------
+def household_register(draft):
+    rng = draft.rng
+    sizes = split_sizes(rng, draft.people, draft.households)
     sequence = 0
-    household_refs = []  # (ref, village_id, township_id, members)
     station_requests = {t: [] for t, _ in TOWNSHIPS}
     for n, size in enumerate(sizes):
-        village_id, township_id, _, poor_village = VILLAGES[n % len(VILLAGES)] if n < len(VILLAGES) else rng.choice(VILLAGES)
+        village_id, township_id, _, _ = VILLAGES[n % len(VILLAGES)] if n < len(VILLAGES) else rng.choice(VILLAGES)
         ref = f"hh{n:04d}"
         surname = rng.choice(SURNAMES)
         head_birth = date(rng.randint(1950, 1990), rng.randint(1, 12), rng.randint(1, 28))
@@ -125,34 +166,43 @@ def generate(seed=2023, households=389, cadres=100, people=None):
         members = []
         for m in range(size):
             sequence += 1
-            if m == 0:
-                name, birth, relation, female = head_name, head_birth, "head", rng.random() < 0.2
-            else:
-                relation = "spouse" if m == 1 else rng.choice(("child", "child", "parent", "grandchild"))
-                offset = {"spouse": rng.randint(-5, 5), "child": rng.randint(20, 35), "parent": -rng.randint(20, 30),
-                          "grandchild": rng.randint(40, 55)}[relation]
-                year = min(max(head_birth.year + offset, 1935), 2020)
-                birth = date(year, rng.randint(1, 12), rng.randint(1, 28))
-                female = rng.random() < 0.5
-                name = (surname if relation != "spouse" else rng.choice(SURNAMES)) + rng.choice(GIVEN) + rng.choice(GIVEN)
-            age = YEAR - birth.year
-            labor = "none" if age < 16 or age > 70 else rng.choices(("full", "weak", "none"), (70, 20, 10))[0]
-            health = rng.choices(("healthy", "chronic", "serious_illness", "disabled"), (70, 18, 6, 6))[0]
-            members.append(labor)
-            requests.append(("POST", f"/api/v1/households/{{{ref}}}/members", {
-                "name": name, "id_number": id_number(birth, sequence, female), "relation": relation,
-                "birth_date": birth.isoformat(), "sex": "female" if female else "male",
-                "labor_capacity": labor, "health": health}, None))
+            body = _member(draft, m, surname, head_name, head_birth, sequence)
+            members.append(body["labor_capacity"])
+            requests.append(("POST", f"/api/v1/households/{{{ref}}}/members", body, None))
         station_requests[township_id].extend(requests)
-        household_refs.append((ref, village_id, township_id, members))
+        draft.household_refs.append((ref, village_id, township_id, members))
     for township_id, requests in station_requests.items():
-        steps.append((f"households of {township_id}", f"station-{township_id.lower()}", requests))
+        draft.step(f"households of {township_id}", f"station-{township_id.lower()}", requests)
 
-    # income and assurances; about 40 % meet every condition and exit in December
+
+def _member(draft, m, surname, head_name, head_birth, sequence):
+    """The body of the m-th member of a household (the head first)."""
+    rng = draft.rng
+    if m == 0:
+        name, birth, relation, female = head_name, head_birth, "head", rng.random() < 0.2
+    else:
+        relation = "spouse" if m == 1 else rng.choice(("child", "child", "parent", "grandchild"))
+        offset = {"spouse": rng.randint(-5, 5), "child": rng.randint(20, 35), "parent": -rng.randint(20, 30),
+                  "grandchild": rng.randint(40, 55)}[relation]
+        year = min(max(head_birth.year + offset, 1935), 2020)
+        birth = date(year, rng.randint(1, 12), rng.randint(1, 28))
+        female = rng.random() < 0.5
+        name = draft.person_name(surname if relation != "spouse" else None)
+    age = YEAR - birth.year
+    labor = "none" if age < 16 or age > 70 else rng.choices(("full", "weak", "none"), (70, 20, 10))[0]
+    health = rng.choices(("healthy", "chronic", "serious_illness", "disabled"), (70, 18, 6, 6))[0]
+    return {"name": name, "id_number": id_number(birth, sequence, female), "relation": relation,
+            "birth_date": birth.isoformat(), "sex": "female" if female else "male",
+            "labor_capacity": labor, "health": health}
+
+
+def income_and_exits(draft):
+    """Income and assurances; about 40 % meet every condition and exit in December."""
+    rng = draft.rng
     exits = {t: [] for t, _ in TOWNSHIPS}
     assessments = {t: [] for t, _ in TOWNSHIPS}
     exited = 0
-    for ref, village_id, township_id, members in household_refs:
+    for ref, _, township_id, _ in draft.household_refs:
         will_exit = rng.random() < 0.4
         income = rng.randint(4300, 9000) if will_exit else rng.choice((rng.randint(2500, 3900), rng.randint(4100, 7000)))
         assessments[township_id].append(("POST", f"/api/v1/households/{{{ref}}}/income", {
@@ -168,42 +218,67 @@ def generate(seed=2023, households=389, cadres=100, people=None):
                                        {"year": YEAR, "exited_on": "2023-12-15"}, None))
     for township_id, _ in TOWNSHIPS:
         station = f"station-{township_id.lower()}"
-        steps.append((f"income and assurances in {township_id}", station, assessments[township_id]))
-        steps.append((f"exits in {township_id}", station, exits[township_id]))
+        draft.step(f"income and assurances in {township_id}", station, assessments[township_id])
+        draft.step(f"exits in {township_id}", station, exits[township_id])
+    draft.counts["exits_planned"] = exited
 
-    # -- units, cadres, villages, pairings -------------------------------------------------------------
+
+# -- units, cadres, villages, pairings ------------------------------------------------------------------
+def units_and_cadres(draft):
     for title, parents in (("units", False), ("units under a parent unit", True)):  # parents first
-        steps.append((title, "admin", [("POST", "/api/v1/units", {"unit_id": u, "name": n, "department": "transport",
-                                                                  "parent_unit_id": p}, None)
-                                       for u, n, p in UNITS if bool(p) == parents]))
-    cadre_rows = []
-    per_unit = max(1, cadres // len(UNITS))
-    for i in range(cadres):
+        draft.step(title, "admin", [("POST", "/api/v1/units", {"unit_id": u, "name": n, "department": "transport",
+                                                               "parent_unit_id": p}, None)
+                                    for u, n, p in UNITS if bool(p) == parents])
+    per_unit = max(1, draft.cadres // len(UNITS))
+    for i in range(draft.cadres):
         unit_id = UNITS[min(i // per_unit, len(UNITS) - 1)][0]
         position = i - (i // per_unit) * per_unit
         rank = "head" if position == 0 else ("leader" if position <= 3 else "staff")
-        cadre_rows.append((f"C{i + 1:03d}", unit_id, rank))
-    steps.append(("cadres", "admin", [("POST", "/api/v1/cadres", {
-        "cadre_id": c, "unit_id": u, "name": rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(GIVEN),
-        "rank": r, "deputy_section_or_above": r != "staff"}, None) for c, u, r in cadre_rows]))
-    assignments = [("POST", f"/api/v1/units/{UNITS[n % len(UNITS)][0]}/villages",
-                    {"village_id": v, "from": "2023-01-01"}, None) for n, (v, _, _, _) in enumerate(VILLAGES)]
-    steps.append(("villages assigned to units", "leading-group", assignments))
-    pairings = []
-    pair_of = {}
-    for n, (ref, village_id, township_id, _) in enumerate(household_refs):
-        cadre_id = cadre_rows[n % len(cadre_rows)][0]
-        pair_of[ref] = cadre_id
-        pairings.append(("POST", "/api/v1/pairings", {"cadre_id": cadre_id, "household_id": f"{{{ref}}}",
-                                                       "from": "2023-01-01"}, None))
-    steps.append(("every household paired with a cadre", "admin", pairings))
+        draft.cadre_rows.append((f"C{i + 1:03d}", unit_id, rank))
+    draft.step("cadres", "admin", [("POST", "/api/v1/cadres", {
+        "cadre_id": c, "unit_id": u, "name": draft.person_name(), "rank": r, "deputy_section_or_above": r != "staff"},
+        None) for c, u, r in draft.cadre_rows])
+    draft.step("villages assigned to units", "leading-group", [
+        ("POST", f"/api/v1/units/{unit_of_village(n)}/villages", {"village_id": v, "from": "2023-01-01"}, None)
+        for n, (v, _, _, _) in enumerate(VILLAGES)])
+    draft.county.users += [(f"cadre-{c.lower()}", "cadre", {"cadre_id": c}) for c, _, _ in draft.cadre_rows]
 
-    # -- a year of work, by the cadres themselves ------------------------------------------------------
-    visits_by_cadre = {c: [] for c, _, _ in cadre_rows}
-    monthly = {}  # (cadre, month) -> visits: each cadre syncs a month of visits from the phone at once
+
+def pairings(draft):
+    requests = []
+    for n, (ref, _, _, _) in enumerate(draft.household_refs):
+        cadre_id = draft.cadre_rows[n % len(draft.cadre_rows)][0]
+        draft.pair_of[ref] = cadre_id
+        requests.append(("POST", "/api/v1/pairings", {"cadre_id": cadre_id, "household_id": f"{{{ref}}}",
+                                                      "from": "2023-01-01"}, None))
+    draft.step("every household paired with a cadre", "admin", requests)
+
+
+# -- a year of work, by the cadres themselves -------------------------------------------------------------
+def cadre_work(draft):
+    """Each cadre's household visits (a month synced from the phone at once), then the heads' and
+    leaders' village visits and quarterly inspections."""
+    work_by_cadre = {c: [] for c, _, _ in draft.cadre_rows}
+    for (cadre_id, _), visits in sorted(_monthly_visits(draft).items()):
+        work_by_cadre[cadre_id].append(("POST", "/api/v1/visits/batch", {"cadre_id": cadre_id, "visits": visits},
+                                        None))
+    assigned_villages = {u: [] for u, _, _ in UNITS}
+    for n, (v, _, _, _) in enumerate(VILLAGES):
+        assigned_villages[unit_of_village(n)].append(v)
+    for cadre_id, unit_id, rank in draft.cadre_rows:
+        if rank in ("head", "leader"):
+            work_by_cadre[cadre_id] += _leader_work(draft, cadre_id, rank, assigned_villages[unit_id])
+    draft.step("visits, village visits and inspections (cadres)", "cadres", [
+        (c, request) for c, requests in work_by_cadre.items() for request in requests])
+
+
+def _monthly_visits(draft):
+    """(cadre, month) -> visit bodies; about 1.85 % of household-months are missed."""
+    rng = draft.rng
+    monthly = {}
     missed = 0
-    for ref, _, _, _ in household_refs:
-        cadre_id = pair_of[ref]
+    for ref, _, _, _ in draft.household_refs:
+        cadre_id = draft.pair_of[ref]
         for month in range(1, 13):
             if rng.random() < 0.0185:  # seed 003: 98.15 % of households visited in August
                 missed += 1
@@ -214,74 +289,82 @@ def generate(seed=2023, households=389, cadres=100, people=None):
                 "outcome": rng.choice(("收入稳定", "务工增收", "产业见效", "问题已反映")),
                 "changes": rng.choice(("无", "新增务工一人", "子女入学", "住院治疗")),
                 "policy_explained": rng.random() < 0.95})
-    visit_count = sum(len(visits) for visits in monthly.values())
-    for (cadre_id, month), visits in sorted(monthly.items()):
-        visits_by_cadre[cadre_id].append(("POST", "/api/v1/visits/batch", {"cadre_id": cadre_id, "visits": visits},
-                                          None))
-    assigned_villages = {u: [] for u, _, _ in UNITS}
-    for n, (v, _, _, _) in enumerate(VILLAGES):
-        assigned_villages[UNITS[n % len(UNITS)][0]].append(v)
-    for cadre_id, unit_id, rank in cadre_rows:
-        work = visits_by_cadre[cadre_id]
-        if rank in ("head", "leader"):
-            needed = 2 if rank == "head" else 4
-            for village_id in assigned_villages[unit_id]:
-                for k in range(needed - (1 if rng.random() < 0.2 else 0)):
-                    month = min(12, 1 + k * (12 // needed) + rng.randint(0, 12 // needed - 1))
-                    work.append(("POST", "/api/v1/village-visits", {
-                        "cadre_id": cadre_id, "village_id": village_id,
-                        "visited_on": random_day(rng, YEAR, month).isoformat(), "purpose": "督导帮扶工作"}, None))
-            for quarter in range(4):
-                if rng.random() < 0.9:
-                    work.append(("POST", "/api/v1/inspections", {
-                        "cadre_id": cadre_id, "village_id": rng.choice(assigned_villages[unit_id] or ["V01"]),
-                        "inspected_on": random_day(rng, YEAR, quarter * 3 + 2).isoformat(),
-                        "findings": "走访记录基本完整"}, None))
-    steps.append(("visits, village visits and inspections (cadres)", "cadres", [
-        (c, request) for c, requests in visits_by_cadre.items() for request in requests]))
-    unit_work = []
-    for cadre_id, unit_id, _ in cadre_rows:
-        unit_work.append(("POST", "/api/v1/exam-scores", {"cadre_id": cadre_id, "exam_id": "2023-policy",
-                                                         "score": rng.randint(62, 100), "taken_on": "2023-06-16"}, None))
+    draft.counts["missed_visits"] = missed
+    draft.counts["visits"] = sum(len(visits) for visits in monthly.values())
+    return monthly
+
+
+def _leader_work(draft, cadre_id, rank, villages):
+    rng = draft.rng
+    work = []
+    needed = 2 if rank == "head" else 4
+    for village_id in villages:
+        for k in range(needed - (1 if rng.random() < 0.2 else 0)):
+            month = min(12, 1 + k * (12 // needed) + rng.randint(0, 12 // needed - 1))
+            work.append(("POST", "/api/v1/village-visits", {
+                "cadre_id": cadre_id, "village_id": village_id,
+                "visited_on": random_day(rng, YEAR, month).isoformat(), "purpose": "督导帮扶工作"}, None))
+    for quarter in range(4):
+        if rng.random() < 0.9:
+            work.append(("POST", "/api/v1/inspections", {
+                "cadre_id": cadre_id, "village_id": rng.choice(villages or ["V01"]),
+                "inspected_on": random_day(rng, YEAR, quarter * 3 + 2).isoformat(),
+                "findings": "走访记录基本完整"}, None))
+    return work
+
+
+def unit_work(draft):
+    """Exam scores of every cadre, a first secretary stationed in each poor village, their residency."""
+    rng = draft.rng
+    work = [("POST", "/api/v1/exam-scores", {"cadre_id": cadre_id, "exam_id": "2023-policy",
+                                             "score": rng.randint(62, 100), "taken_on": "2023-06-16"}, None)
+            for cadre_id, _, _ in draft.cadre_rows]
     secretaries = []
     for n, (village_id, _, _, poor) in enumerate(VILLAGES):
         if not poor:
             continue
-        unit_id = UNITS[n % len(UNITS)][0]
-        cadre_id = next((c for c, u, r in reversed(cadre_rows) if u == unit_id and c not in secretaries), None)
+        unit_id = unit_of_village(n)
+        cadre_id = next((c for c, u, _ in reversed(draft.cadre_rows) if u == unit_id and c not in secretaries), None)
         if cadre_id is None:  # a small generated county may have too few cadres in the unit
             continue
         secretaries.append(cadre_id)
-        unit_work.append(("POST", "/api/v1/stationings", {"cadre_id": cadre_id, "village_id": village_id,
-                                                          "role": "first_secretary", "from": "2023-01-01",
-                                                          "until": "2023-12-31"}, None))
+        work.append(("POST", "/api/v1/stationings", {"cadre_id": cadre_id, "village_id": village_id,
+                                                     "role": "first_secretary", "from": "2023-01-01",
+                                                     "until": "2023-12-31"}, None))
         for month in range(1, 13):
             days = rng.choice((16, 18, 20, 22, 15, 12)) if rng.random() < 0.9 else rng.randint(8, 14)
-            unit_work.append(("POST", "/api/v1/residency-reports", {"cadre_id": cadre_id, "month": f"{YEAR}-{month:02d}",
-                                                                    "days": days}, None))
-    steps.append(("exams, work teams and residency", "admin", unit_work))
-    checks = [("POST", "/api/v1/awareness-checks", {"household_id": f"{{{ref}}}",
-                                                    "checked_on": random_day(rng, YEAR, rng.randint(3, 11)).isoformat(),
-                                                    "passed": rng.random() < 0.9}, None)
-              for ref, _, _, _ in rng.sample(household_refs, min(60, len(household_refs)))]
-    steps.append(("policy-awareness spot checks", "inspector", checks))
+            work.append(("POST", "/api/v1/residency-reports", {"cadre_id": cadre_id, "month": f"{YEAR}-{month:02d}",
+                                                               "days": days}, None))
+    draft.step("exams, work teams and residency", "admin", work)
 
-    # -- projects, by the departments ---------------------------------------------------------------------
-    project_steps = {"transport": [], "water": [], "power": []}
-    categories = [  # (category, count, total quantity, unit, total budget)
+
+def awareness_checks(draft):
+    rng = draft.rng
+    draft.step("policy-awareness spot checks", "inspector", [
+        ("POST", "/api/v1/awareness-checks", {"household_id": f"{{{ref}}}",
+                                              "checked_on": random_day(rng, YEAR, rng.randint(3, 11)).isoformat(),
+                                              "passed": rng.random() < 0.9}, None)
+        for ref, _, _, _ in rng.sample(draft.household_refs, min(60, len(draft.household_refs)))])
+
+
+# -- projects, by the departments -------------------------------------------------------------------------
+PROJECT_PLANS = (  # (department, [(category, count, total quantity, unit, total budget)], share of budget paid)
+    ("transport", [
         ("village_road", 141, Decimal("123.125"), "km", Decimal("53717350.00")),
         ("road_repair", 20, Decimal("75.874"), "km", Decimal("31250000.00")),
         ("bridge", 23, Decimal("23"), "units", Decimal("17385300.00")),
         ("road_safety", 59, Decimal("59"), "units", Decimal("5800000.00")),
-    ]
-    scale = households / 389
-    project_no = 0
-    late_planned = 0
-    for department, specs, target_rate in (
-        ("transport", categories, Decimal("0.97")),
-        ("water", [("water_supply", 12, Decimal("12"), "units", Decimal("6400000.00"))], Decimal("0.80")),
-        ("power", [("grid_upgrade", 8, Decimal("8"), "units", Decimal("4100000.00"))], Decimal("0.96")),
-    ):
+    ], Decimal("0.97")),
+    ("water", [("water_supply", 12, Decimal("12"), "units", Decimal("6400000.00"))], Decimal("0.80")),
+    ("power", [("grid_upgrade", 8, Decimal("8"), "units", Decimal("4100000.00"))], Decimal("0.96")),
+)
+
+
+def projects(draft):
+    rng, scale = draft.rng, draft.scale
+    project_no = late_planned = 0
+    for department, specs, paid_share in PROJECT_PLANS:
+        requests = []
         for category, count, quantity, unit, budget in specs:
             count = max(1, round(count * scale))
             quantities = split_total(rng, quantity, count, 0.4) if unit == "km" else [Decimal(1)] * count
@@ -290,106 +373,138 @@ def generate(seed=2023, households=389, cadres=100, people=None):
                 project_no += 1
                 code = f"{department[:2].upper()}-{YEAR}-{project_no:03d}"
                 village_id, township_id, _, _ = VILLAGES[project_no % len(VILLAGES)]
-                level = "county" if category in ("road_repair", "bridge") else "township"
-                deadline = date(YEAR, 8, 31) if level == "county" else date(YEAR, 11, 30)
-                requests = [
-                    ("POST", "/api/v1/projects", {
-                        "project_id": code, "title": f"{village_id} {category} {k + 1}", "department": department,
-                        "category": category, "level": level, "township_id": township_id, "village_ids": [village_id],
-                        "planned_quantity": str(quantities[k]), "quantity_unit": unit, "budget": money(budgets[k]),
-                        "funding_sources": [{"source": "central", "amount": money(budgets[k] * Decimal("0.6"))},
-                                            {"source": "integrated", "amount": money(budgets[k] - (budgets[k] * Decimal("0.6")).quantize(Decimal("0.01")))}],
-                        "plan_year": YEAR}, None),
-                    ("POST", f"/api/v1/projects/{code}/allocations",
-                     {"amount": money(budgets[k]), "source": "central", "on": "2023-03-01"}, None),
-                    ("POST", f"/api/v1/projects/{code}/start", {"on": random_day(rng, YEAR, rng.randint(3, 4)).isoformat()}, None),
-                    ("POST", f"/api/v1/projects/{code}/progress", {
-                        "reported_on": random_day(rng, YEAR, 6).isoformat(), "percent_complete": rng.randint(30, 60),
-                        "quantity_done": str((quantities[k] * Decimal("0.4")).quantize(Decimal("0.001"))),
-                        "problems": rng.choice(("", "雨季影响施工", "材料到位延迟"))}, None),
-                ]
-                late = rng.random() < 0.08
+                project = {
+                    "project_id": code, "title": f"{village_id} {category} {k + 1}", "department": department,
+                    "category": category, "level": "county" if category in ("road_repair", "bridge") else "township",
+                    "township_id": township_id, "village_ids": [village_id], "planned_quantity": str(quantities[k]),
+                    "quantity_unit": unit, "budget": money(budgets[k]),
+                    "funding_sources": [
+                        {"source": "central", "amount": money(budgets[k] * Decimal("0.6"))},
+                        {"source": "integrated",
+                         "amount": money(budgets[k] - (budgets[k] * Decimal("0.6")).quantize(Decimal("0.01")))}],
+                    "plan_year": YEAR}
+                project_requests, late = _project_year(draft, project, quantities[k], budgets[k], paid_share)
+                requests += project_requests
                 late_planned += late
-                finish = deadline + timedelta(days=rng.randint(5, 40)) if late else deadline - timedelta(days=rng.randint(5, 60))
-                requests.append(("POST", f"/api/v1/projects/{code}/complete",
-                                 {"on": finish.isoformat(), "quantity_done": str(quantities[k])}, None))
-                paid = (budgets[k] * target_rate).quantize(Decimal("0.01"))
-                first = (paid * Decimal("0.5")).quantize(Decimal("0.01"))
-                requests.append(("POST", f"/api/v1/projects/{code}/disbursements",
-                                 {"amount": money(first), "on": "2023-06-30", "payee": "县路桥建设有限公司"}, None))
-                requests.append(("POST", f"/api/v1/projects/{code}/disbursements",
-                                 {"amount": money(paid - first), "on": "2023-09-20", "payee": "县路桥建设有限公司"}, None))
-                if finish < AS_OF and rng.random() < 0.7:
-                    requests.append(("POST", f"/api/v1/projects/{code}/accept",
-                                     {"on": min(AS_OF, finish + timedelta(days=20)).isoformat()}, None))
-                project_steps[department].extend(requests)
-    for department, requests in project_steps.items():
-        steps.append((f"{department} projects", f"dept-{department}", requests))
+        draft.step(f"{department} projects", f"dept-{department}", requests)
+    draft.counts["projects"] = project_no
+    draft.counts["late_projects_planned"] = late_planned
 
-    # -- loans ----------------------------------------------------------------------------------------------
+
+def _project_year(draft, project, quantity, budget, paid_share):
+    """A project's requests from plan to acceptance, and whether it finishes after its deadline."""
+    rng = draft.rng
+    code = project["project_id"]
+    deadline = date(YEAR, 8, 31) if project["level"] == "county" else date(YEAR, 11, 30)
+    requests = [
+        ("POST", "/api/v1/projects", project, None),
+        ("POST", f"/api/v1/projects/{code}/allocations", {"amount": money(budget), "source": "central",
+                                                          "on": "2023-03-01"}, None),
+        ("POST", f"/api/v1/projects/{code}/start", {"on": random_day(rng, YEAR, rng.randint(3, 4)).isoformat()}, None),
+        ("POST", f"/api/v1/projects/{code}/progress", {
+            "reported_on": random_day(rng, YEAR, 6).isoformat(), "percent_complete": rng.randint(30, 60),
+            "quantity_done": str((quantity * Decimal("0.4")).quantize(Decimal("0.001"))),
+            "problems": rng.choice(("", "雨季影响施工", "材料到位延迟"))}, None),
+    ]
+    late = rng.random() < 0.08
+    finish = deadline + timedelta(days=rng.randint(5, 40)) if late else deadline - timedelta(days=rng.randint(5, 60))
+    requests.append(("POST", f"/api/v1/projects/{code}/complete",
+                     {"on": finish.isoformat(), "quantity_done": str(quantity)}, None))
+    paid = (budget * paid_share).quantize(Decimal("0.01"))
+    first = (paid * Decimal("0.5")).quantize(Decimal("0.01"))
+    for amount, on in ((first, "2023-06-30"), (paid - first, "2023-09-20")):
+        requests.append(("POST", f"/api/v1/projects/{code}/disbursements",
+                         {"amount": money(amount), "on": on, "payee": "县路桥建设有限公司"}, None))
+    if finish < AS_OF and rng.random() < 0.7:
+        requests.append(("POST", f"/api/v1/projects/{code}/accept",
+                         {"on": min(AS_OF, finish + timedelta(days=20)).isoformat()}, None))
+    return requests, late
+
+
+# -- loans ----------------------------------------------------------------------------------------------
+LOAN_RATE = Decimal("0.0435")
+WEAK_TOWNSHIP = "T04"  # the one township whose recovery falls below 90 %
+
+
+def loans(draft):
+    rng = draft.rng
     quota_requests = []  # filled once the loans are drawn: each township's plan covers its loans
-    steps.append(("loan quotas", "leading-group", quota_requests))
-    loan_count = max(1, round(40 * scale))
-    amounts = split_total(rng, Decimal("1320000.00") * Decimal(str(round(scale, 4))), loan_count, 0.2)
-    eligible = [h for h in household_refs if any(labour in ("full", "weak") for labour in h[3])]
+    draft.step("loan quotas", "leading-group", quota_requests)
+    loan_count = max(1, round(40 * draft.scale))
+    amounts = split_total(rng, Decimal("1320000.00") * Decimal(str(round(draft.scale, 4))), loan_count, 0.2)
+    eligible = [h for h in draft.household_refs if any(labour in ("full", "weak") for labour in h[3])]
     borrowers = rng.sample(eligible, min(loan_count, len(eligible)))
-    weak_township = "T04"
     station_loans, union_loans, county_approvals = {t: [] for t, _ in TOWNSHIPS}, [], []
-    for n, (ref, _, township_id, _) in enumerate(borrowers):
-        loan_ref = f"loan{n:03d}"
-        applied = date(YEAR, 1, 4) + timedelta(days=rng.randint(0, 60))
-        amount = amounts[n]
-        # 扶贫到户贷款: up to 50,000 with county approval above 20,000 (seed 003 第十一条)
-        station_loans[township_id] += [
-            ("POST", "/api/v1/loans", {"household_id": f"{{{ref}}}", "township_id": township_id, "amount": money(amount),
-                                       "industry": rng.choice(("tobacco", "sugarcane", "mulberry", "livestock",
-                                                               "off_season_vegetables", "other_farming")),
-                                       "term_months": 0, "applied_on": applied.isoformat()}, loan_ref),
-            ("POST", f"/api/v1/loans/{{{loan_ref}}}/village-review", {"on": (applied + timedelta(days=2)).isoformat(),
-                                                                       "passed": True, "note": "村委会评议通过"}, None),
-            ("POST", f"/api/v1/loans/{{{loan_ref}}}/township-recommendation", {
-                "on": (applied + timedelta(days=rng.choice((4, 5, 6, 7, 12)))).isoformat(), "recommended": True,
-                "note": "符合条件"}, None),
-        ]
-        decided = applied + timedelta(days=rng.choice((14, 16, 18, 30)))
-        disbursed = decided + timedelta(days=3)
-        term = 12 - disbursed.month  # mature within the year so 2023 recovery has loans due
-        station_loans[township_id][-3][2]["term_months"] = term
-        if amount > 20000:
-            county_approvals.append(("POST", f"/api/v1/loans/{{{loan_ref}}}/county-approval",
-                                     {"on": (decided - timedelta(days=2)).isoformat(), "approved": True}, None))
-        maturity = _add_months(disbursed, term)
-        # Late repayments only in the weak township, so exactly one township falls below 90 %
-        # recovery (the draws are those of the earlier rule, so the rest of the county is unchanged).
-        late = township_id == weak_township and rng.random() < 0.5
-        if not late:
-            rng.random()
-        repaid_on = maturity + timedelta(days=rng.randint(10, 25)) if late else maturity - timedelta(days=rng.randint(1, 20))
-        rate = Decimal("0.0435")
-        interest = (amount * rate * (repaid_on - disbursed).days / 360).quantize(Decimal("0.01"))
-        union_loans.append((loan_ref, [
-            ("POST", f"/api/v1/loans/{{{loan_ref}}}/decision", {"on": decided.isoformat(), "approved": True, "reason": ""}, None),
-            ("POST", f"/api/v1/loans/{{{loan_ref}}}/disbursement", {"on": disbursed.isoformat(), "annual_rate": str(rate)}, None),
-        ] + ([("POST", f"/api/v1/loans/{{{loan_ref}}}/repayments", {
-            "on": repaid_on.isoformat(), "principal": money(amount), "interest": money(interest)}, None)]
-            if repaid_on <= AS_OF else [])))
     borrowed = {t: Decimal(0) for t, _ in TOWNSHIPS}
-    for n, (_, _, township_id, _) in enumerate(borrowers):
+    for n, (ref, _, township_id, _) in enumerate(borrowers):
+        station, county, union = _loan(draft, f"loan{n:03d}", ref, township_id, amounts[n])
+        station_loans[township_id] += station
+        county_approvals += county
+        union_loans += union
         borrowed[township_id] += amounts[n]
     for township_id, _ in TOWNSHIPS:
         plan = (borrowed[township_id] / 100000).to_integral_value(rounding="ROUND_CEILING") * 100000 + 100000
         quota_requests.append(("POST", "/api/v1/quotas", {"township_id": township_id, "year": YEAR,
                                                           "amount": money(plan)}, None))
     for township_id, requests in station_loans.items():
-        steps.append((f"loan applications in {township_id}", f"station-{township_id.lower()}", requests))
-    steps.append(("county approvals above 20,000 yuan", "leading-group", county_approvals))
-    steps.append(("credit union decisions, disbursements and repayments", "credit-union",
-                  [request for _, requests in union_loans for request in requests]
-                  + [("POST", "/api/v1/subsidy-settlements", {"quarter": f"{YEAR}-Q{q}", "settled_on": _quarter_end(q).isoformat()}, None)
-                     for q in range(1, 5)]))
+        draft.step(f"loan applications in {township_id}", f"station-{township_id.lower()}", requests)
+    draft.step("county approvals above 20,000 yuan", "leading-group", county_approvals)
+    draft.step("credit union decisions, disbursements and repayments", "credit-union", union_loans + [
+        ("POST", "/api/v1/subsidy-settlements", {"quarter": f"{YEAR}-Q{q}", "settled_on": _quarter_end(q).isoformat()},
+         None) for q in range(1, 5)])
+    draft.counts["loans"] = len(borrowers)
+    draft.counts["loan_total"] = money(sum(amounts[:len(borrowers)]))
 
-    # -- supervision ------------------------------------------------------------------------------------------
-    steps.append(("supervision ratings and a veto", "leading-group", [
+
+def _loan(draft, loan_ref, ref, township_id, amount):
+    """One household loan (扶贫到户贷款: up to 50,000 with county approval above 20,000, seed 003
+    第十一条) as the station's, the county's and the credit union's requests."""
+    rng = draft.rng
+    applied = date(YEAR, 1, 4) + timedelta(days=rng.randint(0, 60))
+    application = {"household_id": f"{{{ref}}}", "township_id": township_id, "amount": money(amount),
+                   "industry": rng.choice(("tobacco", "sugarcane", "mulberry", "livestock", "off_season_vegetables",
+                                           "other_farming")),
+                   "term_months": 0, "applied_on": applied.isoformat()}
+    station = [
+        ("POST", "/api/v1/loans", application, loan_ref),
+        ("POST", f"/api/v1/loans/{{{loan_ref}}}/village-review", {"on": (applied + timedelta(days=2)).isoformat(),
+                                                                   "passed": True, "note": "村委会评议通过"}, None),
+        ("POST", f"/api/v1/loans/{{{loan_ref}}}/township-recommendation", {
+            "on": (applied + timedelta(days=rng.choice((4, 5, 6, 7, 12)))).isoformat(), "recommended": True,
+            "note": "符合条件"}, None),
+    ]
+    decided = applied + timedelta(days=rng.choice((14, 16, 18, 30)))
+    disbursed = decided + timedelta(days=3)
+    term = 12 - disbursed.month  # mature within the year so 2023 recovery has loans due
+    application["term_months"] = term
+    county = []
+    if amount > 20000:
+        county.append(("POST", f"/api/v1/loans/{{{loan_ref}}}/county-approval",
+                       {"on": (decided - timedelta(days=2)).isoformat(), "approved": True}, None))
+    maturity = _add_months(disbursed, term)
+    # Late repayments only in the weak township, so exactly one township falls below 90 %
+    # recovery (the draws are those of the earlier rule, so the rest of the county is unchanged).
+    late = township_id == WEAK_TOWNSHIP and rng.random() < 0.5
+    if not late:
+        rng.random()
+    repaid_on = maturity + timedelta(days=rng.randint(10, 25)) if late else maturity - timedelta(days=rng.randint(1, 20))
+    interest = (amount * LOAN_RATE * (repaid_on - disbursed).days / 360).quantize(Decimal("0.01"))
+    union = [
+        ("POST", f"/api/v1/loans/{{{loan_ref}}}/decision", {"on": decided.isoformat(), "approved": True, "reason": ""},
+         None),
+        ("POST", f"/api/v1/loans/{{{loan_ref}}}/disbursement", {"on": disbursed.isoformat(),
+                                                                "annual_rate": str(LOAN_RATE)}, None),
+    ]
+    if repaid_on <= AS_OF:
+        union.append(("POST", f"/api/v1/loans/{{{loan_ref}}}/repayments", {
+            "on": repaid_on.isoformat(), "principal": money(amount), "interest": money(interest)}, None))
+    return station, county, union
+
+
+# -- supervision ------------------------------------------------------------------------------------------
+def supervision(draft):
+    cadre_rows = draft.cadre_rows
+    draft.step("supervision ratings and a veto", "leading-group", [
         ("POST", "/api/v1/ratings", {"subject_type": "unit", "subject_id": "U01", "rating": "good", "source": "city",
                                      "rated_on": "2023-07-10"}, None),
         ("POST", "/api/v1/ratings", {"subject_type": "unit", "subject_id": "U03", "rating": "fair", "source": "internal",
@@ -400,16 +515,12 @@ def generate(seed=2023, households=389, cadres=100, people=None):
                                      "source": "province", "rated_on": "2023-11-02"}, None),
         ("POST", "/api/v1/vetoes", {"subject_type": "unit", "subject_id": "U05",
                                     "reason": "帮扶户信息造假被省考核组通报", "on": "2023-11-20"}, None),
-    ]))
-    county.users += [(f"cadre-{c.lower()}", "cadre", {"cadre_id": c}) for c, _, _ in cadre_rows]
-    county.summary = {
-        "townships": len(TOWNSHIPS), "villages": len(VILLAGES), "poor_villages": sum(1 for v in VILLAGES if v[3]),
-        "households": households, "people": people, "units": len(UNITS), "cadres": cadres,
-        "missed_visits": missed, "visits": visit_count, "exits_planned": exited, "projects": project_no, "late_projects_planned": late_planned,
-        "loans": len(borrowers), "loan_total": money(sum(amounts[:len(borrowers)])),
-        "requests": sum(len(requests) for _, _, requests in steps),
-    }
-    return county
+    ])
+
+
+# The county's sections in the order they are sent (each may use what an earlier one drew).
+SECTIONS = (county_and_users, household_register, income_and_exits, units_and_cadres, pairings, cadre_work, unit_work,
+            awareness_checks, projects, loans, supervision)
 
 
 def _add_months(day, months):

@@ -5,15 +5,19 @@ hands every /api/v1 request to `dispatch`. Errors always come back as
 `{"error": {"code", "message", "details"}}` with the status API.md fixes; nothing a caller
 sends can produce a 500.
 """
+from __future__ import annotations
+
 import importlib
 import json
 import logging
 import re
 import time
 import uuid
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 import eventlet
 from marshmallow import Schema, fields, validate as v
@@ -21,6 +25,7 @@ from nameko.exceptions import RemoteError, UnknownService
 from werkzeug.exceptions import MethodNotAllowed, NotFound as WerkzeugNotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Response
+from werkzeug.wrappers import Request
 
 from services.common.errors import Forbidden, FupinError, ServiceUnavailable, ValidationFailed
 from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -28,18 +33,21 @@ from services.common.pagination import MAX_LIMIT
 from services.common.validation import refuse_unsafe_values, validate
 from services.common.web import max_request_bytes, method_not_allowed, too_large
 
-from .auth import Principal, Unauthorized, principal_from_header
+from .auth import Principal, Unauthorized, ensure_token_live, principal_from_header
 
 log = logging.getLogger(__name__)
+
+
+Handler = Callable[..., Any]  # (RequestContext) -> a JSON-able result or a Response
 
 
 @dataclass(eq=False)
 class Route:
     method: str
     path: str  # werkzeug syntax: /api/v1/households/<household_id>
-    handler: object
+    handler: Handler
     roles: frozenset  # who may call it at all; scope checks happen in the handler
-    body: type | None = None  # marshmallow Schema class for the JSON body
+    body: type | tuple[str, str] | None = None  # a Schema class for the JSON body, or (service, command)
     query: type | None = None  # marshmallow Schema class for the query string
     status: int = 200
     tag: str = ""
@@ -48,45 +56,51 @@ class Route:
     response: str = "json"  # or "file" for downloads
 
     @property
-    def endpoint(self):
+    def endpoint(self) -> Any:
         return f"{self.method} {self.path}"
 
 
 ROUTES: list[Route] = []
 ANY_SIGNED_IN = frozenset({"admin", "leading_group", "township", "department", "unit", "cadre",
                            "credit_union", "inspector"})
+# The auditor reads the audit trail only (三权分立); every role signs out and changes its password.
+EVERY_ROLE = ANY_SIGNED_IN | {"auditor"}
 
 
-def route(method, path, *, roles, body=None, query=None, status=200, tag="", public=False, response="json"):
+def route(method: str, path: str, *, roles: Iterable[str], body: type | tuple[str, str] | None = None,
+          query: type | None = None, status: int = 200, tag: str = "", public: bool = False,
+          response: str = "json") -> Callable[[Handler], Handler]:
     """Declare a route. `body` is a Schema class, or `(service, command)` to use that service's
     `schemas.COMMAND_SCHEMAS[command]` (validating the body merged with the path ids)."""
-    def register(handler):
+    def register(handler: Any) -> Any:
         ROUTES.append(Route(method, path, handler, frozenset(roles), body, query, status, tag,
                             (handler.__doc__ or "").strip().split("\n")[0], public, response))
         return handler
     return register
 
 
-def command_schema(service, command):
+def command_schema(service: str, command: Any) -> Any:
     module = importlib.import_module(f"services.{service}.schemas")
     return module.COMMAND_SCHEMAS[command]
 
 
-def body_schema(route_):
+def body_schema(route_: Any) -> Any:
     if isinstance(route_.body, tuple):
         return command_schema(*route_.body)
     return route_.body
 
 
-def path_fields(route_):
+def path_fields(route_: Any) -> Any:
     return re.findall(r"<(?:[a-z]+:)?([a-z_]+)>", route_.path)
 
 
-def command(method, path, service, rpc_method, *, roles, authorize=None, status=201, tag=None):
+def command(method: str, path: str, service: str, rpc_method: str, *, roles: Iterable[str],
+            authorize: Callable[[RequestContext, dict[str, Any]], None] | None = None, status: int = 201,
+            tag: str | None = None) -> Handler:
     """A route that forwards a command: body + path ids → `service.rpc_method(data, context)`.
 
     `authorize(ctx, data)` checks the caller's scope against the data (raising Forbidden)."""
-    def handler(ctx):
+    def handler(ctx: RequestContext) -> Any:
         data = dict(ctx.raw_body or {})
         data.update(ctx.path_values)
         if authorize is not None:
@@ -107,7 +121,7 @@ class ListQuery(Schema):
     cursor = fields.String(load_default=None)
 
 
-def _json_default(value):
+def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return f"{value:.2f}"
     if isinstance(value, (date, datetime)):
@@ -115,53 +129,62 @@ def _json_default(value):
     raise TypeError(f"not JSON: {type(value).__name__}")
 
 
-def json_response(status, body, headers=None):
+def json_response(status: int, body: Any, headers: Any = None) -> Any:
     return Response(json.dumps(body, ensure_ascii=False, default=_json_default), status=status,
                     headers=headers, mimetype="application/json")
 
 
-def error_response(error):
+def error_response(error: Any) -> Any:
     return json_response(error.http_status, {"error": error.as_dict()})
 
 
 @dataclass
 class RequestContext:
-    principal: Principal | None
-    path_values: dict
-    query: dict
-    body: dict | None
-    raw_body: dict | None
-    headers: dict
-    rpc: object  # callable(service_name) -> nameko service proxy
-    config: dict
-    db: object
+    principal: Principal | None  # None on public routes only
+    path_values: dict[str, str]
+    query: dict[str, Any]
+    body: Any  # the validated body (a dict) of a POST, PUT or PATCH; None otherwise
+    raw_body: Any  # the body as sent (after the JSON and unsafe-value checks)
+    headers: dict[str, str]
+    rpc: Callable[[str], Any]  # service name -> nameko service proxy
+    config: Mapping[str, Any]
+    db: Any  # gateway.service's Database: .new_session()
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    audit_resource: dict | None = None
+    audit_resource: dict[str, Any] | None = None
+    audit_reads: list[Any] = field(default_factory=list)  # reads worth an audit row (unmasked personal data)
+    client_address: str = "unknown"
 
     # --- authorisation helpers -------------------------------------------------------------
     @property
-    def role(self):
+    def user(self) -> Principal:
+        """The signed-in caller (every route but the public ones has one: dispatch checked it)."""
+        if self.principal is None:
+            raise Unauthorized("sign in first")
+        return self.principal
+
+    @property
+    def role(self) -> Any:
         return self.principal.role if self.principal else None
 
-    def scope(self, key):
+    def scope(self, key: str) -> Any:
         return (self.principal.scope or {}).get(key) if self.principal else None
 
-    def require(self, allowed, message="your role may not do this here"):
+    def require(self, allowed: Any, message: str = "your role may not do this here") -> None:
         if not allowed:
             raise Forbidden(message, {"role": self.role, "scope": self.principal.scope if self.principal else {}})
 
     # --- calling services ---------------------------------------------------------------------
-    def service_context(self):
+    def service_context(self) -> Any:
         """What every command carries into event metadata: who, which request, which key."""
         key = self.headers.get("idempotency-key")
         context = {"actor": self.principal.as_actor() if self.principal else None,
                    "correlation_id": self.correlation_id}
         if key:
             # Keys are per user: two departments that both send "1" must not collide.
-            context["idempotency_key"] = f"{self.principal.user_id}:{key}"
+            context["idempotency_key"] = f"{self.user.user_id}:{key}"
         return context
 
-    def call(self, service, method, *args, **kwargs):
+    def call(self, service: str, method: str, *args: Any, **kwargs: Any) -> Any:
         timeout = float(self.config.get("RPC_TIMEOUT_SECONDS") or 60)
         proxy = getattr(self.rpc(service), method)
         try:
@@ -173,11 +196,11 @@ class RequestContext:
         except UnknownService:
             raise ServiceUnavailable(f"the {service} service is not running", {"service": service}) from None
 
-    def command(self, service, method, data):
+    def command(self, service: str, method: str, data: dict[str, Any]) -> Any:
         return self.call(service, method, data, self.service_context())
 
 
-def build_map():
+def build_map() -> Any:
     return Map([Rule(r.path, methods=[r.method], endpoint=r) for r in ROUTES], strict_slashes=False)
 
 
@@ -185,11 +208,11 @@ class _PayloadTooLarge(Exception):
     """A body without a declared length that turned out longer than the limit."""
 
 
-def _refuse_constant(name):
+def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-def _parse_body(request, limit):
+def _parse_body(request: Request, limit: int) -> Any:
     # A chunked body has no Content-Length for the web server to refuse (and werkzeug would see
     # it as empty): read it from the server's input, one byte past the limit and no more.
     if request.content_length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
@@ -215,15 +238,23 @@ STORED_HEADERS = ("Idempotency-Key", "X-Correlation-Id")
 MAX_HEADER_LENGTH = 200
 
 
-def _check_stored_headers(request):
-    values = {name: request.headers.get(name) for name in STORED_HEADERS if request.headers.get(name) is not None}
+def _check_stored_headers(request: Request) -> None:
+    values = {name: value for name in STORED_HEADERS if (value := request.headers.get(name)) is not None}
     refuse_unsafe_values(values, name="headers")
     for name, value in values.items():
         if len(value) > MAX_HEADER_LENGTH:
             raise ValidationFailed(f"the {name} header is too long", {name: [f"at most {MAX_HEADER_LENGTH} characters"]})
 
 
-def dispatch(url_map, request, *, rpc, config, db, audit):
+def client_address(request: Request, config: Mapping[str, Any]) -> Any:
+    """The caller's address for login throttling: the header a trusted proxy sets
+    (CLIENT_ADDRESS_HEADER, e.g. X-Real-IP behind the county's ingress), else the peer."""
+    header = config.get("CLIENT_ADDRESS_HEADER")
+    value = request.headers.get(header) if header else None
+    return (value or request.remote_addr or "unknown").split(",")[0].strip()[:100]
+
+
+def dispatch(url_map: Any, request: Request, *, rpc: Any, config: Mapping[str, Any], db: Any, audit: Any) -> Any:
     """Find the route, authenticate, authorise by role, validate, run, map errors, record."""
     started = time.perf_counter()
     route_label, status = "unmatched", 500
@@ -243,6 +274,8 @@ def dispatch(url_map, request, *, rpc, config, db, audit):
         _check_stored_headers(request)
         if not matched.public:
             principal = principal_from_header(request.headers.get("Authorization"), config)
+            with db.new_session() as session:
+                ensure_token_live(session, principal)
             if principal.role not in matched.roles:
                 raise Forbidden(f"the {principal.role} role may not call {matched.method} {matched.path}",
                                 {"role": principal.role})
@@ -264,6 +297,7 @@ def dispatch(url_map, request, *, rpc, config, db, audit):
             principal, path_values, query, body, raw_body,
             {k.lower(): v for k, v in request.headers.items()}, rpc, config, db,
             correlation_id=request.headers.get("X-Correlation-Id") or str(uuid.uuid4()),
+            client_address=client_address(request, config),
         )
         result = matched.handler(ctx)
         if isinstance(result, Response):
@@ -272,12 +306,15 @@ def dispatch(url_map, request, *, rpc, config, db, audit):
         else:
             status = matched.status
             response = json_response(status, result)
-        if principal is not None and matched.method != "GET":
+        if (principal is not None and matched.method != "GET") or ctx.audit_reads:
             audit(ctx, request, status)
         return response
     except FupinError as error:
         status = error.http_status
-        return error_response(error)
+        response = error_response(error)
+        if "retry_after" in error.details:
+            response.headers["Retry-After"] = str(error.details["retry_after"])
+        return response
     except _PayloadTooLarge:
         status = 413
         return too_large(max_request_bytes(config))

@@ -1,19 +1,31 @@
 """Identity: users with argon2 password hashes, short-lived JWT bearer tokens, roles + scopes."""
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Boolean, Column, DateTime, MetaData, Table, Text, func, select
+from datetime import datetime, timedelta, timezone
+from sqlalchemy.orm import Session
+
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Float, MetaData, Table, Text, delete, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 
-from services.common.errors import Conflict, FupinError, ValidationFailed
+from services.common.errors import Conflict, FupinError, NotFound, ValidationFailed
 
-ROLES = ("admin", "leading_group", "township", "department", "unit", "cadre", "credit_union", "inspector")
+ROLES = ("admin", "leading_group", "township", "department", "unit", "cadre", "credit_union", "inspector",
+         "auditor")
 # The scope key each scoped role must carry (API.md "Identity and roles").
 SCOPE_KEYS = {"township": "township_id", "department": "department", "unit": "unit_id", "cadre": "cadre_id"}
+# 三权分立: the admin manages users and roles but may not create, read the audit as, or reset an
+# auditor; auditors come from FUPIN_AUDITOR_PASSWORD (the county's security officer sets it).
+ADMIN_MAY_CREATE = tuple(role for role in ROLES if role != "auditor")
+# Published in README.md for a laptop: refused as the first accounts' passwords outside development.
+LOCAL_DEFAULT_ADMIN_PASSWORD = "fupin-admin"
+LOCAL_DEFAULTS = {"admin": LOCAL_DEFAULT_ADMIN_PASSWORD, "auditor": "fupin-auditor"}
 
 metadata = MetaData()
 users = Table(
@@ -25,6 +37,30 @@ users = Table(
     Column("scope", JSONB, nullable=False),
     Column("active", Boolean, nullable=False),
     Column("created_at", DateTime(timezone=True), server_default=func.now()),
+    Column("locked_until", DateTime(timezone=True)),
+    Column("failures_reset_at", DateTime(timezone=True)),
+    Column("tokens_valid_after", Float),
+    Column("password_changed_at", DateTime(timezone=True)),
+)
+login_failures = Table(
+    "login_failures", metadata,
+    Column("failure_id", BigInteger, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("username", Text, nullable=False),
+    Column("client_address", Text, nullable=False),
+)
+password_history = Table(
+    "password_history", metadata,
+    Column("entry_id", BigInteger, primary_key=True),
+    Column("user_id", Text, nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("set_at", DateTime(timezone=True), server_default=func.now()),
+)
+revoked_tokens = Table(
+    "revoked_tokens", metadata,
+    Column("jti", Text, primary_key=True),
+    Column("user_id", Text, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 
 _hasher = PasswordHasher()
@@ -35,18 +71,78 @@ class Unauthorized(FupinError):
     http_status = 401
 
 
+class AccountLocked(FupinError):
+    """Too many wrong passwords: the account is locked until `locked_until` (等保 登录失败处理)."""
+
+    code = "account_locked"
+    http_status = 423
+
+
+class TooManyAttempts(FupinError):
+    """Too many failed sign-ins from one client address; `retry_after` seconds."""
+
+    code = "too_many_attempts"
+    http_status = 429
+
+
+@dataclass(frozen=True)
+class SecurityRules:
+    """The county's login and password rules: gateway config.yaml, every key optional."""
+
+    max_failures: int = 5               # wrong passwords for one account ...
+    failure_window_seconds: int = 900   # ... within 15 minutes lock it ...
+    lock_seconds: int = 1800            # ... for 30 minutes
+    address_max_failures: int = 30      # failed sign-ins from one client address ...
+    address_window_seconds: int = 600   # ... within 10 minutes: 429 until the oldest leaves the window
+    password_min_length: int = 10
+    password_min_classes: int = 3       # of: lower-case, upper-case, digits, other characters
+    password_history: int = 5           # a new password may not be any of the last 5
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Any:
+        values = {}
+        for name in cls.__dataclass_fields__:
+            raw = config.get(f"LOGIN_{name.upper()}" if not name.startswith("password") else name.upper())
+            if raw not in (None, ""):
+                values[name] = int(raw)
+        return cls(**values)
+
+
+def password_problems(password: str, rules: Any) -> Any:
+    """What the password policy has against `password` (an empty list when it passes)."""
+    password = password or ""
+    problems = []
+    if len(password) < rules.password_min_length:
+        problems.append(f"at least {rules.password_min_length} characters")
+    classes = sum((any(c.islower() for c in password), any(c.isupper() for c in password),
+                   any(c.isdigit() for c in password), any(not c.isalnum() for c in password)))
+    if classes < rules.password_min_classes:
+        problems.append(f"at least {rules.password_min_classes} of: lower-case letters, upper-case letters, "
+                        "digits, other characters")
+    return problems
+
+
+def check_password_policy(password: str, rules: Any, field_name: str = "password") -> None:
+    problems = password_problems(password, rules)
+    if problems:
+        raise ValidationFailed("the password does not meet the password policy", {field_name: problems})
+
+
 @dataclass(frozen=True)
 class Principal:
     user_id: str
     username: str
     role: str
     scope: dict = field(default_factory=dict)
+    jti: str | None = None
+    issued_at: float | None = None
+    expires_at: int | None = None
 
-    def as_actor(self):
+    def as_actor(self) -> Any:
         return {"id": self.user_id, "username": self.username, "role": self.role}
 
 
-def signing_key(config):
+def signing_key(config: Mapping[str, Any]) -> Any:
     secret = config.get("JWT_SECRET") or ""
     if not secret:
         if config.get("ENVIRONMENT", "development") != "development":
@@ -55,7 +151,7 @@ def signing_key(config):
     return secret
 
 
-def check_scope(role, scope):
+def check_scope(role: str, scope: Any) -> Any:
     if role not in ROLES:
         raise ValidationFailed("unknown role", {"role": [f"must be one of {', '.join(ROLES)}"]})
     scope = scope or {}
@@ -65,9 +161,12 @@ def check_scope(role, scope):
     return {key: scope[key]} if key else {}
 
 
-def create_user(session, username, password, role, scope=None):
+def create_user(session: Session, username: str, password: str, role: str, scope: Any = None, rules: Any = None) -> Any:
+    """`rules=None` skips the password policy (only for the local default admin in development)."""
     scope = check_scope(role, scope)
-    if len(password or "") < 8:
+    if rules is not None:
+        check_password_policy(password, rules)
+    elif len(password or "") < 8:
         raise ValidationFailed("password too short", {"password": ["at least 8 characters"]})
     exists = session.execute(select(users.c.user_id).where(users.c.username == username)).first()
     if exists:
@@ -75,45 +174,190 @@ def create_user(session, username, password, role, scope=None):
     user_id = str(uuid.uuid4())
     session.execute(users.insert().values(
         user_id=user_id, username=username, password_hash=_hasher.hash(password),
-        role=role, scope=scope, active=True,
+        role=role, scope=scope, active=True, password_changed_at=_now(),
     ))
+    session.execute(password_history.insert().values(user_id=user_id, password_hash=_hasher.hash(password)))
     return {"user_id": user_id, "username": username, "role": role, "scope": scope}
 
 
-def ensure_first_admin(session, password):
-    """Create `admin` from FUPIN_ADMIN_PASSWORD once; a later change of the variable does nothing."""
-    if not password:
+def _now() -> Any:
+    return datetime.now(timezone.utc)
+
+
+def ensure_first_account(session: Session, username: str, role: str, password: str, config: Mapping[str, Any]) -> Any:
+    """Create `admin` (from FUPIN_ADMIN_PASSWORD) or `auditor` (FUPIN_AUDITOR_PASSWORD) once; a
+    later change of the variable does nothing. Outside development refuse to start (RuntimeError)
+    while the password is the published local default or breaks the policy, whether the account
+    is about to be created or already exists with the default."""
+    rules = SecurityRules.from_config(config)
+    production = config.get("ENVIRONMENT", "development") != "development"
+    row = session.execute(select(users).where(users.c.username == username)).first()
+    if production:
+        if row is not None:
+            try:
+                if _hasher.verify(row.password_hash, LOCAL_DEFAULTS[username]):
+                    raise RuntimeError(f"the {username} account still has the published local default password; "
+                                       "change it (POST /api/v1/auth/password) before running outside development")
+            except (VerificationError, InvalidHashError):
+                pass
+        elif password:
+            if password in LOCAL_DEFAULTS.values():
+                raise RuntimeError(f"FUPIN_{username.upper()}_PASSWORD is the published local default; "
+                                   "set your own before running outside development")
+            problems = password_problems(password, rules)
+            if problems:
+                raise RuntimeError(f"FUPIN_{username.upper()}_PASSWORD breaks the password policy: "
+                                   + "; ".join(problems))
+    if row is not None or not password:
         return False
-    if session.execute(select(users.c.user_id).where(users.c.username == "admin")).first():
-        return False
-    create_user(session, "admin", password, "admin")
+    create_user(session, username, password, role, rules=rules if production else None)
     return True
 
 
-def authenticate(session, username, password):
-    row = session.execute(select(users).where(users.c.username == username, users.c.active.is_(True))).first()
+def ensure_first_admin(session: Session, password: str, config: Mapping[str, Any] | None = None) -> Any:
+    return ensure_first_account(session, "admin", "admin", password, config or {})
+
+
+def _audit_event(username: str, client_address: Any, status: int, resource: Any, user: Any = None) -> Any:
+    return {"at": _now(), "actor_id": user.user_id if user is not None else "-", "actor_username": username,
+            "actor_role": user.role if user is not None else "anonymous", "method": "POST",
+            "path": "/api/v1/auth/token", "status": status, "idempotency_key": None,
+            "correlation_id": str(uuid.uuid4()), "resource": {**resource, "client_address": client_address}}
+
+
+def authenticate(session: Session, username: str, password: str, client_address: str = "unknown",
+                 config: Mapping[str, Any] | None = None, audit: Any = None) -> Principal:
+    """Check the password with 等保's login-failure handling; commit the session afterwards
+    whatever happens (the failures and locks must stay). `audit(rows)` writes audit rows in this
+    session's transaction: failed sign-ins, locks and expired locks."""
+    from .audit import append_audit
+
+    rules = SecurityRules.from_config(config or {})
+    now = _now()
+    write = audit or (lambda rows: append_audit(session.connection(), rows))
+    window_start = now - timedelta(seconds=rules.address_window_seconds)
+    address_failures = session.execute(
+        select(func.count(), func.min(login_failures.c.at))
+        .where(login_failures.c.client_address == client_address, login_failures.c.at >= window_start)).one()
+    if address_failures[0] >= rules.address_max_failures:
+        retry = max(1, int((address_failures[1] - window_start).total_seconds()) + 1)
+        raise TooManyAttempts(f"too many failed sign-ins from this address; try again in {retry} s",
+                              {"retry_after": retry, "client_address": client_address})
+    row = session.execute(select(users).where(users.c.username == username, users.c.active.is_(True))
+                          .with_for_update()).first()
+    if row is not None and row.locked_until is not None:
+        if row.locked_until > now:
+            raise AccountLocked("the account is locked after too many wrong passwords; try again later or ask "
+                                "the administrator to unlock it",
+                                {"locked_until": row.locked_until.isoformat(), "username": username})
+        session.execute(update(users).where(users.c.user_id == row.user_id)
+                        .values(locked_until=None, failures_reset_at=now))
+        write([_audit_event(username, client_address, 200, {"event": "account_unlocked", "reason": "lock expired",
+                                                             "user_id": row.user_id}, row)])
+        row = session.execute(select(users).where(users.c.user_id == row.user_id)).first()
     if row is None:
         _hasher.hash(password or "")  # same cost whether or not the user exists
-        raise Unauthorized("wrong username or password")
+        ok = False
+    else:
+        try:
+            ok = _hasher.verify(row.password_hash, password or "")
+        except (VerificationError, InvalidHashError):
+            ok = False
+    if ok and row is not None:
+        session.execute(update(users).where(users.c.user_id == row.user_id).values(failures_reset_at=now))
+        return Principal(row.user_id, row.username, row.role, row.scope or {})
+    session.execute(login_failures.insert().values(at=now, username=username, client_address=client_address))
+    events = [_audit_event(username, client_address, 401, {"event": "login_failed"}, row)]
+    if row is not None:
+        since = now - timedelta(seconds=rules.failure_window_seconds)
+        if row.failures_reset_at is not None and row.failures_reset_at > since:
+            since = row.failures_reset_at
+        failures = session.execute(select(func.count()).where(
+            login_failures.c.username == username, login_failures.c.at > since)).scalar()
+        if failures >= rules.max_failures:
+            locked_until = now + timedelta(seconds=rules.lock_seconds)
+            session.execute(update(users).where(users.c.user_id == row.user_id)
+                            .values(locked_until=locked_until, failures_reset_at=now))
+            events.append(_audit_event(username, client_address, 423, {
+                "event": "account_locked", "user_id": row.user_id, "failures": failures,
+                "window_seconds": rules.failure_window_seconds, "locked_until": locked_until.isoformat()}, row))
+            write(events)
+            raise AccountLocked(f"{failures} wrong passwords: the account is locked for {rules.lock_seconds // 60} "
+                                "minutes", {"locked_until": locked_until.isoformat(), "username": username})
+    write(events)
+    raise Unauthorized("wrong username or password")
+
+
+def unlock(session: Session, user_id: str) -> Any:
+    row = session.execute(select(users).where(users.c.user_id == user_id)).first()
+    if row is None:
+        raise NotFound(f"no user {user_id}", {"user_id": user_id})
+    session.execute(update(users).where(users.c.user_id == user_id).values(locked_until=None, failures_reset_at=_now()))
+    return {"user_id": user_id, "username": row.username, "was_locked_until":
+            row.locked_until.isoformat() if row.locked_until else None}
+
+
+def change_password(session: Session, principal: Principal, current: Any, new: Any, rules: Any) -> Any:
+    """Check the current password, the policy and the last `password_history` passwords; all
+    tokens issued before now stop working (the caller gets a new one)."""
+    row = session.execute(select(users).where(users.c.user_id == principal.user_id).with_for_update()).first()
+    if row is None:
+        raise Unauthorized("the account no longer exists")
     try:
-        _hasher.verify(row.password_hash, password or "")
+        _hasher.verify(row.password_hash, current or "")
     except (VerificationError, InvalidHashError):
-        raise Unauthorized("wrong username or password") from None
+        raise ValidationFailed("the current password is wrong", {"current_password": ["wrong password"]}) from None
+    check_password_policy(new, rules, "new_password")
+    recent = session.execute(select(password_history.c.password_hash).where(password_history.c.user_id == row.user_id)
+                             .order_by(password_history.c.entry_id.desc()).limit(rules.password_history)).scalars()
+    for old in [row.password_hash, *recent]:
+        try:
+            if _hasher.verify(old, new):
+                raise ValidationFailed("the new password was used recently", {
+                    "new_password": [f"must differ from your last {rules.password_history} passwords"]})
+        except (VerificationError, InvalidHashError):
+            continue
+    new_hash = _hasher.hash(new)
+    now = _now()
+    session.execute(update(users).where(users.c.user_id == row.user_id).values(
+        password_hash=new_hash, password_changed_at=now, tokens_valid_after=time.time()))
+    session.execute(password_history.insert().values(user_id=row.user_id, password_hash=new_hash, set_at=now))
     return Principal(row.user_id, row.username, row.role, row.scope or {})
 
 
-def issue_token(principal, config):
+def revoke(session: Session, principal: Principal) -> None:
+    session.execute(delete(revoked_tokens).where(revoked_tokens.c.expires_at < _now()))
+    session.execute(revoked_tokens.insert().values(
+        jti=principal.jti, user_id=principal.user_id,
+        expires_at=datetime.fromtimestamp(principal.expires_at or time.time(), timezone.utc)))
+
+
+def ensure_token_live(session: Session, principal: Principal) -> None:
+    """Refuse a token that was revoked (logout), issued before a password change, or whose user
+    was deactivated."""
+    row = session.execute(select(users.c.active, users.c.tokens_valid_after).where(
+        users.c.user_id == principal.user_id)).first()
+    if row is None or not row.active:
+        raise Unauthorized("the account no longer exists or is deactivated")
+    if row.tokens_valid_after is not None and (principal.issued_at or 0) < row.tokens_valid_after:
+        raise Unauthorized("the token was issued before the password was changed; sign in again")
+    if principal.jti and session.execute(select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == principal.jti)).first():
+        raise Unauthorized("the token was revoked (signed out); sign in again")
+
+
+def issue_token(principal: Principal, config: Mapping[str, Any]) -> Any:
     ttl = int(config.get("TOKEN_TTL_SECONDS") or 3600)
     now = int(time.time())
     claims = {
         "sub": principal.user_id, "name": principal.username, "role": principal.role,
         "scope": principal.scope, "iat": now, "exp": now + ttl,
+        "jti": str(uuid.uuid4()), "issued": time.time(),
     }
     token = jwt.encode(claims, signing_key(config), algorithm="HS256")
     return {"access_token": token, "token_type": "bearer", "expires_in": ttl}
 
 
-def principal_from_header(header, config):
+def principal_from_header(header: str | None, config: Mapping[str, Any]) -> Any:
     if not header or not header.lower().startswith("bearer "):
         raise Unauthorized("send Authorization: Bearer <token> (get one from POST /api/v1/auth/token)")
     try:
@@ -122,4 +366,5 @@ def principal_from_header(header, config):
         raise Unauthorized("the token has expired; ask for a new one") from None
     except jwt.InvalidTokenError:
         raise Unauthorized("the token is not valid") from None
-    return Principal(claims["sub"], claims.get("name", ""), claims["role"], claims.get("scope") or {})
+    return Principal(claims["sub"], claims.get("name", ""), claims["role"], claims.get("scope") or {},
+                     claims.get("jti"), claims.get("issued", claims.get("iat")), claims.get("exp"))

@@ -1,21 +1,23 @@
 """The OpenAPI document, generated from the same route table and marshmallow schemas that
 validate requests, so it cannot drift from what the gateway serves."""
 import re
+from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from .app import ROUTES, body_schema, path_fields, route
+from .app import ROUTES, RequestContext, Route, body_schema, path_fields, route
+
 
 ERROR_CODES = {"400": "validation_error", "401": "unauthorized", "403": "forbidden", "404": "not_found",
                "409": "conflict", "422": "rule_refused"}
 
 
-def openapi_path(path):
+def openapi_path(path: str) -> Any:
     return re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", path)
 
 
-def build_spec():
+def build_spec() -> Any:
     spec = APISpec(title="Fupin gateway", version="1.0.0", openapi_version="3.0.3",
                    plugins=[MarshmallowPlugin()])
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
@@ -24,7 +26,7 @@ def build_spec():
         "properties": {"error": {"type": "object", "properties": {
             "code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}}}},
     })
-    by_path = {}
+    by_path: dict[str, list[Route]] = {}
     for r in ROUTES:
         by_path.setdefault(openapi_path(r.path), []).append(r)
     for path, routes in sorted(by_path.items()):
@@ -34,7 +36,7 @@ def build_spec():
                           for name in re.findall(r"{([a-z_]+)}", path)]
             if r.query is not None:
                 parameters.append({"in": "query", "schema": r.query})
-            responses = {str(r.status): {"description": "success"}}
+            responses: dict[str, Any] = {str(r.status): {"description": "success"}}
             for status, code in ERROR_CODES.items():
                 if status == "401" and r.public:
                     continue
@@ -57,6 +59,6 @@ def build_spec():
 
 
 @route("GET", "/api/v1/openapi.json", roles=(), public=True, tag="operations")
-def openapi_document(ctx):
+def openapi_document(ctx: RequestContext) -> Any:
     """This document."""
     return build_spec()

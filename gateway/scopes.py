@@ -2,33 +2,38 @@
 
 Each check looks the owning township / department / unit up over RPC when the request does not
 carry it, so a caller cannot claim a scope by naming it in the body."""
+from typing import Any
+
 from services.common.errors import Forbidden
+
+from .app import RequestContext
+
 
 FULL_ACCESS = ("admin", "leading_group")
 
 
-def _deny(ctx, what):
-    raise Forbidden(f"outside your scope: {what}", {"role": ctx.role, "scope": ctx.principal.scope})
+def _deny(ctx: RequestContext, what: Any) -> None:
+    raise Forbidden(f"outside your scope: {what}", {"role": ctx.role, "scope": ctx.user.scope})
 
 
-def township_of_village(ctx, village_id):
+def township_of_village(ctx: RequestContext, village_id: Any) -> Any:
     return ctx.call("registry", "get_village", village_id)["township_id"]
 
 
-def township_of_household(ctx, household_id):
+def township_of_household(ctx: RequestContext, household_id: Any) -> Any:
     return ctx.call("registry", "get_household", household_id)["township_id"]
 
 
-def unit_of_cadre(ctx, cadre_id):
-    return ctx.call("assistance", "get_cadre", cadre_id)["unit_id"]
+def unit_of_cadre(ctx: RequestContext, cadre_id: Any) -> Any:
+    return ctx.call("assistance", "owner", "cadre", cadre_id)["unit_id"]
 
 
-def require_township(ctx, township_id, what="another township"):
+def require_township(ctx: RequestContext, township_id: str | None, what: str = "another township") -> None:
     if ctx.role == "township" and township_id != ctx.scope("township_id"):
         _deny(ctx, what)
 
 
-def require_unit_of_cadre(ctx, cadre_id):
+def require_unit_of_cadre(ctx: RequestContext, cadre_id: Any) -> None:
     """A unit acts for its own cadres; a cadre only for itself."""
     if ctx.role == "cadre" and cadre_id != ctx.scope("cadre_id"):
         _deny(ctx, "another cadre's work")
@@ -36,11 +41,11 @@ def require_unit_of_cadre(ctx, cadre_id):
         _deny(ctx, "a cadre of another unit")
 
 
-def require_department(ctx, department):
+def require_department(ctx: RequestContext, department: str | None) -> None:
     if ctx.role == "department" and department != ctx.scope("department"):
         _deny(ctx, f"a {department} project")
 
 
-def reveals_personal_data(ctx, township_id):
+def reveals_personal_data(ctx: RequestContext, township_id: str | None) -> Any:
     """ID and phone numbers: unmasked for admin, and for a township station in its own scope."""
     return ctx.role == "admin" or (ctx.role == "township" and township_id == ctx.scope("township_id"))

@@ -1,35 +1,43 @@
 """The gateway: the only door for people and department systems, over nameko's web server."""
 import logging
+from typing import Any
 
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy
+from werkzeug.wrappers import Request
 
 from services.common.chassis import HealthEndpoints
 from services.common.db import Database
 from services.common.web import http
 
 from . import openapi, routes, web  # noqa: F401 - importing registers the routes
-from .app import build_map, dispatch
+from .app import RequestContext, build_map, dispatch
 from .audit import AuditTrail, audit_row
-from .auth import ensure_first_admin, signing_key
+from .auth import ensure_first_account, signing_key
+
 
 log = logging.getLogger(__name__)
-SERVICES = ("registry", "assistance", "projects", "credit", "assessment")
+SERVICES = ("registry", "assistance", "projects", "credit", "assessment", "supervision")
 
 
 class FirstAdmin(DependencyProvider):
-    """At start: refuse to run without a signing key in production, and create the first admin."""
+    """At start: refuse to run without a signing key in production, or outside development with the
+    first admin's password the published default or against the policy; create the first admin
+    and the first auditor (三权分立: FUPIN_AUDITOR_PASSWORD, set by the security officer)."""
 
-    def start(self):
+    def start(self) -> None:
         signing_key(self.container.config)
         db = next(ext for ext in self.container.dependencies if isinstance(ext, Database))
         with db.engine.begin() as conn:
             from sqlalchemy.orm import Session
 
             with Session(bind=conn) as session:
-                if ensure_first_admin(session, self.container.config.get("ADMIN_PASSWORD")):
+                config = self.container.config
+                if ensure_first_account(session, "admin", "admin", config.get("ADMIN_PASSWORD"), config):
                     log.info("created the first admin user 'admin'")
+                if ensure_first_account(session, "auditor", "auditor", config.get("AUDITOR_PASSWORD"), config):
+                    log.info("created the first auditor user 'auditor'")
                 session.flush()
 
 
@@ -45,29 +53,33 @@ class GatewayService(HealthEndpoints):
     projects = RpcProxy("projects")
     credit = RpcProxy("credit")
     assessment = RpcProxy("assessment")
+    supervision = RpcProxy("supervision")
 
     url_map = build_map()
 
-    def _rpc(self, service):
+    def _rpc(self, service: str) -> Any:
         if service not in SERVICES:
             raise KeyError(service)
         return getattr(self, service)
 
-    def _audit(self, ctx, request, status):
-        self.audit_trail.add(audit_row(ctx, request, status))
+    def _audit(self, ctx: RequestContext, request: Request, status: int) -> None:
+        if ctx.principal is not None and request.method != "GET":
+            self.audit_trail.add(audit_row(ctx, request, status))
+        for resource in ctx.audit_reads:  # e.g. who saw whose unmasked ID numbers
+            self.audit_trail.add({**audit_row(ctx, request, status), "resource": resource})
 
-    def _dispatch(self, request):
+    def _dispatch(self, request: Request) -> Any:
         return dispatch(self.url_map, request, rpc=self._rpc, config=self.config, db=self.db, audit=self._audit)
 
     @http("GET,POST,PUT,PATCH,DELETE", "/api/v1/<path:path>")
-    def api(self, request, path):
+    def api(self, request: Request, path: str) -> Any:
         return self._dispatch(request)
 
     # The leading group's pages (gateway/web): static files; they call the API above with a token.
     @http("GET", "/ui/")
-    def ui_index(self, request):
+    def ui_index(self, request: Request) -> Any:
         return web.serve()
 
     @http("GET", "/ui/<path:path>")
-    def ui_file(self, request, path):
+    def ui_file(self, request: Request, path: str) -> Any:
         return web.serve(path)

@@ -14,6 +14,8 @@ from pathlib import Path
 import yaml
 
 HERE = Path(__file__).resolve().parent
+# PyYAML reads a bare `=` (an enum value in the AlertmanagerConfig CRD) as YAML 1.1's "value" tag.
+yaml.SafeLoader.add_constructor("tag:yaml.org,2002:value", yaml.SafeLoader.construct_scalar)
 SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install or upgrade Fupin from a kustomize overlay, in the order that keeps it safe:
-#   1. everything but the processes (namespace, settings, policies, monitors, RabbitMQ,
-#      PostgreSQL and its databases), then wait until RabbitMQ and PostgreSQL are ready;
+#   1. everything but the processes (namespace, settings, policies, monitors, generated
+#      secrets, RabbitMQ with its vhost, users and permissions, PostgreSQL with its roles,
+#      databases and, in prod, its pooler), then wait until all of it is ready;
 #   2. the migration Job of this version (the previous one is deleted first: a Job's pod
 #      template cannot change), then wait until it has completed;
 #   3. the services and the gateway, then wait until each has rolled out.
@@ -16,8 +17,17 @@ processes='app.kubernetes.io/component in (service,gateway)'
 
 echo "1/3 backing services and settings in namespace $namespace"
 kubectl apply -k "$overlay" -l 'app.kubernetes.io/component notin (service,gateway,migration)'
+# Each process's PostgreSQL password, generated once by External Secrets (secrets.yaml).
+kubectl -n "$namespace" wait --for=condition=Ready externalsecrets.external-secrets.io --all --timeout="$timeout"
 kubectl -n "$namespace" wait --for=condition=AllReplicasReady rabbitmqcluster/fupin-rabbitmq --timeout="$timeout"
 kubectl -n "$namespace" wait --for=condition=Ready cluster.postgresql.cnpg.io/fupin-db --timeout="$timeout"
+# The vhost, and each process's RabbitMQ user (its Secret fupin-<process>-user-credentials) with
+# its permissions, made by the messaging topology operator.
+kubectl -n "$namespace" wait --for=condition=Ready vhosts.rabbitmq.com,users.rabbitmq.com,permissions.rabbitmq.com,topicpermissions.rabbitmq.com,policies.rabbitmq.com --all --timeout="$timeout"
+# PgBouncer (prod): the processes connect through it.
+for pooler in $(kubectl -n "$namespace" get poolers.postgresql.cnpg.io -o name); do
+    kubectl -n "$namespace" rollout status "deployment/${pooler##*/}" --timeout="$timeout"
+done
 # The migrations need every database: wait until the operator has created each one.
 kubectl -n "$namespace" wait --for=jsonpath='{.status.applied}'=true databases.postgresql.cnpg.io --all --timeout="$timeout"
 

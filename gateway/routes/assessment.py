@@ -1,18 +1,20 @@
 """Assessment: scores, rankings, ratings, vetoes, the rulebook and the weekly bulletin."""
 import base64
 import re
+from typing import Any
 
-from marshmallow import ValidationError, fields, validate as v
+from marshmallow import Schema, ValidationError, fields, validate as v
 from werkzeug.wrappers import Response
 
-from ..app import ANY_SIGNED_IN, ListQuery, command, route
+from ..app import ANY_SIGNED_IN, command, ListQuery, RequestContext, route
 from ..scopes import require_township, require_unit_of_cadre
 
 SUBJECT_TYPES = ("unit", "cadre", "township")
 JUDGES = ("admin", "leading_group")
+NAMES_UNMASKED = ("admin", "leading_group", "township", "unit", "cadre")
 
 
-def period(value):
+def period(value: Any) -> None:
     if not re.fullmatch(r"\d{4}(-Q[1-4]|-(0[1-9]|1[0-2]))?", value):
         raise ValidationError("use 2023, 2023-Q3 or 2023-05")
 
@@ -33,7 +35,7 @@ command("POST", "/api/v1/ratings", "assessment", "record_rating", roles=JUDGES)
 command("POST", "/api/v1/vetoes", "assessment", "record_veto", roles=JUDGES)
 
 
-def _subject_type(ctx):
+def _subject_type(ctx: RequestContext) -> Any:
     subject_type = ctx.path_values["subject_type"]
     if subject_type not in SUBJECT_TYPES:
         from services.common.errors import NotFound
@@ -43,14 +45,14 @@ def _subject_type(ctx):
 
 
 @route("GET", "/api/v1/scores/<subject_type>", roles=ANY_SIGNED_IN, query=ScoreQuery, tag="assessment")
-def rankings(ctx):
+def rankings(ctx: RequestContext) -> Any:
     """Scores of every subject of a type for a period as of a date, best first, vetoed last."""
     return ctx.call("assessment", "rankings", _subject_type(ctx), ctx.query["period"],
                     ctx.query["as_of"].isoformat(), ctx.query["limit"], ctx.query["cursor"], ctx.query.get("version"))
 
 
 @route("GET", "/api/v1/scores/<subject_type>/<subject_id>", roles=ANY_SIGNED_IN, query=ScoreQuery, tag="assessment")
-def subject_score(ctx):
+def subject_score(ctx: RequestContext) -> Any:
     """One subject's score with every indicator and its evidence, and for cadres the pay."""
     subject_type, subject_id = _subject_type(ctx), ctx.path_values["subject_id"]
     if ctx.role not in ("admin", "leading_group", "inspector"):
@@ -62,24 +64,75 @@ def subject_score(ctx):
             require_township(ctx, subject_id)
         else:
             ctx.require(False, "outside your scope")
+    # Evidence names households by number and head: the head's name is for those who work with
+    # the household (the office, its township, the pairing unit and cadre); others see 张*.
+    mask_names = ctx.role not in NAMES_UNMASKED
     return ctx.call("assessment", "subject_score", subject_type, subject_id, ctx.query["period"],
-                    ctx.query["as_of"].isoformat(), ctx.query.get("version"))
+                    ctx.query["as_of"].isoformat(), ctx.query.get("version"), mask_names)
 
 
 # GET /api/v1/rulebook (the whole county rulebook, this one included) is in routes/rulebook.py.
 
 
 @route("PUT", "/api/v1/rulebook", roles=JUDGES, body=("assessment", "publish_rulebook"), tag="assessment")
-def publish_rulebook(ctx):
+def publish_rulebook(ctx: RequestContext) -> Any:
     """Publish a new rulebook version; earlier periods can still be scored under any version."""
     return ctx.command("assessment", "publish_rulebook", dict(ctx.raw_body))
 
 
 @route("GET", "/api/v1/bulletins/weekly", roles=("admin", "leading_group", "department", "township"),
        query=BulletinQuery, tag="assessment", response="file")
-def weekly_bulletin(ctx):
+def weekly_bulletin(ctx: RequestContext) -> Any:
     """The weekly bulletin (周通报) as JSON, CSV or XLSX."""
     result = ctx.call("assessment", "weekly_bulletin", ctx.query["week"], ctx.query["format"])
+    if ctx.query["format"] == "json":
+        return result
+    return Response(base64.b64decode(result["content_base64"]), status=200, content_type=result["content_type"],
+                    headers={"Content-Disposition": f'attachment; filename="{result["filename"]}"'})
+
+
+# --- closing a month (月度考核定格) and the pay sheet -------------------------------------------------
+MONTH_READERS = JUDGES + ("inspector",)
+
+
+class PeriodsQuery(Schema):
+    year = fields.Integer(required=True, validate=v.Range(2000, 2100))
+
+
+class PaySheetQuery(Schema):
+    format = fields.String(load_default="json", validate=v.OneOf(("json", "csv", "xlsx")))
+
+
+def _month(ctx: RequestContext) -> Any:
+    month = ctx.path_values["month"]
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        from services.common.errors import ValidationFailed
+
+        raise ValidationFailed("month must look like 2023-05", {"month": ["use a month like 2023-05"]})
+    return month
+
+
+command("POST", "/api/v1/periods/<month>/close", "assessment", "close_month", roles=JUDGES, status=200)
+command("POST", "/api/v1/periods/<month>/reopen", "assessment", "reopen_month", roles=JUDGES, status=200)
+
+
+@route("GET", "/api/v1/periods", roles=MONTH_READERS, query=PeriodsQuery, tag="assessment")
+def list_periods(ctx: RequestContext) -> Any:
+    """Each month of a year: open or closed (月度考核定格), when, and its late corrections."""
+    return ctx.call("assessment", "list_periods", ctx.query["year"])
+
+
+@route("GET", "/api/v1/periods/<month>", roles=MONTH_READERS, tag="assessment")
+def period_report(ctx: RequestContext) -> Any:
+    """A month's status, its closings and re-openings, and the events dated into it after it was closed."""
+    return ctx.call("assessment", "period_report", _month(ctx))
+
+
+@route("GET", "/api/v1/periods/<month>/pay-sheet", roles=JUDGES, query=PaySheetQuery, tag="assessment",
+       response="file")
+def pay_sheet(ctx: RequestContext) -> Any:
+    """The closed month's pay sheet (cadre, unit, score, grade, performance pay, rewards, withheld, restrictions)."""
+    result = ctx.call("assessment", "pay_sheet", _month(ctx), ctx.query["format"])
     if ctx.query["format"] == "json":
         return result
     return Response(base64.b64decode(result["content_base64"]), status=200, content_type=result["content_type"],

@@ -1,25 +1,27 @@
 """Assistance: units, cadres, village assignment, pairing, visits and the rest of the work."""
+from typing import Any
+
 from marshmallow import fields
 
-from ..app import ANY_SIGNED_IN, ListQuery, command, route
+from ..app import ANY_SIGNED_IN, command, ListQuery, RequestContext, route
 from ..scopes import require_township, require_unit_of_cadre, township_of_household
 
 WORKERS = ("admin", "unit", "cadre")
 
 
-def own_unit(ctx, data):
+def own_unit(ctx: RequestContext, data: dict[str, Any]) -> None:
     if ctx.role == "unit" and data.get("unit_id") != ctx.scope("unit_id"):
         from services.common.errors import Forbidden
 
         raise Forbidden("outside your scope: another unit", {"unit_id": data.get("unit_id")})
 
 
-def own_cadre(ctx, data):
+def own_cadre(ctx: RequestContext, data: dict[str, Any]) -> None:
     require_unit_of_cadre(ctx, data["cadre_id"])
 
 
-def own_pairing(ctx, data):
-    pairing = ctx.call("assistance", "get_pairing", data["pairing_id"])
+def own_pairing(ctx: RequestContext, data: dict[str, Any]) -> None:
+    pairing = ctx.call("assistance", "owner", "pairing", data["pairing_id"])
     require_unit_of_cadre(ctx, pairing["cadre_id"])
 
 
@@ -45,7 +47,7 @@ class AsOfQuery(ListQuery):
     as_of = fields.Date(required=True)
 
 
-def _can_read_cadre(ctx, cadre_id):
+def _can_read_cadre(ctx: RequestContext, cadre_id: Any) -> None:
     if ctx.role in ("admin", "leading_group", "inspector"):
         return
     require_unit_of_cadre(ctx, cadre_id)
@@ -53,7 +55,7 @@ def _can_read_cadre(ctx, cadre_id):
 
 @route("GET", "/api/v1/cadres/<cadre_id>/overdue-visits", roles=("admin", "leading_group", "unit", "cadre", "inspector"),
        query=AsOfQuery, tag="assistance")
-def overdue_visits(ctx):
+def overdue_visits(ctx: RequestContext) -> Any:
     """Households of this cadre whose monthly visit is missing, this month or earlier."""
     cadre_id = ctx.path_values["cadre_id"]
     _can_read_cadre(ctx, cadre_id)
@@ -61,7 +63,7 @@ def overdue_visits(ctx):
 
 
 @route("GET", "/api/v1/cadres/<cadre_id>", roles=("admin", "leading_group", "unit", "cadre", "inspector"), tag="assistance")
-def get_cadre(ctx):
+def get_cadre(ctx: RequestContext) -> Any:
     """A cadre with unit, rank and pairings."""
     cadre_id = ctx.path_values["cadre_id"]
     _can_read_cadre(ctx, cadre_id)
@@ -72,7 +74,7 @@ def get_cadre(ctx):
 
 @route("GET", "/api/v1/cadres/<cadre_id>/visits", roles=("admin", "leading_group", "unit", "cadre", "inspector"),
        query=ListQuery, tag="assistance")
-def cadre_visits(ctx):
+def cadre_visits(ctx: RequestContext) -> Any:
     """The cadre's visits, newest first."""
     cadre_id = ctx.path_values["cadre_id"]
     _can_read_cadre(ctx, cadre_id)
@@ -80,7 +82,7 @@ def cadre_visits(ctx):
 
 
 @route("GET", "/api/v1/units/<unit_id>", roles=("admin", "leading_group", "unit"), query=AsOfQuery, tag="assistance")
-def unit_summary(ctx):
+def unit_summary(ctx: RequestContext) -> Any:
     """A unit's cadres, villages and monthly visit compliance."""
     unit_id = ctx.path_values["unit_id"]
     if ctx.role == "unit" and unit_id != ctx.scope("unit_id"):
@@ -89,7 +91,7 @@ def unit_summary(ctx):
 
 
 @route("GET", "/api/v1/households/<household_id>/help", roles=ANY_SIGNED_IN, tag="assistance")
-def household_help(ctx):
+def household_help(ctx: RequestContext) -> Any:
     """Who was paired with the household, and every visit and check."""
     household_id = ctx.path_values["household_id"]
     if ctx.role == "township":  # a station reads only its own township's households

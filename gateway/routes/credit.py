@@ -1,7 +1,9 @@
 """Credit: subsidised household loans, from application to subsidy (贴息)."""
+from typing import Any
+
 from marshmallow import fields, validate as v
 
-from ..app import ListQuery, command, route
+from ..app import command, ListQuery, RequestContext, route
 from ..scopes import require_township
 
 STATION = ("admin", "township")
@@ -9,12 +11,12 @@ CREDIT_UNION = ("admin", "credit_union")
 LOAN_READERS = ("admin", "leading_group", "township", "credit_union")
 
 
-def own_township(ctx, data):
+def own_township(ctx: RequestContext, data: dict[str, Any]) -> None:
     require_township(ctx, data.get("township_id"))
 
 
-def loan_in_township(ctx, data):
-    require_township(ctx, ctx.call("credit", "get_loan", data["loan_id"])["township_id"], "a loan of another township")
+def loan_in_township(ctx: RequestContext, data: dict[str, Any]) -> None:
+    require_township(ctx, ctx.call("credit", "owner", "loan", data["loan_id"])["township_id"], "a loan of another township")
 
 
 command("POST", "/api/v1/quotas", "credit", "allocate_quota", roles=("admin", "leading_group"))
@@ -38,7 +40,7 @@ class LoanQuery(ListQuery):
 
 
 @route("GET", "/api/v1/loans", roles=LOAN_READERS, query=LoanQuery, tag="credit")
-def list_loans(ctx):
+def list_loans(ctx: RequestContext) -> Any:
     """Loans by township, status and household; a township sees only its own."""
     filters = {k: ctx.query[k] for k in ("township_id", "status", "household_id") if k in ctx.query}
     if ctx.role == "township":
@@ -48,7 +50,7 @@ def list_loans(ctx):
 
 
 @route("GET", "/api/v1/loans/<loan_id>", roles=LOAN_READERS, tag="credit")
-def get_loan(ctx):
+def get_loan(ctx: RequestContext) -> Any:
     """One loan with its history and subsidy."""
     loan = ctx.call("credit", "get_loan", ctx.path_values["loan_id"])
     require_township(ctx, loan["township_id"], "a loan of another township")
@@ -64,7 +66,7 @@ class RecoveryQuery(YearQuery):
 
 
 @route("GET", "/api/v1/townships/<township_id>/recovery", roles=LOAN_READERS, query=RecoveryQuery, tag="credit")
-def township_recovery(ctx):
+def township_recovery(ctx: RequestContext) -> Any:
     """Recovery rate (回收率) for the year, with the quota recommendation."""
     township_id = ctx.path_values["township_id"]
     require_township(ctx, township_id)
@@ -74,7 +76,7 @@ def township_recovery(ctx):
 
 
 @route("GET", "/api/v1/townships/<township_id>/quota", roles=LOAN_READERS, query=YearQuery, tag="credit")
-def quota_use(ctx):
+def quota_use(ctx: RequestContext) -> Any:
     """The township's loan quota for the year and how much of it is used."""
     township_id = ctx.path_values["township_id"]
     require_township(ctx, township_id)
@@ -86,7 +88,7 @@ class MonthQuery(ListQuery):
 
 
 @route("GET", "/api/v1/townships/<township_id>/loan-notice", roles=LOAN_READERS, query=MonthQuery, tag="credit")
-def loan_public_notice(ctx):
+def loan_public_notice(ctx: RequestContext) -> Any:
     """The month-end public notice (公示, 第十二条3): the township's loans approved in the month."""
     township_id = ctx.path_values["township_id"]
     require_township(ctx, township_id)

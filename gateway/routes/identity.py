@@ -1,12 +1,16 @@
 """Tokens, users and the audit trail."""
+from typing import Any
+
 from marshmallow import Schema, fields, validate as v
 from sqlalchemy import select
+from werkzeug.wrappers import Response
 
 from services.common.pagination import decode_cursor, page
 
-from ..app import ListQuery, route
-from ..auth import ROLES, authenticate, create_user, issue_token, users
-from ..audit import audit_log, list_audit
+from ..app import EVERY_ROLE, ListQuery, RequestContext, route
+from ..auth import (ADMIN_MAY_CREATE, SecurityRules, authenticate, change_password, create_user, issue_token,
+                    revoke, unlock, users)
+from ..audit import audit_log, export_audit, list_audit
 
 
 class TokenRequest(Schema):
@@ -16,36 +20,91 @@ class TokenRequest(Schema):
 
 class NewUser(Schema):
     username = fields.String(required=True, validate=v.Length(min=2, max=64))
-    password = fields.String(required=True, validate=v.Length(min=8), load_only=True)
-    role = fields.String(required=True, validate=v.OneOf(ROLES))
+    password = fields.String(required=True, load_only=True,
+                             metadata={"description": "the password policy: at least 10 characters, 3 of lower-case, "
+                                                      "upper-case, digits, other characters"})
+    role = fields.String(required=True, validate=v.OneOf(ADMIN_MAY_CREATE))
     scope = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+
+
+class PasswordChange(Schema):
+    current_password = fields.String(required=True, load_only=True)
+    new_password = fields.String(required=True, load_only=True)
 
 
 class AuditQuery(ListQuery):
     actor_id = fields.String()
     path_prefix = fields.String()
+    since = fields.DateTime()
+    until = fields.DateTime()
+
+
+class AuditExportQuery(Schema):
+    format = fields.String(load_default="csv", validate=v.OneOf(("csv", "json")))
+    actor_id = fields.String()
+    path_prefix = fields.String()
+    since = fields.DateTime()
+    until = fields.DateTime()
 
 
 @route("POST", "/api/v1/auth/token", roles=(), body=TokenRequest, public=True, tag="identity")
-def token(ctx):
-    """Exchange a username and password for a bearer token."""
+def token(ctx: RequestContext) -> Any:
+    """Exchange a username and password for a bearer token. Five wrong passwords within 15 minutes
+    lock the account (423) for 30 minutes; too many failures from one address answer 429."""
     with ctx.db.new_session() as session:
-        principal = authenticate(session, ctx.body["username"], ctx.body["password"])
+        try:
+            principal = authenticate(session, ctx.body["username"], ctx.body["password"], ctx.client_address,
+                                     ctx.config)
+        finally:
+            session.commit()
     return issue_token(principal, ctx.config)
 
 
+@route("POST", "/api/v1/auth/password", roles=EVERY_ROLE, body=PasswordChange, tag="identity")
+def password(ctx: RequestContext) -> Any:
+    """Change your own password (policy, no reuse of the last five); every earlier token stops
+    working and a new one is returned."""
+    with ctx.db.new_session() as session:
+        principal = change_password(session, ctx.user, ctx.body["current_password"], ctx.body["new_password"],
+                                    SecurityRules.from_config(ctx.config))
+        session.commit()
+    ctx.audit_resource = {"event": "password_changed", "user_id": principal.user_id}
+    return issue_token(principal, ctx.config)
+
+
+@route("POST", "/api/v1/auth/logout", roles=EVERY_ROLE, tag="identity")
+def logout(ctx: RequestContext) -> Any:
+    """Sign out: the token is revoked and refused from now on."""
+    with ctx.db.new_session() as session:
+        revoke(session, ctx.user)
+        session.commit()
+    ctx.audit_resource = {"event": "logout", "jti": ctx.user.jti}
+    return {"revoked": True}
+
+
+@route("POST", "/api/v1/users/<user_id>/unlock", roles=("admin",), tag="identity")
+def unlock_user(ctx: RequestContext) -> Any:
+    """Unlock an account locked after wrong passwords (audited)."""
+    with ctx.db.new_session() as session:
+        result = unlock(session, ctx.path_values["user_id"])
+        session.commit()
+    ctx.audit_resource = {"event": "account_unlocked", "reason": "unlocked by the administrator", **result}
+    return result
+
+
 @route("POST", "/api/v1/users", roles=("admin",), body=NewUser, status=201, tag="identity")
-def add_user(ctx):
+def add_user(ctx: RequestContext) -> Any:
     """Create a user with a role and, for scoped roles, its scope."""
     with ctx.db.new_session() as session:
-        user = create_user(session, ctx.body["username"], ctx.body["password"], ctx.body["role"], ctx.body["scope"])
+        user = create_user(session, ctx.body["username"], ctx.body["password"], ctx.body["role"], ctx.body["scope"],
+                           rules=SecurityRules.from_config(ctx.config))
         session.commit()
     ctx.audit_resource = {"user_id": user["user_id"]}
     return user
 
 
 @route("GET", "/api/v1/users", roles=("admin",), query=ListQuery, tag="identity")
-def list_users(ctx):
+def list_users(ctx: RequestContext) -> Any:
     """Every user with role and scope."""
     statement = select(users).order_by(users.c.username).limit(ctx.query["limit"] + 1)
     after = decode_cursor(ctx.query["cursor"])
@@ -57,11 +116,25 @@ def list_users(ctx):
                   "active": r.active} for r in rows], ctx.query["limit"], lambda user: user["username"])
 
 
-@route("GET", "/api/v1/audit", roles=("admin",), query=AuditQuery, tag="identity")
-def audit(ctx):
-    """Who changed what: every write through the gateway, newest first."""
+@route("GET", "/api/v1/audit", roles=("auditor",), query=AuditQuery, tag="identity")
+def audit(ctx: RequestContext) -> Any:
+    """Who changed what: every write through the gateway, newest first (the auditor only)."""
     with ctx.db.new_session() as session:
         return list_audit(session, ctx.query)
+
+
+@route("GET", "/api/v1/audit/export", roles=("auditor",), query=AuditExportQuery, tag="identity", response="file")
+def audit_export(ctx: RequestContext) -> Any:
+    """The audit trail of a period as CSV or JSON, oldest first, with each row's hashes (the
+    export itself is audited)."""
+    with ctx.db.new_session() as session:
+        body = export_audit(session, ctx.query, ctx.query["format"])
+    ctx.audit_reads.append({"event": "audit_exported", "format": ctx.query["format"],
+                            **{k: str(ctx.query[k]) for k in ("actor_id", "path_prefix", "since", "until")
+                               if k in ctx.query}})
+    mimetype = "application/json" if ctx.query["format"] == "json" else "text/csv"
+    return Response(body, status=200, mimetype=mimetype, headers={
+        "Content-Disposition": f"attachment; filename=audit.{ctx.query['format']}"})
 
 
 __all__ = ["audit_log"]

@@ -1,18 +1,20 @@
 """Projects: departments post plans, progress, completion, acceptance and funds."""
+from typing import Any
+
 from marshmallow import Schema, fields, validate as v
 
-from ..app import ANY_SIGNED_IN, ListQuery, command, route
+from ..app import ANY_SIGNED_IN, command, ListQuery, RequestContext, route
 from ..scopes import require_department
 
 DEPARTMENT_WRITERS = ("admin", "department")
 
 
-def own_new_project(ctx, data):
+def own_new_project(ctx: RequestContext, data: dict[str, Any]) -> None:
     require_department(ctx, data.get("department"))
 
 
-def own_project(ctx, data):
-    require_department(ctx, ctx.call("projects", "get_project", data["project_id"])["department"])
+def own_project(ctx: RequestContext, data: dict[str, Any]) -> None:
+    require_department(ctx, ctx.call("projects", "owner", "project", data["project_id"])["department"])
 
 
 command("POST", "/api/v1/projects", "projects", "plan_project", roles=DEPARTMENT_WRITERS, authorize=own_new_project)
@@ -37,7 +39,7 @@ class ImportRequest(Schema):
 
 
 @route("POST", "/api/v1/projects/import", roles=DEPARTMENT_WRITERS, body=ImportRequest, status=201, tag="projects")
-def import_projects(ctx):
+def import_projects(ctx: RequestContext) -> Any:
     """Apply a CSV or XLSX of projects (or progress rows): every row, or none with each bad row's reason."""
     data = dict(ctx.raw_body)
     if ctx.role == "department":
@@ -54,7 +56,7 @@ class ProjectQuery(ListQuery):
 
 
 @route("GET", "/api/v1/projects", roles=ANY_SIGNED_IN, query=ProjectQuery, tag="projects")
-def list_projects(ctx):
+def list_projects(ctx: RequestContext) -> Any:
     """Projects by department, status, plan year, township and village."""
     filters = {k: ctx.query[k] for k in ("department", "status", "plan_year", "township_id", "village_id")
                if k in ctx.query}
@@ -64,7 +66,7 @@ def list_projects(ctx):
 
 
 @route("GET", "/api/v1/projects/<project_id>", roles=ANY_SIGNED_IN, tag="projects")
-def get_project(ctx):
+def get_project(ctx: RequestContext) -> Any:
     """One project with its history."""
     project = ctx.call("projects", "get_project", ctx.path_values["project_id"])
     require_department(ctx, project["department"])
@@ -78,7 +80,7 @@ class DepartmentStatsQuery(ListQuery):
 
 @route("GET", "/api/v1/departments/<department>/statistics", roles=ANY_SIGNED_IN, query=DepartmentStatsQuery,
        tag="projects")
-def department_statistics(ctx):
+def department_statistics(ctx: RequestContext) -> Any:
     """Counts by status, overdue, on-time completion, funds and the 95 %-by-30-September target."""
     require_department(ctx, ctx.path_values["department"])
     return ctx.call("projects", "department_statistics", ctx.path_values["department"],
@@ -86,6 +88,6 @@ def department_statistics(ctx):
 
 
 @route("GET", "/api/v1/villages/<village_id>/infrastructure", roles=ANY_SIGNED_IN, tag="projects")
-def village_infrastructure(ctx):
+def village_infrastructure(ctx: RequestContext) -> Any:
     """Which road, water and power projects serve the village, and their state."""
     return ctx.call("projects", "village_infrastructure", ctx.path_values["village_id"])

@@ -1,12 +1,14 @@
 """The county rulebook, one door: every service's section (each owned by that service, as
 `rules_changed` events in its own store) plus the assessment's scoring rulebook, and the county's
 clock. Changes: admin or the leading group, effective from a date, audited like every command."""
+from typing import Any
+
 from marshmallow import Schema, fields, validate as v
 
 from services.common.clock import clock_from_config
 from services.common.errors import NotFound, ServiceUnavailable
 
-from ..app import ANY_SIGNED_IN, ListQuery, route
+from ..app import ANY_SIGNED_IN, ListQuery, RequestContext, route
 
 RULE_MAKERS = ("admin", "leading_group")
 # section -> (owning service, read method, change method)
@@ -33,13 +35,13 @@ class RulebookChange(Schema):
                            metadata={"description": "why (the county document that decided it)"})
 
 
-def _section(name):
+def _section(name: str) -> tuple[str, str, str]:
     if name not in SECTIONS:
         raise NotFound(f"no rulebook section {name}", {"section": name, "known": sorted(SECTIONS)})
     return SECTIONS[name]
 
 
-def _assessment_rulebook(ctx):
+def _assessment_rulebook(ctx: RequestContext) -> dict[str, Any]:
     """The assessment's scoring rulebook (weights, grade bands, pay) with every version."""
     latest = ctx.call("assessment", "get_rulebook")
     versions = [latest if number == latest["version"] else ctx.call("assessment", "get_rulebook", number)
@@ -49,18 +51,18 @@ def _assessment_rulebook(ctx):
             "versions": [{"version": item["version"], "values": item["rules"]} for item in versions]}
 
 
-def county_today(ctx):
+def county_today(ctx: RequestContext) -> tuple[Any, dict[str, Any]]:
     county = ctx.call("registry", "county_rules")
     clock = clock_from_config(ctx.config, county.get("timezone"))
     return clock, county
 
 
 @route("GET", "/api/v1/rulebook", roles=ANY_SIGNED_IN, query=RulebookQuery, tag="rulebook")
-def get_rulebook(ctx):
+def get_rulebook(ctx: RequestContext) -> Any:
     """The whole county rulebook: every section's values in force on `as_of` and its history."""
     clock, _ = county_today(ctx)
     as_of = ctx.query.get("as_of") or clock.today()
-    sections = {}
+    sections: dict[str, Any] = {}
     for name, (service, read, _) in SECTIONS.items():
         try:
             sections[name] = ctx.call(service, read, as_of.isoformat())
@@ -75,7 +77,7 @@ def get_rulebook(ctx):
 
 
 @route("GET", "/api/v1/rulebook/<section>", roles=ANY_SIGNED_IN, query=RulebookQuery, tag="rulebook")
-def get_rulebook_section(ctx):
+def get_rulebook_section(ctx: RequestContext) -> Any:
     """One section of the county rulebook: values in force on `as_of` and every version."""
     name = ctx.path_values["section"]
     if name == "assessment":
@@ -89,7 +91,7 @@ def get_rulebook_section(ctx):
 
 
 @route("PUT", "/api/v1/rulebook/<section>", roles=RULE_MAKERS, body=RulebookChange, tag="rulebook")
-def change_rulebook_section(ctx):
+def change_rulebook_section(ctx: RequestContext) -> Any:
     """A new version of a section, effective from a date: `{effective_from, changes, reason}`.
     Commands and scores dated before `effective_from` keep the earlier values."""
     service, _, change = _section(ctx.path_values["section"])
@@ -100,7 +102,7 @@ def change_rulebook_section(ctx):
 
 
 @route("GET", "/api/v1/today", roles=ANY_SIGNED_IN, tag="rulebook")
-def county_clock(ctx):
+def county_clock(ctx: RequestContext) -> Any:
     """The county's date and time (rulebook `timezone`): what "today" means for business dates."""
     clock, county = county_today(ctx)
     now = clock.now()

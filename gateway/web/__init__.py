@@ -5,6 +5,7 @@ JSON API with the bearer token, so every role and scope rule stays the API's own
 Chart.js is vendored in static/vendor (county networks are closed: no CDN)."""
 import mimetypes
 from pathlib import Path
+from typing import Any
 
 from werkzeug.security import safe_join
 from werkzeug.wrappers import Response
@@ -23,11 +24,11 @@ SECURITY_HEADERS = {
 }
 
 
-def _not_found(path):
+def _not_found(path: str) -> Any:
     return Response(f"no such page: /ui/{path}\n", status=404, mimetype="text/plain")
 
 
-def serve(path=""):
+def serve(path: str = "") -> Any:
     """GET /ui/ → the single page; GET /ui/<path> → a file under gateway/web (not this module)."""
     path = path or "index.html"
     if path.endswith(".py") or "__pycache__" in path:

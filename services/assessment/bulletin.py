@@ -2,9 +2,13 @@
 township, what happened in the ISO week and where the month and the year stand."""
 import csv
 import io
-from datetime import date
+from datetime import date, datetime, time
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
+from services.common.clock import DEFAULT_TIMEZONE
+
+from . import supervision
 from .domain import _month_end, iso_week
 
 COLUMNS = [
@@ -78,9 +82,43 @@ def weekly_bulletin(facts, week):
             "exits_this_week": sum(1 for day, h in facts.exits.values() if h in households and in_week(day)),
             "new_monitoring_flags": sum(1 for day, h in facts.flags.values() if h in households and in_week(day)),
         })
+    # Supervision (督查督战): campaign progress and the lapses by unit, as at the week's end
+    # (county time; a report's time carries its offset).
+    end = datetime.combine(sunday, time(23, 59, 59), tzinfo=ZoneInfo(facts_timezone(facts)))
     return {"week": week, "from": monday.isoformat(), "to": sunday.isoformat(),
             "due": f"{date.fromordinal(monday.toordinal() + 4).isoformat()}T12:00",  # Friday noon
-            "columns": [name for name, _ in COLUMNS], "rows": rows}
+            "columns": [name for name, _ in COLUMNS], "rows": rows,
+            "campaigns": supervision.campaign_progress(facts, monday, sunday, end),
+            "lapses": supervision.lapses_by_unit(facts, sunday, end)}
+
+
+def facts_timezone(facts):
+    return facts.rulebook()[1].get("timezone") or DEFAULT_TIMEZONE
+
+
+CAMPAIGN_COLUMNS = [("campaign", "专项行动"), ("action", "行动"), ("target", "指标"), ("unit_of_measure", "单位"),
+                    ("quantity", "目标"), ("done", "完成"), ("percent", "完成率%"), ("milestones_met", "节点已完成"),
+                    ("milestones_missed", "节点未按期完成")]
+LAPSE_COLUMNS = [("unit_id", "责任单位"), ("late", "迟报周"), ("missing", "漏报周"), ("overdue_problems", "逾期未整改问题")]
+
+
+def campaign_rows(bulletin):
+    for campaign in bulletin.get("campaigns", []):
+        for action in campaign["actions"]:
+            met = "; ".join(f"{m['what']} ({m['met_on']})" for m in action["milestones_met"])
+            missed = "; ".join(f"{m['what']} ({m['due_on']})" for m in action["milestones_missed"])
+            for target in action["targets"] or [{"name": "", "unit_of_measure": "", "quantity": "", "done": "",
+                                                 "percent": None}]:
+                yield [campaign["name"], action["name"], target["name"], target["unit_of_measure"],
+                       target["quantity"], target["done"], "" if target["percent"] is None else target["percent"],
+                       met, missed]
+
+
+def lapse_rows(bulletin):
+    for entry in bulletin.get("lapses", []):
+        yield [entry["unit_id"], " ".join(item["week"] for item in entry["late"]),
+               " ".join(item["week"] for item in entry["missing"]),
+               "; ".join(f"{p['description']} (限{p['deadline']})" for p in entry["overdue_problems"])]
 
 
 def as_csv(bulletin):
@@ -89,6 +127,12 @@ def as_csv(bulletin):
     writer.writerow([f"{label} {name}" for name, label in COLUMNS])
     for row in bulletin["rows"]:
         writer.writerow(["" if row[name] is None else row[name] for name, _ in COLUMNS])
+    for title, columns, rows in (("专项行动进展", CAMPAIGN_COLUMNS, campaign_rows(bulletin)),
+                                 ("迟报、漏报与逾期整改", LAPSE_COLUMNS, lapse_rows(bulletin))):
+        writer.writerow([])
+        writer.writerow([title])
+        writer.writerow([label for _, label in columns])
+        writer.writerows(rows)
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")  # BOM so Excel opens the Chinese correctly
 
 
@@ -106,6 +150,14 @@ def as_xlsx(bulletin):
         cell.font = Font(bold=True)
     for row in bulletin["rows"]:
         sheet.append([row[name] for name, _ in COLUMNS])
+    for title, columns, rows in (("专项行动进展", CAMPAIGN_COLUMNS, campaign_rows(bulletin)),
+                                 ("迟报漏报与逾期整改", LAPSE_COLUMNS, lapse_rows(bulletin))):
+        extra = workbook.create_sheet(title)
+        extra.append([label for _, label in columns])
+        for cell in extra[1]:
+            cell.font = Font(bold=True)
+        for values in rows:
+            extra.append(values)
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()

@@ -15,6 +15,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from services.common.errors import NotFound, RuleRefused, ValidationFailed
 from services.common.events import NewEvent
 
+from . import supervision
+
 SUBJECT_TYPES = ("unit", "cadre", "township")
 EXTERNAL_SOURCES = ("county", "city", "province", "third_party")
 RATINGS = ("good", "fair", "poor")
@@ -22,7 +24,8 @@ RATINGS = ("good", "fair", "poor")
 DEFAULT_RULES = {
     "weights": {
         "unit": {"visit_compliance": 30, "leader_village_visits": 10, "policy_exam": 10, "awareness_checks": 10,
-                 "project_delivery": 20, "fund_disbursement": 10, "supervision_rating": 10},
+                 "project_delivery": 20, "fund_disbursement": 10, "supervision_rating": 10,
+                 "report_timeliness": 5, "rectification": 5},
         "cadre": {"visit_compliance": 50, "policy_exam": 20, "awareness_checks": 20, "supervision_rating": 10,
                   "residency": 10},
         "township": {"loan_recovery": 60, "review_timeliness": 40},
@@ -147,6 +150,8 @@ class Pairing:
 class Loan:
     loan_id: str
     township_id: str = None
+    household_id: str = None
+    enterprise_name: str = None
     principal: Decimal = Decimal(0)
     maturity: date = None
     repayments: dict = field(default_factory=dict)  # event_id -> (date, principal)
@@ -172,7 +177,7 @@ class Project:
     township_id: str = None
 
 
-class Facts:
+class Facts(supervision.SupervisionFacts):
     """Everything the scores need, indexed by subject. `apply` is idempotent per event id and
     commutative: the facts depend only on the set of events applied."""
 
@@ -180,6 +185,8 @@ class Facts:
         self.seen = set()
         self.units, self.cadres, self.townships = {}, {}, {}
         self.households = {}  # household_id -> (village_id, township_id)
+        self.household_names = {}  # household_id -> (household number, head's name): evidence people can act on
+        self.villages = {}  # village_id -> name
         self.assignments = {}  # unit_id -> {village_id: (from, until)}
         self.pairings = {}
         self.visits = {}  # pairing_id -> {date}
@@ -223,6 +230,10 @@ class Facts:
 
     def _on_household_registered(self, p, e):
         self.households[p["household_id"]] = (p.get("village_id"), p.get("township_id"))
+        self.household_names[p["household_id"]] = (p.get("household_no"), p.get("head_name"))
+
+    def _on_village_registered(self, p, e):
+        self.villages[p["village_id"]] = p.get("name", "")
 
     def _on_household_exited(self, p, e):
         self.exits[e.event_id] = (_d(p["exited_on"]), p["household_id"])
@@ -300,6 +311,7 @@ class Facts:
     def _on_loan_applied(self, p, e):
         loan = self._loan(p["loan_id"])
         loan.township_id, loan.applied_on = p["township_id"], _d(p["applied_on"])
+        loan.household_id, loan.enterprise_name = p.get("household_id"), p.get("enterprise_name")
         loan.enterprise = not p.get("household_id") and bool(p.get("enterprise_name"))
 
     def _on_village_reviewed(self, p, e):
@@ -700,6 +712,12 @@ def indicators(subject_type, subject_id, facts, period, as_of, rules):
                                             "rate": float(round(rate, 4)), "target": float(target),
                                             "measured_on": cutoff.isoformat()}],
                 ratio=rate / target)
+    if subject_type == "unit":  # supervision (services/assessment/supervision.py)
+        department = facts.units.get(subject_id, {}).get("department")
+        on_time, due, evidence = supervision.report_timeliness(facts, index, subject_id, department, period, as_of)
+        add("report_timeliness", on_time, due, evidence)
+        closed, due, evidence = supervision.rectification(facts, subject_id, department, period, as_of)
+        add("rectification", closed, due, evidence)
     if subject_type == "cadre":
         done, stationed, evidence = _residency(subject_id, facts, index, period, as_of, rules)
         add("residency", done, stationed, evidence)

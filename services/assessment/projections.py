@@ -2,13 +2,14 @@
 from them (with the assessment's own ratings, vetoes and rulebooks) kept in memory until a new
 event arrives."""
 from eventlet.semaphore import Semaphore
-from sqlalchemy import BigInteger, Column, MetaData, Table, Text, func, select, text
+from sqlalchemy import BigInteger, Column, Date, DateTime, Index, MetaData, Table, Text, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.common.events import StoredEvent
-from services.common.store import EventStore, inbox
+from services.common.store import EventStore, events as own_events, inbox
 
+from . import periods
 from .domain import Facts
 
 metadata = MetaData()
@@ -20,6 +21,11 @@ source_events = Table(
     Column("global_position", BigInteger, nullable=False),
     Column("event_type", Text, nullable=False),
     Column("payload", JSONB, nullable=False),
+    # The month an event is about and when its service recorded it: what a closed month lists
+    # as its late corrections (periods.py). Null on rows from before closing existed.
+    Column("dated", Date),
+    Column("recorded_at", DateTime(timezone=True)),
+    Index("ix_source_events_dated", "dated"),
 )
 
 # Own events need no table of their own: Facts reads them from the event store directly.
@@ -35,7 +41,9 @@ def project(session, event):
 def record_source_events(session, source, events):
     """Keep the events scores are made of (one multi-row insert); the rest only pass the inbox."""
     rows = [{"event_id": event.event_id, "source": source, "global_position": event.global_position,
-             "event_type": event.type, "payload": event.payload}
+             "event_type": event.type, "payload": event.payload,
+             "dated": periods.business_date(event.type, event.payload, event.occurred_on),
+             "recorded_at": event.recorded_at}
             for event in events if event.type in RELEVANT]
     if rows:
         # Held until commit, so rows become visible in seq order and load_facts, reading past
@@ -110,4 +118,62 @@ def load_facts(session):
                      head=own[-1].global_position if own else last_head)
         # What the facts were built from: a kept ranking is current while this is unchanged.
         facts.loaded_version = (id(facts), first, cache["max_seq"], cache["head"])
+        facts.own_position = cache["head"]  # the last own event (rating, veto, rulebook) applied
         return facts
+
+
+# --- closing a month ------------------------------------------------------------------------------
+def lock_source_events(session):
+    """Until this transaction ends no source row is being written: the watermark and the facts
+    read under it agree (writers hold the same lock from insert to commit)."""
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": SOURCE_EVENTS_LOCK})
+
+
+def source_watermark(session):
+    """{source: highest global position kept}: how far into each source a closing has seen."""
+    return {source: int(position) for source, position in session.execute(
+        select(source_events.c.source, func.max(source_events.c.global_position)).group_by(source_events.c.source))}
+
+
+def month_streams(session):
+    """Every month's stream of closings and re-openings: {month: MonthState}, folded from the
+    assessment's own events and kept until a new one is appended."""
+    cache = _cache_for(session).setdefault("months", {"head": None, "states": {}})
+    # The newest event's id as well as its position: tests empty the tables, positions may repeat.
+    head = session.execute(select(own_events.c.global_position, own_events.c.event_id)
+                           .where(own_events.c.stream_type == "period")
+                           .order_by(own_events.c.global_position.desc()).limit(1)).first()
+    head = None if head is None else (head[0], str(head[1]))
+    if head != cache["head"]:
+        states = {}
+        for event in EventStore(session).load_all("period"):
+            states[event.stream_id] = periods.evolve_month(states.get(event.stream_id), event)
+        cache.update(head=head, states=states)
+    return cache["states"]
+
+
+def late_corrections(session, closing, start, end):
+    """Events dated into [start, end] that the closing's facts did not hold: source events past
+    its watermark and own ratings and vetoes recorded after it. Oldest recorded first."""
+    watermark = closing["watermark"]
+    found = []
+    rows = session.execute(
+        select(source_events.c.event_id, source_events.c.source, source_events.c.global_position,
+               source_events.c.event_type, source_events.c.dated, source_events.c.recorded_at)
+        .where(source_events.c.dated >= start, source_events.c.dated <= end))
+    for event_id, source, position, event_type, dated, recorded_at in rows:
+        if position > watermark.get(source, 0):
+            found.append({"event": event_type, "event_id": str(event_id), "dated": dated.isoformat(),
+                          "recorded_at": recorded_at.isoformat() if recorded_at else None, "source": source,
+                          "position": position})
+    own = session.execute(
+        select(own_events.c.event_id, own_events.c.global_position, own_events.c.event_type,
+               own_events.c.occurred_on, own_events.c.recorded_at)
+        .where(own_events.c.stream_type.in_(("rating", "veto")), own_events.c.occurred_on >= start,
+               own_events.c.occurred_on <= end, own_events.c.global_position > watermark.get(periods.OWN, 0)))
+    for event_id, position, event_type, dated, recorded_at in own:
+        found.append({"event": event_type, "event_id": str(event_id), "dated": dated.isoformat(),
+                      "recorded_at": recorded_at.isoformat() if recorded_at else None, "source": periods.OWN,
+                      "position": position})
+    found.sort(key=lambda item: (item["recorded_at"] or "", item["source"], item["position"]))
+    return found

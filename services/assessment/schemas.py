@@ -63,4 +63,23 @@ class PublishRulebook(Schema):
     published_on = fields.Date(required=True)
 
 
-COMMAND_SCHEMAS = {"record_rating": RecordRating, "record_veto": RecordVeto, "publish_rulebook": PublishRulebook}
+MONTH = v.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="use a month like 2023-05")
+
+
+class CloseMonth(Schema):
+    """月度考核定格: freeze the month's scores, grades and pay of every unit, cadre and township."""
+
+    month = fields.String(required=True, validate=MONTH)
+    on = fields.Date(required=True, metadata={"description": "the closing date; after the month's last day"})
+    note = fields.String(load_default="", validate=v.Length(max=2000))
+
+
+class ReopenMonth(Schema):
+    month = fields.String(required=True, validate=MONTH)
+    on = fields.Date(required=True)
+    reason = fields.String(required=True, validate=v.Length(min=1, max=2000),
+                           metadata={"description": "why the frozen results must change"})
+
+
+COMMAND_SCHEMAS = {"record_rating": RecordRating, "record_veto": RecordVeto, "publish_rulebook": PublishRulebook,
+                   "close_month": CloseMonth, "reopen_month": ReopenMonth}

@@ -10,11 +10,11 @@ from nameko.timer import timer
 
 from services.common.chassis import EventSourcedService
 from services.common.consumer import EventConsumer
-from services.common.errors import NotFound, ValidationFailed
+from services.common.errors import NotFound, ServiceUnavailable, ValidationFailed
 from services.common.pagination import decode_cursor, encode_cursor, page_limit
 from services.common.validation import parse_date, validate
 
-from . import bulletin, domain, projections, schemas
+from . import bulletin, domain, evidence, periods, projections, schemas
 
 CATCH_UP_INTERVAL = 10
 
@@ -44,7 +44,7 @@ def _kept_ranking(subject_type, facts, period, as_of, version):
 class AssessmentService(EventSourcedService, EventConsumer):
     name = "assessment"
     projections = projections
-    sources = ("registry", "assistance", "projects", "credit")
+    sources = ("registry", "assistance", "projects", "credit", "supervision")
 
     # --- consuming -------------------------------------------------------------------------
     def apply_events(self, session, source, events):
@@ -66,6 +66,10 @@ class AssessmentService(EventSourcedService, EventConsumer):
     def on_credit(self, envelope):
         self.receive("credit", envelope)
 
+    @event_handler("supervision", "#")
+    def on_supervision(self, envelope):
+        self.receive("supervision", envelope)
+
     @timer(interval=CATCH_UP_INTERVAL, eager=True)
     def catch_up(self):
         self.catch_up_all()
@@ -75,7 +79,7 @@ class AssessmentService(EventSourcedService, EventConsumer):
 
     @rpc
     def rebuild_read_models(self):
-        """Forget every source event and replay all four sources from the start."""
+        """Forget every source event and replay every source from the start."""
         started = time.monotonic()
         with self.db.new_session() as session:
             projections.forget_source_events(session)
@@ -137,15 +141,28 @@ class AssessmentService(EventSourcedService, EventConsumer):
             return projections.load_facts(session)
 
     @rpc
-    def subject_score(self, subject_type, subject_id, period, as_of, version=None):
+    def subject_score(self, subject_type, subject_id, period, as_of, version=None, mask_names=False):
+        """One card with its evidence named (households by number and head, cadres, villages,
+        projects); `mask_names` masks the heads' names for a role that must not see them."""
+        card = self._subject_card(subject_type, subject_id, period, as_of, version)
+        return evidence.masked(card) if mask_names else card
+
+    def _subject_card(self, subject_type, subject_id, period, as_of, version=None):
         facts = self._facts()
         if subject_id not in facts.subject_ids(subject_type):
             raise NotFound(f"no {subject_type} {subject_id!r} is known to the assessment",
                            {"subject_type": subject_type, "subject_id": subject_id})
         period, as_of = domain.parse_period(period), parse_date(as_of, "as_of")
+        state, status = self._period_status(period)
+        if _answers_frozen(state, version):
+            card = next((c for c in periods.frozen_cards(state, subject_type) if c["subject_id"] == subject_id), None)
+            if card is None:
+                raise NotFound(f"{subject_id!r} was not scored when {period.label} was closed",
+                               {"subject_id": subject_id, "closed_on": status["closed_on"]})
+            return {**card, "period_status": status}
         ranked = _kept_ranking(subject_type, facts, period, as_of, version)
         card = next(card for card in ranked if card["subject_id"] == subject_id)
-        return card
+        return {**evidence.describe(card, facts), "period_status": status}
 
     @rpc
     def rankings(self, subject_type, period, as_of, limit=None, cursor=None, version=None):
@@ -154,13 +171,131 @@ class AssessmentService(EventSourcedService, EventConsumer):
         facts = self._facts()
         period_, as_of_ = domain.parse_period(period), parse_date(as_of, "as_of")
         version_, _ = facts.rulebook(version)
-        ranked = _kept_ranking(subject_type, facts, period_, as_of_, version)
+        state, status = self._period_status(period_)
+        if _answers_frozen(state, version):
+            ranked = periods.frozen_cards(state, subject_type)
+            version_, as_of_ = state.closing["rulebook_version"], parse_date(state.closing["as_of"], "as_of")
+        else:
+            ranked = _kept_ranking(subject_type, facts, period_, as_of_, version)
         limit, offset = page_limit(limit), int(decode_cursor(cursor) or 0)
-        items = [{k: card[k] for k in ("subject_id", "name", "score", "grade", "rank", "vetoed", "veto_reasons")}
+        items = [{**{k: card[k] for k in ("subject_id", "name", "score", "grade", "rank", "vetoed", "veto_reasons")},
+                  # structured, for the pages to word in their language (frozen cards carry their own)
+                  "vetoes": card.get("vetoes", evidence.vetoes(card, facts) if card["vetoed"] else [])}
                  for card in ranked[offset:offset + limit]]
         more = offset + limit < len(ranked)
         return {"period": period, "as_of": as_of_.isoformat(), "rulebook_version": version_, "items": items,
-                "next_cursor": encode_cursor(offset + limit) if more else None}
+                "period_status": status, "next_cursor": encode_cursor(offset + limit) if more else None}
+
+    # --- closing a month (月度考核定格) ----------------------------------------------------------
+    def _months(self):
+        with self.db.new_session() as session:
+            return projections.month_streams(session)
+
+    def _period_status(self, period):
+        """(the month's state if the period is a month, what the score endpoints say about it)."""
+        months = self._months()
+        if period.is_month:
+            state = months.get(period.label)
+            return state, periods.status_of(state)
+        closed = sorted(m for m in (domain.month_label(d) for d in period.months())
+                        if m in months and months[m].status == "closed")
+        return None, {"status": "open", "closed_on": None, "closed_months": closed}
+
+    @rpc
+    def close_month(self, data, context=None):
+        """Freeze the month: every unit's, cadre's and township's score card as of the closing date,
+        under the newest rulebook, with the watermark of the facts it was made of."""
+        command = validate(schemas.CloseMonth(), data)
+        month, today = command["month"], self.clock.today()
+        period = periods.month_period(month)
+        state = self.load_stream("period", month, periods.evolve_month)
+        periods.decide_close(state, month, command, today, {}, {}, None)  # refuse early, before scoring
+        # Whatever the sources hold now belongs in the month: catch up first, and refuse to close
+        # on a partial picture when a source does not answer.
+        caught_up = self.catch_up_all(wait=True)
+        missing = sorted(source for source, applied in caught_up.items() if applied is None)
+        if missing:
+            raise ServiceUnavailable(f"cannot close {month}: {', '.join(missing)} did not answer, its events "
+                                     "would be missing from the frozen results", {"sources": missing})
+        with self.db.new_session() as session:
+            projections.lock_source_events(session)
+            watermark = projections.source_watermark(session)
+            facts = projections.load_facts(session)
+            watermark[periods.OWN] = facts.own_position
+            version, _ = facts.rulebook()
+            # Scored while the lock is held and without yielding: nothing is applied meanwhile.
+            results = periods.freeze(facts, {t: [evidence.describe(card, facts) for card in
+                                                 _kept_ranking(t, facts, period, command["on"], None)]
+                                             for t in domain.SUBJECT_TYPES})
+            session.rollback()
+        return self.handle(
+            "close_month", stream_type="period", stream_id=month, evolve=periods.evolve_month,
+            decide=lambda state: periods.decide_close(state, month, command, today, results, watermark, version),
+            context=context, result=lambda state, stored: _month_answer(state),
+        )
+
+    @rpc
+    def reopen_month(self, data, context=None):
+        command = validate(schemas.ReopenMonth(), data)
+        month, today = command["month"], self.clock.today()
+        return self.handle(
+            "reopen_month", stream_type="period", stream_id=month, evolve=periods.evolve_month,
+            decide=lambda state: periods.decide_reopen(state, month, command, today),
+            context=context, result=lambda state, stored: _month_answer(state),
+        )
+
+    @rpc
+    def period_report(self, month):
+        """A month's status, its closings and re-openings, and the late corrections against it."""
+        period = periods.month_period(month)
+        with self.db.new_session() as session:
+            state = projections.month_streams(session).get(month)
+            late = (projections.late_corrections(session, state.closing, period.start, period.end)
+                    if state is not None and state.status == "closed" else [])
+        answer = _month_answer(state, month)
+        answer.update(late_corrections=late, late_correction_count=len(late))
+        return answer
+
+    @rpc
+    def list_periods(self, year):
+        """Each month of a year: open or closed, when, and how many late corrections it has."""
+        try:
+            year = int(year)
+            if not 1900 <= year <= 9999:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ValidationFailed("year must look like 2023", {"year": ["invalid"]}) from None
+        items = []
+        with self.db.new_session() as session:
+            months = projections.month_streams(session)
+            for number in range(1, 13):
+                month = f"{year}-{number:02d}"
+                state = months.get(month)
+                item = _month_answer(state, month)
+                if state is not None and state.status == "closed":
+                    period = domain.parse_period(month)
+                    item["late_correction_count"] = len(
+                        projections.late_corrections(session, state.closing, period.start, period.end))
+                else:
+                    item["late_correction_count"] = 0
+                items.append(item)
+        return {"year": year, "items": items}
+
+    @rpc
+    def pay_sheet(self, month, format="json"):
+        periods.month_period(month)
+        sheet = periods.pay_sheet(self._months().get(month), month)
+        if format == "json":
+            return sheet
+        if format == "csv":
+            content, content_type = periods.pay_sheet_csv(sheet), "text/csv; charset=utf-8"
+        elif format == "xlsx":
+            content = periods.pay_sheet_xlsx(sheet)
+            content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        else:
+            raise ValidationFailed("format must be json, csv or xlsx", {"format": ["invalid"]})
+        return {"filename": f"pay-sheet-{month}.{format}", "content_type": content_type,
+                "content_base64": base64.b64encode(content).decode()}
 
     @rpc
     def weekly_bulletin(self, week, format="json"):
@@ -176,6 +311,25 @@ class AssessmentService(EventSourcedService, EventConsumer):
             raise ValidationFailed("format must be json, csv or xlsx", {"format": ["invalid"]})
         return {"filename": f"bulletin-{week}.{format}", "content_type": content_type,
                 "content_base64": base64.b64encode(content).decode()}
+
+
+def _answers_frozen(state, version):
+    """A closed month answers its frozen results, unless another rulebook version is asked for
+    (any past period can be recomputed under any version; that is not the closed result)."""
+    return (state is not None and state.status == "closed"
+            and (version is None or int(version) == int(state.closing["rulebook_version"])))
+
+
+def _month_answer(state, month=None):
+    if state is None:
+        return {"month": month, "status": "open", "closed_on": None, "history": []}
+    answer = {"month": state.month, "status": state.status, "closed_on": None, "history": state.history}
+    if state.status == "closed":
+        closing = state.closing
+        answer.update(closed_on=closing["on"], note=closing.get("note", ""), as_of=closing["as_of"],
+                      rulebook_version=closing["rulebook_version"], summary=closing["summary"],
+                      closed_by=closing.get("by"), watermark=closing["watermark"])
+    return answer
 
 
 def _json_ready(value):

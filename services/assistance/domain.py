@@ -18,6 +18,7 @@ from decimal import Decimal
 
 from services.common.errors import Conflict, NotFound, RuleRefused, ValidationFailed
 from services.common.events import NewEvent
+from services.common.values import day as _day, iso as _iso, month_bounds
 
 DEFAULT_DEPARTMENTS = ("transport", "water", "power", "health", "housing", "education", "agriculture",
                        "civil_affairs", "finance", "poverty_office", "other")
@@ -50,27 +51,9 @@ class Rules:
 
 # --- helpers ----------------------------------------------------------------------------------------
 
-def _day(value):
-    if value is None or isinstance(value, date):
-        return value
-    return date.fromisoformat(value)
-
-
-def _iso(value):
-    return value.isoformat() if value is not None else None
-
-
-def month_text(day):
-    return f"{day.year:04d}-{day.month:02d}"
-
-
 def parse_month(text):
     year, month = (int(part) for part in text.split("-"))
     return year, month
-
-
-def month_bounds(year, month):
-    return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
 
 
 def months_between(first, last):
@@ -135,6 +118,20 @@ def evolve_unit(state, event):
     return state
 
 
+UNIT_FIELDS = ("unit_id", "name", "department", "parent_unit_id")
+CADRE_FIELDS = ("cadre_id", "unit_id", "name", "rank", "deputy_section_or_above")
+
+
+def unit_view(unit):
+    """A unit as its event and the API carry it; `unit` is the state or a read-model row."""
+    return {name: getattr(unit, name) for name in UNIT_FIELDS}
+
+
+def cadre_view(cadre):
+    """A cadre as its event and the API carry it; `cadre` is the state or a read-model row."""
+    return {name: getattr(cadre, name) for name in CADRE_FIELDS}
+
+
 def decide_register_unit(state, command, rules, parent=None):
     """`parent`: the parent unit's state when the command names one (None when unknown)."""
     if command["department"] not in rules.departments:
@@ -148,8 +145,7 @@ def decide_register_unit(state, command, rules, parent=None):
     payload = {"unit_id": command["unit_id"], "name": command["name"], "department": command["department"],
                "parent_unit_id": parent_id}
     if state is not None:
-        recorded = {"unit_id": state.unit_id, "name": state.name, "department": state.department,
-                    "parent_unit_id": state.parent_unit_id}
+        recorded = unit_view(state)
         if recorded == payload:
             return []  # the same registration again changes nothing
         raise Conflict(f"unit {state.unit_id} is already registered differently",
@@ -214,8 +210,7 @@ def decide_register_cadre(state, command, unit):
     payload = {"cadre_id": command["cadre_id"], "unit_id": unit.unit_id, "name": command["name"],
                "rank": command["rank"], "deputy_section_or_above": bool(command["deputy_section_or_above"])}
     if state is not None:
-        recorded = {"cadre_id": state.cadre_id, "unit_id": state.unit_id, "name": state.name, "rank": state.rank,
-                    "deputy_section_or_above": state.deputy_section_or_above}
+        recorded = cadre_view(state)
         if recorded == payload:
             return []
         raise Conflict(f"cadre {state.cadre_id} is already registered differently",

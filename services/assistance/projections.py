@@ -12,6 +12,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from services.common.values import iso as _iso
+
 from . import domain
 
 READ_MODEL_TABLES = ("units", "unit_villages", "cadres", "pairings", "visits", "village_visits", "inspections",
@@ -202,20 +204,6 @@ def project(session, event):
 
 
 # --- reading ------------------------------------------------------------------------------------------
-
-def _iso(value):
-    return value.isoformat() if value is not None else None
-
-
-def unit_view(row):
-    return {"unit_id": row.unit_id, "name": row.name, "department": row.department,
-            "parent_unit_id": row.parent_unit_id}
-
-
-def cadre_view(row):
-    return {"cadre_id": row.cadre_id, "unit_id": row.unit_id, "name": row.name, "rank": row.rank,
-            "deputy_section_or_above": row.deputy_section_or_above}
-
 
 def pairing_view(row, as_of=None):
     view = {"pairing_id": row.pairing_id, "cadre_id": row.cadre_id, "unit_id": row.unit_id,

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from services.common.validation import BoundedDecimal
+from services.common.validation import BoundedDecimal, Month
 
 RANKS = ("head", "leader", "staff")
 STATIONING_ROLES = ("first_secretary", "member")
@@ -16,7 +16,6 @@ STATIONING_ROLES = ("first_secretary", "member")
 # Ids end up in URLs: no spaces, slashes or query characters.
 IDENTIFIER = validate.Regexp(r"^[^\s/?#%\\]{1,64}$",
                              error="1 to 64 characters without spaces, '/', '?', '#', '%' or '\\'")
-MONTH = validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="a month YYYY-MM")
 
 
 class Score(BoundedDecimal):
@@ -153,7 +152,7 @@ class StationCadre(Schema):
 
 class ReportResidency(Schema):
     cadre_id = identifier()
-    month = fields.String(required=True, validate=MONTH, metadata={"description": "YYYY-MM"})
+    month = Month(required=True)
     days = fields.Integer(required=True, strict=True, metadata={"description": "days in the village that month"})
 
 

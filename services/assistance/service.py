@@ -20,7 +20,6 @@ from . import domain, projections, schemas
 UNIT, CADRE, HOUSEHOLD = "unit", "cadre", "household_pairing"
 
 
-
 def _created(stored, **extra):
     """The answer of a command that appends one fact: its payload and the event types."""
     payload = dict(stored[0].payload) if stored else {}
@@ -30,6 +29,10 @@ def _created(stored, **extra):
 class AssistanceService(EventSourcedService):
     name = "assistance"
     projections = projections
+    rules_class = domain.Rules
+    owners = {"unit": (projections.units, "unit_id", ("department",)),
+              "cadre": (projections.cadres, "cadre_id", ("unit_id", "rank")),
+              "pairing": (projections.pairings, "pairing_id", ("cadre_id",))}
     registry = RpcProxy("registry")
 
     rules_class = domain.Rules  # this service's section of the county rulebook
@@ -81,7 +84,7 @@ class AssistanceService(EventSourcedService):
         return self._write(
             "register_unit", context, UNIT, command["unit_id"], domain.evolve_unit,
             lambda state, parent: domain.decide_register_unit(state, command, rules, parent),
-            lambda state, stored: {**_unit_dict(state), "events": [e.type for e in stored]},
+            lambda state, stored: {**domain.unit_view(state), "events": [e.type for e in stored]},
             reads=[(UNIT, command.get("parent_unit_id"), domain.evolve_unit)],
         )
 
@@ -91,7 +94,7 @@ class AssistanceService(EventSourcedService):
         return self._write(
             "register_cadre", context, CADRE, command["cadre_id"], domain.evolve_cadre,
             lambda state, unit: domain.decide_register_cadre(state, command, unit),
-            lambda state, stored: {**_cadre_dict(state), "events": [e.type for e in stored]},
+            lambda state, stored: {**domain.cadre_view(state), "events": [e.type for e in stored]},
             reads=[(UNIT, command["unit_id"], domain.evolve_unit)],
         )
 
@@ -247,9 +250,9 @@ class AssistanceService(EventSourcedService):
             row = projections.find(session, projections.units, "unit_id", unit_id)
             if row is None:
                 raise NotFound(f"no unit {unit_id}", {"unit_id": unit_id})
-            return {**projections.unit_view(row),
+            return {**domain.unit_view(row),
                     "villages": [projections.village_view(v) for v in projections.unit_villages_of(session, unit_id)],
-                    "cadres": [projections.cadre_view(c) for c in projections.cadres_of_unit(session, unit_id)]}
+                    "cadres": [domain.cadre_view(c) for c in projections.cadres_of_unit(session, unit_id)]}
 
     @rpc
     def get_cadre(self, cadre_id):
@@ -265,7 +268,7 @@ class AssistanceService(EventSourcedService):
                                            [projections.exam_scores.c.taken_on])
             reports = projections.rows_where(session, projections.residency_reports, "cadre_id", cadre_id,
                                              [projections.residency_reports.c.month])
-            return {**projections.cadre_view(row),
+            return {**domain.cadre_view(row),
                     "stationings": [projections.stationing_view(s) for s in stationings],
                     "exam_scores": [{"exam_id": e.exam_id, "score": domain.score_value(e.score),
                                      "taken_on": e.taken_on.isoformat()} for e in exams],
@@ -335,7 +338,7 @@ class AssistanceService(EventSourcedService):
                                  cadre_row.deputy_section_or_above)
             per_year = rules.village_visits_required(cadre.rank)
             cadres.append({
-                **projections.cadre_view(cadre_row),
+                **domain.cadre_view(cadre_row),
                 "active_pairings": sum(1 for p in pairing_rows if p.cadre_id == cadre.cadre_id
                                        and p.start_on <= as_of and (p.until_on is None or as_of <= p.until_on)),
                 "village_visits": [{"village_id": v.village_id, "visits": village_visits.get((cadre.cadre_id, v.village_id), 0),
@@ -347,7 +350,7 @@ class AssistanceService(EventSourcedService):
         months = domain.monthly_compliance([projections.as_domain_pairing(p) for p in pairing_rows], days, as_of, rules)
         due = sum(m["pairs_due"] for m in months if m["complete"])
         visited = sum(m["pairs_visited"] for m in months if m["complete"])
-        return {**projections.unit_view(row), "as_of": as_of.isoformat(),
+        return {**domain.unit_view(row), "as_of": as_of.isoformat(),
                 "villages": [{**projections.village_view(v), "active": v in assigned} for v in villages],
                 "cadres": cadres,
                 "visit_compliance": {"months": months, "year_to_date": {
@@ -367,16 +370,6 @@ class AssistanceService(EventSourcedService):
                     "pairings": [projections.pairing_view(p) for p in pairings],
                     "visits": [projections.visit_view(v) for v in visits],
                     "awareness_checks": [projections.check_view(c) for c in checks]}
-
-
-def _unit_dict(unit):
-    return {"unit_id": unit.unit_id, "name": unit.name, "department": unit.department,
-            "parent_unit_id": unit.parent_unit_id}
-
-
-def _cadre_dict(cadre):
-    return {"cadre_id": cadre.cadre_id, "unit_id": cadre.unit_id, "name": cadre.name, "rank": cadre.rank,
-            "deputy_section_or_above": cadre.deputy_section_or_above}
 
 
 def _pairing_dict(pairing, stored):

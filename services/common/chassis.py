@@ -6,6 +6,8 @@ module) and adds its own `@rpc` entrypoints, which call `self.handle(...)` for c
 import json
 import logging
 import time
+from datetime import date
+from typing import Any
 
 import eventlet
 
@@ -13,13 +15,16 @@ from kombu import Connection
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
 from nameko.rpc import rpc
-from sqlalchemy import text
-from werkzeug.wrappers import Response
+from sqlalchemy import Table, select, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Request, Response
 
 from . import commands, rulebook
 from .clock import DEFAULT_TIMEZONE, clock_from_config
+from .commands import Decide, Evolve
 from .db import Database
-from .errors import ValidationFailed
+from .errors import NotFound, ValidationFailed
 from .metrics import exposition
 from .relay import RelayDoorbell, relay_loop, relay_pending
 from .store import EventStore
@@ -33,16 +38,16 @@ COUNTY_SECTION = "county"
 COUNTY_REFRESH_SECONDS = 60
 
 
-def json_response(status, body):
+def json_response(status: int, body: Any) -> Any:
     return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
-def check_database(engine):
+def check_database(engine: Engine) -> None:
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
 
 
-def check_broker(amqp_uri):
+def check_broker(amqp_uri: Any) -> None:
     with Connection(amqp_uri, connect_timeout=2) as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
 
@@ -50,12 +55,16 @@ def check_broker(amqp_uri):
 class HealthEndpoints:
     """/healthz (the process answers), /readyz (database and broker reachable), /metrics."""
 
+    name: str  # set by the service class
+    db: Database
+    config: Any
+
     @http("GET", "/healthz")
-    def healthz(self, request):
+    def healthz(self, request: Request) -> Any:
         return json_response(200, {"status": "ok", "service": self.name})
 
     @http("GET", "/readyz")
-    def readyz(self, request):
+    def readyz(self, request: Request) -> Any:
         problems = {}
         try:
             check_database(self.db.engine)
@@ -70,26 +79,27 @@ class HealthEndpoints:
         return json_response(200, {"status": "ready", "service": self.name})
 
     @http("GET", "/metrics")
-    def metrics(self, request):
+    def metrics(self, request: Request) -> Any:
         body, content_type = exposition()
         return Response(body, status=200, content_type=content_type)
 
 
 class EventSourcedService(HealthEndpoints):
-    name = None
-    projections = None  # module with READ_MODEL_TABLES and project(session, event)
+    projections: Any = None  # module with READ_MODEL_TABLES and project(session, event)
 
     config = Config()
     db = Database()
     dispatch = EventDispatcher()
     nudge = RelayDoorbell()
 
-    # The service's section of the county rulebook (services/common/rulebook.py): the domain's
-    # `Rules` dataclass; its fields named in COUNTY_KEYS are the county section's (the registry
-    # owns them), every other field is this service's own.
-    rules_class = None
+    # The service's section of the county rulebook (services/common/rulebook.py, docs/rulebook.md):
+    # the domain's `Rules` dataclass; its fields named in COUNTY_KEYS are the county section's (the
+    # registry owns them), every other field is this service's own, kept as `rules_changed` events.
+    rules_class: Any = None
+    # kind -> (read-model table, its key column, the columns a gateway scope check reads); see `owner`
+    owners: dict[str, tuple[Table, str, tuple[str, ...]]] = {}
 
-    def refresh_county_rules(self):
+    def refresh_county_rules(self) -> None:
         """Keep the county section (timezone, departments) as the registry has it in force: the
         relay's loop calls this every second; it asks the registry once a minute, in a green
         thread of its own so the relay never waits for it."""
@@ -100,7 +110,7 @@ class EventSourcedService(HealthEndpoints):
             return
         _county_asked[self.name] = now
 
-        def ask():
+        def ask() -> None:
             try:
                 fetch_county_values(self)
             except Exception:  # noqa: BLE001 - the last values (or the defaults) hold until the next try
@@ -109,84 +119,83 @@ class EventSourcedService(HealthEndpoints):
         eventlet.spawn_n(ask)
 
     @rpc
-    def reload_county_rules(self):
+    def reload_county_rules(self) -> Any:
         """Read the county section from the registry now (after a change, instead of waiting a minute)."""
         if getattr(self, "owns_county_section", False):
-            return self.county_section_values()
+            return self.county_section_values()  # type: ignore[attr-defined]
         return fetch_county_values(self)
 
     @property
-    def county_timezone(self):
+    def county_timezone(self) -> str:
         """The rulebook's `timezone` (county section, owned by the registry)."""
         return county_values(self).get("timezone") or DEFAULT_TIMEZONE
 
     @property
-    def clock(self):
+    def clock(self) -> Any:
         """The county's clock (config NOW freezes it): `self.clock.today()` is the business date."""
         return clock_from_config(self.config, self.county_timezone)
 
     # --- the rulebook: this service's section --------------------------------------------
-    def section_defaults(self):
+    def section_defaults(self) -> dict[str, Any]:
         if self.rules_class is None:
             return {}
         keys = [f for f in self.rules_class.__dataclass_fields__ if f not in COUNTY_KEYS]
         return rulebook.defaults_of(self.rules_class, keys)
 
-    def rulebook_section_state(self, session=None):
+    def rulebook_section_state(self, session: Session | None = None) -> rulebook.Section:
         if session is not None:
             return rulebook.Section(self.name, self.section_defaults(),
                                     EventStore(session).load(rulebook.STREAM_TYPE, self.name))
         with self.db.new_session() as own:
             return self.rulebook_section_state(own)
 
-    def rules_on(self, day, session=None):
+    def _county_part(self) -> dict[str, Any]:
+        county = county_values(self)
+        return {key: county[key] for key in self.rules_class.__dataclass_fields__
+                if key in COUNTY_KEYS and key in county}
+
+    def rules_on(self, day: date, session: Session | None = None) -> Any:
         """The domain's Rules in force on the business date `day` (a command's own date)."""
         values = self.rulebook_section_state(session).in_force(day).values
         if self.rules_class is None:
             return values
-        county = county_values(self)
-        values.update({key: county[key] for key in self.rules_class.__dataclass_fields__
-                       if key in COUNTY_KEYS and key in county})
-        return self.rules_class(**values)
+        return self.rules_class(**values, **self._county_part())
 
     @property
-    def rules(self):
+    def rules(self) -> Any:
         """The rules in force today (county time): for reads without a business date of their own."""
         return self.rules_on(self.clock.today())
 
     @rpc
-    def rulebook_section(self, as_of=None):
+    def rulebook_section(self, as_of: Any = None) -> Any:
         """This service's section: values in force on `as_of` (default today) and every version."""
         day = _date_arg(as_of, "as_of") if as_of else self.clock.today()
         return self.rulebook_section_state().view(day)
 
     @rpc
-    def change_rules(self, data, context=None):
+    def change_rules(self, data: Any, context: dict[str, Any] | None = None) -> Any:
         """A new version of this service's section: {effective_from, changes: {key: value}, reason}."""
-        command = _change_command(data)
+        command = change_command(data)
         if self.rules_class is None:
             raise ValidationFailed(f"the {self.name} service has no rulebook section of this kind",
                                    {"section": ["no such section"]})
-        county = county_values(self)
-        county_part = {key: county[key] for key in self.rules_class.__dataclass_fields__
-                       if key in COUNTY_KEYS and key in county}
-        rules_class = self.rules_class
+        rules_class, county_part = self.rules_class, self._county_part()
 
-        def build(values):
+        def build(values: dict[str, Any]) -> Any:
             return rules_class(**values, **county_part)
 
         return self.handle(
             "change_rules", stream_type=rulebook.STREAM_TYPE, stream_id=self.name,
-            evolve=lambda state, event: (state.apply(event), state)[1],
-            initial=rulebook.Section(self.name, self.section_defaults()),
+            evolve=rulebook.evolve, initial=rulebook.Section(self.name, self.section_defaults()),
             decide=lambda section: rulebook.decide_change(section, command, build),
             result=lambda section, stored: section.view(command["effective_from"]),
             context=context,
         )
 
     # --- commands -------------------------------------------------------------------------
-    def handle(self, command_type, *, stream_type, stream_id, evolve, decide, result=None,
-               initial=None, expected_version=None, context=None):
+    def handle(self, command_type: str, *, stream_type: str, stream_id: str, evolve: Evolve, decide: Decide,
+               result: Any = None, initial: Any = None, expected_version: int | None = None,
+               context: dict[str, Any] | None = None) -> Any:
         """Run one single-stream command in one transaction (see commands.run_command)."""
         return commands.run_command(
             self.db.new_session, self.name, command_type,
@@ -195,30 +204,43 @@ class EventSourcedService(HealthEndpoints):
             expected_version=expected_version, context=context, nudge=self.nudge,
         )
 
-    def handle_many(self, command_type, work, context=None):
+    def handle_many(self, command_type: str, work: Any, context: Any = None) -> Any:
         """Run `work(store, metadata)` touching several streams in one transaction."""
         return commands.run_in_transaction(
             self.db.new_session, self.name, command_type, work, context, self.nudge
         )
 
-    def load_stream(self, stream_type, stream_id, evolve, initial=None):
+    def load_stream(self, stream_type: str, stream_id: str, evolve: Any, initial: Any = None) -> Any:
         with self.db.new_session() as session:
             return commands.fold(evolve, initial, EventStore(session).load(stream_type, stream_id))
 
+    @rpc
+    def owner(self, kind: str, key: str) -> dict[str, Any]:
+        """Who an aggregate belongs to (its township, department, unit...): the few columns of
+        its read-model row a scope check reads, instead of the whole aggregate replayed from its
+        stream. The read model is written in the command's transaction, so it is never behind."""
+        table, key_column, columns = self.owners[kind]
+        with self.db.new_session() as session:
+            row = session.execute(select(*(table.c[name] for name in columns))
+                                  .where(table.c[key_column] == key)).first()
+        if row is None:
+            raise NotFound(f"no {kind} {key}", {key_column: key})
+        return {key_column: key, **row._asdict()}
+
     # --- the event store, read by consumers -----------------------------------------------
     @rpc
-    def events_since(self, position, limit=500):
+    def events_since(self, position: int, limit: int = 500) -> Any:
         limit = max(1, min(int(limit), 5000))
         with self.db.new_session() as session:
             return [event.as_dict() for event in EventStore(session).events_since(int(position), limit)]
 
     @rpc
-    def stream_events(self, stream_type, stream_id):
+    def stream_events(self, stream_type: str, stream_id: str) -> Any:
         with self.db.new_session() as session:
             return [event.as_dict() for event in EventStore(session).load(stream_type, stream_id)]
 
     @relay_loop(interval=1.0)
-    def relay(self):
+    def relay(self) -> None:
         self.refresh_county_rules()
         try:
             relay_pending(self.db.new_session, self.name, self.dispatch)
@@ -227,7 +249,7 @@ class EventSourcedService(HealthEndpoints):
 
     # --- read models ----------------------------------------------------------------------
     @rpc
-    def rebuild_read_models(self):
+    def rebuild_read_models(self) -> Any:
         """Drop every read model and replay all events into them, in one transaction."""
         with self.db.new_session() as session:
             rebuild(session, self.projections)
@@ -235,7 +257,7 @@ class EventSourcedService(HealthEndpoints):
             return {"service": self.name, "events_replayed": session.info.get("replayed", 0)}
 
 
-def rebuild(session, projections, batch_size=2000):
+def rebuild(session: Session, projections: Any, batch_size: int = 2000) -> Any:
     tables = ", ".join(f'"{name}"' for name in projections.READ_MODEL_TABLES)
     if tables:
         session.execute(text(f"TRUNCATE {tables}"))
@@ -254,20 +276,20 @@ def rebuild(session, projections, batch_size=2000):
 
 
 # --- the county section: values every service reads, owned by the registry ---------------------
-_county_asked: dict = {}  # service name -> when it last asked (time.monotonic)
-_county_cache: dict = {}  # service name -> the county section's values in force, as last read
+_county_asked: dict[str, float] = {}  # service name -> when it last asked (time.monotonic)
+_county_cache: dict[str, dict[str, Any]] = {}  # service name -> the county section's values, as last read
 
 
-def county_values(service):
+def county_values(service: Any) -> dict[str, Any]:
     """The county section in force today ({timezone, departments}). The registry owns it and reads
-    its own store; every other service keeps the values its `refresh_county_rules` timer last read
-    from the registry (until the first answer, the code's defaults: Asia/Shanghai)."""
+    its own store; every other service keeps the values it last read from the registry (until
+    the first answer, the code's defaults: Asia/Shanghai and DOMAIN.md's departments)."""
     if getattr(service, "owns_county_section", False):
-        return service.county_section_values()
+        return dict(service.county_section_values())
     return _county_cache.get(service.name, {})
 
 
-def fetch_county_values(service):
+def fetch_county_values(service: Any) -> dict[str, Any]:
     """Ask the registry for the county section over a connection of its own (a standalone proxy,
     so a slow or absent registry never disturbs the service's own connections)."""
     from nameko.standalone.rpc import ClusterRpcProxy
@@ -275,31 +297,31 @@ def fetch_county_values(service):
     with ClusterRpcProxy({"AMQP_URI": service.config["AMQP_URI"]}, timeout=5) as cluster:
         values = cluster.registry.county_rules()
     _county_cache[service.name] = values
-    return values
+    return dict(values)
 
 
-def _date_arg(value, name):
+def _date_arg(value: Any, name: str) -> date:
     from .validation import parse_date
 
     return parse_date(value, name)
 
 
-def _change_command(data):
-    from datetime import date
-
+def change_command(data: Any) -> dict[str, Any]:
+    """A rulebook change as the API sends it, checked: {effective_from, changes, reason}."""
     if not isinstance(data, dict):
         raise ValidationFailed("a rulebook change is {effective_from, changes, reason}", {"body": ["not an object"]})
     unknown = sorted(set(data) - {"effective_from", "changes", "reason"})
     if unknown:
         raise ValidationFailed("unknown fields", {name: ["unknown field"] for name in unknown})
-    problems = {}
-    try:
-        effective_from = data["effective_from"]
-        effective_from = effective_from if isinstance(effective_from, date) else date.fromisoformat(effective_from)
-    except KeyError:
+    problems: dict[str, list[str]] = {}
+    effective_from = data.get("effective_from")
+    if effective_from is None:
         problems["effective_from"] = ["required: the first day the new values hold"]
-    except (TypeError, ValueError):
-        problems["effective_from"] = ["not a date YYYY-MM-DD"]
+    elif not isinstance(effective_from, date):
+        try:
+            effective_from = date.fromisoformat(str(effective_from))
+        except ValueError:
+            problems["effective_from"] = ["not a date YYYY-MM-DD"]
     reason = data.get("reason")
     if reason is not None and (not isinstance(reason, str) or len(reason) > 2000):
         problems["reason"] = ["text of at most 2000 characters"]

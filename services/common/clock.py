@@ -11,13 +11,15 @@ Config `NOW` (env `FUPIN_NOW`) freezes the clock for tests and replays of a past
 date-time (`2023-12-31T23:30:00Z`; without an offset it is county time) or an ISO date (that
 day, at noon county time).
 """
+from collections.abc import Mapping
 from datetime import date, datetime, time, UTC
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 
-def county_zone(name=None):
+def county_zone(name: str | None = None) -> Any:
     """The ZoneInfo for an IANA name (default the county default); a bad name is a ValueError."""
     name = name or DEFAULT_TIMEZONE
     try:
@@ -26,7 +28,7 @@ def county_zone(name=None):
         raise ValueError(f"unknown time zone {name!r}: use an IANA name such as {DEFAULT_TIMEZONE}") from None
 
 
-def parse_frozen(value, zone):
+def parse_frozen(value: Any, zone: Any) -> Any:
     """The frozen instant of a `NOW` setting (a date, a date-time, or their ISO text), or None."""
     if value in (None, ""):
         return None
@@ -47,26 +49,26 @@ def parse_frozen(value, zone):
 class CountyClock:
     """`now()` and `today()` in the county's zone; frozen at `frozen` when given."""
 
-    def __init__(self, timezone_name=None, frozen=None):
+    def __init__(self, timezone_name: Any = None, frozen: Any = None) -> None:
         self.zone = county_zone(timezone_name)
         self.frozen = parse_frozen(frozen, self.zone)
 
-    def now(self):
+    def now(self) -> Any:
         instant = self.frozen if self.frozen is not None else datetime.now(UTC)
         return instant.astimezone(self.zone)
 
-    def today(self):
+    def today(self) -> Any:
         return self.now().date()
 
 
-def clock_from_config(config, timezone_name=None):
+def clock_from_config(config: Mapping[str, Any], timezone_name: Any = None) -> Any:
     """The clock of a service or the gateway: its config's `NOW` freezes it (tests, replays)."""
     return CountyClock(timezone_name, (config or {}).get("NOW"))
 
 
-def now(timezone_name=None, frozen=None):
+def now(timezone_name: Any = None, frozen: Any = None) -> Any:
     return CountyClock(timezone_name, frozen).now()
 
 
-def today(timezone_name=None, frozen=None):
+def today(timezone_name: Any = None, frozen: Any = None) -> Any:
     return CountyClock(timezone_name, frozen).today()

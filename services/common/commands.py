@@ -4,17 +4,24 @@ The whole of it is one transaction, so a refused or failed command writes nothin
 read model never disagrees with the events it was built from.
 """
 import time
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from .errors import Conflict, FupinError
+from .events import NewEvent, StoredEvent
 from .metrics import APPEND_SECONDS, COMMANDS
 from .store import ConcurrencyConflict, EventStore
 
 RETRIES_ON_CONFLICT = 5
 
+Evolve = Callable[[Any, StoredEvent], Any]  # (state, event) -> the next state
+Decide = Callable[[Any], list[NewEvent]]  # state -> the events a command adds (or raises)
 
-def command_metadata(context):
+
+def command_metadata(context: Any) -> Any:
     """Event metadata from the caller's context dict (actor, correlation, causation, key)."""
     context = context or {}
     metadata = {
@@ -27,14 +34,16 @@ def command_metadata(context):
     return metadata
 
 
-def fold(evolve, initial, stored_events):
+def fold(evolve: Any, initial: Any, stored_events: Any) -> Any:
     state = initial
     for event in stored_events:
         state = evolve(state, event)
     return state
 
 
-def run_in_transaction(session_factory, service, command_type, work, context=None, nudge=None):
+def run_in_transaction(session_factory: Callable[[], Session], service: str, command_type: str,
+                       work: Callable[[EventStore, dict[str, Any]], Any], context: dict[str, Any] | None = None,
+                       nudge: Any = None) -> Any:
     """Run `work(store, metadata) -> result dict` in one transaction with idempotency and retries.
 
     `work` may append to any number of streams. A concurrency conflict re-runs it (it re-reads
@@ -91,16 +100,18 @@ def run_in_transaction(session_factory, service, command_type, work, context=Non
 
 
 def run_command(
-    session_factory, service, command_type, *, stream_type, stream_id, evolve, decide, project,
-    result=None, initial=None, expected_version=None, context=None, nudge=None,
-):
+    session_factory: Callable[[], Session], service: str, command_type: str, *, stream_type: str, stream_id: str,
+    evolve: Evolve, decide: Decide, project: Callable[[Session, StoredEvent], None], result: Any = None,
+    initial: Any = None, expected_version: int | None = None, context: dict[str, Any] | None = None,
+    nudge: Any = None,
+) -> Any:
     """The common case: one stream. `decide(state) -> [NewEvent]`; `project(session, event)`
     updates read models; `result(state, stored_events) -> dict` is what the caller gets.
 
     With `expected_version`, a stream that moved on is a 409 instead of a silent retry.
     """
 
-    def work(store, metadata):
+    def work(store: Any, metadata: Any) -> Any:
         store.lock_stream(stream_type, stream_id)
         history = store.load(stream_type, stream_id)
         version = len(history)

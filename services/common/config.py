@@ -4,7 +4,9 @@
 runs outside a container (the `fupin` command, tests, benchmarks).
 """
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 from nameko.cli.main import setup_yaml_parser
@@ -12,14 +14,14 @@ from nameko.cli.main import setup_yaml_parser
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def config_path(component):
+def config_path(component: Any) -> Any:
     """`registry` -> services/registry/config.yaml; `gateway` -> gateway/config.yaml."""
     if component == "gateway":
         return REPO_ROOT / "gateway" / "config.yaml"
     return REPO_ROOT / "services" / component / "config.yaml"
 
 
-def load_config(component, env=None):
+def load_config(component: Any, env: Any = None) -> Any:
     """Load a component's YAML config, resolving `${ENV:default}` against `env` (or os.environ)."""
     setup_yaml_parser()
     saved = dict(os.environ)
@@ -34,7 +36,7 @@ def load_config(component, env=None):
             os.environ.update(saved)
 
 
-def rules_from_config(config, rules_cls):
+def rules_from_config(config: Mapping[str, Any], rules_cls: Any) -> Any:
     """Build a domain `Rules` dataclass from the `RULES` mapping of a service config."""
     overrides = config.get("RULES") or {}
     known = {name for name in getattr(rules_cls, "__dataclass_fields__", {})}

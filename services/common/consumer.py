@@ -5,16 +5,20 @@ as they are published, and a catch-up loop asks each source for `events_since(ch
 at start and on a timer. Both paths go through the inbox (keyed by event id, written in the
 same transaction as the read-model change), so an event applied by one is skipped by the other.
 """
+from collections.abc import Callable
+from typing import Any
+
 from nameko.rpc import rpc
 from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
 
 from .events import StoredEvent
 from .metrics import CONSUMER_LAG
 from .store import consumer_checkpoints, inbox
 
 
-def apply_new(session, source, envelopes, apply_events):
+def apply_new(session: Session, source: Any, envelopes: Any, apply_events: Any) -> Any:
     """Apply, as one list, those of `envelopes` (StoredEvent dicts) whose ids are not yet in the
     inbox: one delivery, or a whole catch-up batch. Call inside the caller's transaction.
 
@@ -36,7 +40,7 @@ def apply_new(session, source, envelopes, apply_events):
     return len(fresh)
 
 
-def checkpoint(session, source):
+def checkpoint(session: Session, source: Any) -> Any:
     session.execute(
         pg_insert(consumer_checkpoints).values(source=source, position=0).on_conflict_do_nothing()
     )
@@ -45,7 +49,9 @@ def checkpoint(session, source):
     ).scalar_one()
 
 
-def catch_up(session_factory, service, source, fetch, apply_events, batch_size=500, wait=False):
+def catch_up(session_factory: Callable[[], Session], service: str, source: str,
+             fetch: Callable[[int, int], list[dict[str, Any]]], apply_events: Callable[..., None],
+             batch_size: int = 500, wait: bool = False) -> int:
     """Pull everything `source` has past our checkpoint and apply it; returns events applied.
 
     `fetch(position, limit)` is the source's `events_since` over RPC; `apply_events(session,
@@ -60,7 +66,7 @@ def catch_up(session_factory, service, source, fetch, apply_events, batch_size=5
         try:
             if wait:
                 session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"fupin.catchup.{source}"})
-                got_lock = True
+                got_lock: bool | None = True
             else:
                 got_lock = session.execute(
                     text("SELECT pg_try_advisory_xact_lock(hashtext(:k))"),
@@ -98,19 +104,22 @@ class EventConsumer:
     plus a `@timer(interval=..., eager=True)` that calls `self.catch_up_all()`.
     """
 
-    sources = ()
+    name: str  # these three come from the service class the mixin is part of
+    db: Any
+    config: Any
+    sources: tuple[str, ...] = ()
     catch_up_timeout = 30
 
-    def apply_event(self, session, source, event):
+    def apply_event(self, session: Session, source: Any, event: Any) -> None:
         raise NotImplementedError
 
-    def apply_events(self, session, source, events):
+    def apply_events(self, session: Session, source: Any, events: Any) -> None:
         """New events (one delivery or a catch-up batch), in order; override to write them in
         fewer statements."""
         for event in events:
             self.apply_event(session, source, event)
 
-    def receive(self, source, envelope):
+    def receive(self, source: Any, envelope: Any) -> None:
         from .metrics import HANDLER_ERRORS
 
         session = self.db.new_session()
@@ -131,12 +140,12 @@ class EventConsumer:
             session.close()
 
     @rpc
-    def consumer_checkpoints(self):
+    def consumer_checkpoints(self) -> Any:
         """{source: last position applied}: how far a catch-up or a rebuild has got."""
         with self.db.new_session() as session:
             return dict(session.execute(select(consumer_checkpoints.c.source, consumer_checkpoints.c.position)).all())
 
-    def catch_up_all(self, wait=False):
+    def catch_up_all(self, wait: bool = False) -> Any:
         """Ask every source for what we have not applied yet. Returns {source: applied}.
         `wait`: see catch_up (a rebuild waits for batches another worker holds)."""
         import logging
@@ -145,7 +154,7 @@ class EventConsumer:
 
         from .metrics import HANDLER_ERRORS
 
-        applied = {}
+        applied: dict[str, int | None] = {}
         with ClusterRpcProxy(self.config, timeout=self.catch_up_timeout) as cluster:
             for source in self.sources:
                 try:

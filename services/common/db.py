@@ -4,24 +4,26 @@ psycopg2 blocks the whole process unless told to yield to eventlet; psycogreen i
 wait callback that makes it cooperative, so one slow query doesn't stall every worker.
 """
 import weakref
+from typing import Any
 
 import psycogreen.eventlet
 from nameko.extensions import DependencyProvider
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 _patched = False
 
 
-def make_cooperative():
+def make_cooperative() -> None:
     global _patched
     if not _patched:
         psycogreen.eventlet.patch_psycopg()
         _patched = True
 
 
-def create_db_engine(database_url, pool_size=10):
+def create_db_engine(database_url: Any, pool_size: int = 10) -> Any:
     return create_engine(
         database_url,
         pool_size=pool_size,
@@ -31,7 +33,7 @@ def create_db_engine(database_url, pool_size=10):
     )
 
 
-def ensure_database(database_url):
+def ensure_database(database_url: Any) -> None:
     """Create the database named in the URL if it doesn't exist (connects to `postgres`)."""
     url = make_url(database_url)
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
@@ -46,7 +48,7 @@ def ensure_database(database_url):
         admin.dispose()
 
 
-def drop_database(database_url):
+def drop_database(database_url: Any) -> None:
     url = make_url(database_url)
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
@@ -67,43 +69,43 @@ class Database(DependencyProvider):
     """Gives each worker `self.db`: `.session` (a fresh Session, closed after the worker) and
     `.engine` (for work that manages its own transactions, like the relay)."""
 
-    def setup(self):
+    def setup(self) -> None:
         make_cooperative()
         self.engine = create_db_engine(self.container.config["DATABASE_URL"])
-        self._by_worker = weakref.WeakKeyDictionary()
+        self._by_worker: weakref.WeakKeyDictionary[Any, _WorkerDb] = weakref.WeakKeyDictionary()
 
-    def stop(self):
+    def stop(self) -> None:
         self.engine.dispose()
 
-    def kill(self):
+    def kill(self) -> None:
         self.engine.dispose()
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> Any:
         db = _WorkerDb(self.engine)
         self._by_worker[worker_ctx] = db
         return db
 
-    def worker_teardown(self, worker_ctx):
+    def worker_teardown(self, worker_ctx: Any) -> None:
         db = self._by_worker.pop(worker_ctx, None)
         if db is not None:
             db.close()
 
 
 class _WorkerDb:
-    def __init__(self, engine):
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._session = None
+        self._session: Session | None = None
 
     @property
-    def session(self):
+    def session(self) -> Session:
         if self._session is None:
             self._session = Session(self.engine, future=True)
         return self._session
 
-    def new_session(self):
+    def new_session(self) -> Any:
         return Session(self.engine, future=True)
 
-    def close(self):
+    def close(self) -> None:
         if self._session is not None:
             self._session.close()
             self._session = None

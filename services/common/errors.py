@@ -4,6 +4,7 @@ Each class is registered with nameko's exception registry, so a caller over RPC 
 same class back (not a bare RemoteError) with its message and details intact.
 """
 import json
+from typing import Any
 
 from nameko.exceptions import deserialize_to_instance
 
@@ -14,7 +15,7 @@ class FupinError(Exception):
     code = "error"
     http_status = 500
 
-    def __init__(self, message, details=None):
+    def __init__(self, message: str, details: Any = None) -> None:
         # nameko turns every non-string in exception args into a string on the way over RPC;
         # carrying the details as JSON keeps numbers, booleans and nulls as they were.
         if isinstance(details, str):
@@ -23,10 +24,10 @@ class FupinError(Exception):
         self.details = details or {}
         super().__init__(message, json.dumps(self.details, ensure_ascii=False, default=str))
 
-    def __str__(self):
+    def __str__(self) -> Any:
         return self.message
 
-    def as_dict(self):
+    def as_dict(self) -> Any:
         return {"code": self.code, "message": self.message, "details": self.details}
 
 
@@ -78,7 +79,7 @@ ERRORS_BY_CODE = {cls.code: cls for cls in (ValidationFailed, NotFound, Conflict
                                             ServiceUnavailable)}
 
 
-def call_service(proxy, service, method, *args, timeout=30):
+def call_service(proxy: Any, service: str, method: str, *args: Any, timeout: float = 30) -> Any:
     """Call another service's RPC method; a service that is down or silent becomes a clear
     ServiceUnavailable (503) instead of a hang or an internal error."""
     import eventlet

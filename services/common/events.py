@@ -1,5 +1,7 @@
 """The shape of events as deciders produce them and as the store hands them back."""
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class StoredEvent:
     occurred_on: str | None = None
     recorded_at: str | None = None
 
-    def as_dict(self):
+    def as_dict(self) -> Any:
         return {
             "global_position": self.global_position,
             "event_id": self.event_id,
@@ -45,11 +47,11 @@ class StoredEvent:
         }
 
     @classmethod
-    def from_dict(cls, data):
-        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
+    def from_dict(cls, data: Mapping[str, Any]) -> "StoredEvent":
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})  # type: ignore[arg-type]
 
 
-def history_item(event, mask=None):
+def history_item(event: Any, mask: Any = None) -> Any:
     """One entry of a stream's history as the API shows it (an event dict from stream_events);
     `mask` hides personal data in the payload."""
     payload = event["payload"] if mask is None else mask(event["payload"])

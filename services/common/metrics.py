@@ -1,5 +1,7 @@
 """Prometheus metrics shared by every process (one process = one service, so the default
 registry is per service)."""
+from typing import Any
+
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 COMMANDS = Counter(
@@ -26,5 +28,5 @@ HTTP_LATENCY = Histogram(
 )
 
 
-def exposition():
+def exposition() -> Any:
     return generate_latest(), CONTENT_TYPE_LATEST

@@ -3,6 +3,8 @@
 Each service's `migrations/env.py` is just `run_migrations()`; its first revision calls
 `create_event_store(op)` and later ones add its read models.
 """
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import command, context
 from alembic.config import Config
@@ -13,13 +15,13 @@ from .config import REPO_ROOT
 from .db import ensure_database
 
 
-def migrations_folder(component):
+def migrations_folder(component: Any) -> Any:
     if component == "gateway":
         return REPO_ROOT / "gateway" / "migrations"
     return REPO_ROOT / "services" / component / "migrations"
 
 
-def migrate(component, database_url):
+def migrate(component: Any, database_url: Any) -> None:
     """Create the database if missing and bring it to the newest revision."""
     ensure_database(database_url)
     config = Config()
@@ -28,9 +30,11 @@ def migrate(component, database_url):
     command.upgrade(config, "head")
 
 
-def run_migrations():
+def run_migrations() -> None:
     """Body of every env.py: run the pending revisions online, one transaction each."""
     url = context.config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("alembic's sqlalchemy.url is not set (run migrations through services.common.migrate)")
     engine = create_engine(url)
     with engine.connect() as connection:
         context.configure(connection=connection, transaction_per_migration=True)
@@ -39,7 +43,7 @@ def run_migrations():
     engine.dispose()
 
 
-def create_event_store(op):
+def create_event_store(op: Any) -> None:
     """Version 1 of the event-store tables, frozen here as they were first shipped."""
     op.create_table(
         "events",

@@ -1,6 +1,8 @@
 """Keyset pagination for list queries: `?limit=` (default 50, max 500) and an opaque cursor."""
 import base64
 import json
+from collections.abc import Callable
+from typing import Any
 
 from .errors import ValidationFailed
 
@@ -8,7 +10,7 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
 
-def page_limit(limit):
+def page_limit(limit: int) -> Any:
     if limit is None:
         return DEFAULT_LIMIT
     try:
@@ -20,12 +22,12 @@ def page_limit(limit):
     return limit
 
 
-def encode_cursor(last_key):
+def encode_cursor(last_key: Any) -> Any:
     """`last_key` is whatever identifies the last row served (e.g. a sort value and an id)."""
     return base64.urlsafe_b64encode(json.dumps(last_key).encode()).decode()
 
 
-def decode_cursor(cursor):
+def decode_cursor(cursor: str | None) -> Any:
     if not cursor:
         return None
     try:
@@ -34,7 +36,7 @@ def decode_cursor(cursor):
         raise ValidationFailed("the cursor is not one this API gave out", {"cursor": ["invalid"]}) from None
 
 
-def page(rows, limit, key):
+def page(rows: Any, limit: int, key: Callable[[Any], Any]) -> dict[str, Any]:
     """Given up to limit+1 rows fetched past the cursor, return {items, next_cursor}.
 
     `key(row)` gives the keyset value of a row (JSON-serialisable)."""

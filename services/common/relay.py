@@ -6,6 +6,7 @@ the broker confirmed every message of the batch: a crash in between re-publishes
 once), never skips. An advisory lock keeps replicas of a service from relaying side by side.
 """
 import logging
+from typing import Any
 
 import eventlet
 from eventlet.queue import Empty, LightQueue
@@ -22,11 +23,11 @@ RELAY_LOCK = "fupin.relay"
 CHECKPOINT_NAME = "bus"
 
 
-def _report_lag(service, store, position):
+def _report_lag(service: str, store: Any, position: int) -> None:
     RELAY_LAG.labels(service).set(max(store.head_position() - position, 0))
 
 
-def relay_pending(session_factory, service, publish, batch_size=500):
+def relay_pending(session_factory: Any, service: str, publish: Any, batch_size: int = 500) -> Any:
     """Publish every unpublished event; returns how many went out.
 
     `publish(event_type, envelope_dict)` must raise if the broker did not confirm.
@@ -81,17 +82,17 @@ def relay_pending(session_factory, service, publish, batch_size=500):
 class Doorbell(SharedExtension):
     """One per container: rung after a commit, waited on by the relay loop."""
 
-    def setup(self):
+    def setup(self) -> None:
         self.queue = LightQueue(maxsize=1)
 
-    def ring(self):
+    def ring(self) -> None:
         if self.queue.qsize() == 0:
             try:
                 self.queue.put_nowait(True)
             except eventlet.queue.Full:
                 pass
 
-    def wait(self, timeout):
+    def wait(self, timeout: float) -> None:
         try:
             self.queue.get(timeout=timeout)
         except Empty:
@@ -103,7 +104,7 @@ class RelayDoorbell(DependencyProvider):
 
     doorbell = Doorbell()
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> Any:
         return self.doorbell.ring
 
 
@@ -112,34 +113,34 @@ class RelayLoop(Entrypoint):
 
     doorbell = Doorbell()
 
-    def __init__(self, interval=1.0, **kwargs):
+    def __init__(self, interval: float = 1.0, **kwargs: Any) -> None:
         self.interval = interval
         self.should_stop = False
         self.gt = None
         super().__init__(**kwargs)
 
-    def start(self):
+    def start(self) -> None:
         self.gt = self.container.spawn_managed_thread(self._run)
 
-    def stop(self):
+    def stop(self) -> None:
         self.should_stop = True
         self.doorbell.ring()
         if self.gt is not None:
             self.gt.wait()
 
-    def kill(self):
+    def kill(self) -> None:
         self.should_stop = True
         if self.gt is not None:
             self.gt.kill()
 
-    def _run(self):
+    def _run(self) -> Any:
         while not self.should_stop:
             self.doorbell.wait(self.interval)
             if self.should_stop:
                 break
             done = eventlet.event.Event()
 
-            def handle_result(worker_ctx, result, exc_info, done=done):
+            def handle_result(worker_ctx: Any, result: Any, exc_info: Any, done: Any = done) -> Any:
                 done.send(None)
                 return result, exc_info
 

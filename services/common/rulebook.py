@@ -16,8 +16,10 @@ change never rewrites history: a loan decided in 2023 keeps the 2023 rules when 
 This module is generic: it knows dataclasses, not poverty lines.
 """
 import dataclasses
+from collections.abc import Callable, Iterable
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from .errors import ValidationFailed
 from .events import NewEvent
@@ -27,7 +29,7 @@ CHANGED = "rules_changed"
 BEGINNING = date(1900, 1, 1)  # version 0 (the defaults) is in force from here
 
 
-def json_ready(value):
+def json_ready(value: Any) -> Any:
     """A rules value as JSON: Decimal → string, tuple/frozenset → list, date → ISO, keys → strings."""
     if isinstance(value, Decimal):
         return format(value, "f")
@@ -41,10 +43,11 @@ def json_ready(value):
     return value
 
 
-def defaults_of(rules_cls, keys=None):
+def defaults_of(rules_cls: Any, keys: Iterable[str] | None = None) -> dict[str, Any]:
     """The code's defaults of a `Rules` dataclass as JSON values (only `keys` when given)."""
     default = rules_cls()
-    names = [f.name for f in dataclasses.fields(rules_cls) if keys is None or f.name in keys]
+    wanted = None if keys is None else set(keys)
+    names = [f.name for f in dataclasses.fields(rules_cls) if wanted is None or f.name in wanted]
     return {name: json_ready(getattr(default, name)) for name in names}
 
 
@@ -57,7 +60,7 @@ class Version:
     recorded_at: str | None = None
     actor: dict | None = None
 
-    def view(self):
+    def view(self) -> dict[str, Any]:
         return {"version": self.version, "effective_from": self.effective_from.isoformat(),
                 "changes": self.changes, "reason": self.reason, "recorded_at": self.recorded_at,
                 "actor": self.actor}
@@ -77,14 +80,14 @@ class Section:
     of (effective_from, version): a change dated into the future never leaks into earlier days,
     and a later-recorded change with an earlier date does not undo a change dated after it."""
 
-    def __init__(self, name, defaults, events=()):
+    def __init__(self, name: str, defaults: dict[str, Any], events: Iterable[Any] = ()) -> None:
         self.name = name
         self.defaults = dict(defaults)
         self.versions = [Version(0, BEGINNING, dict(defaults), "the code's defaults (DOMAIN.md)")]
         for event in events:
             self.apply(event)
 
-    def apply(self, event):
+    def apply(self, event: Any) -> None:
         if event.type != CHANGED:
             return
         p = event.payload
@@ -94,10 +97,10 @@ class Section:
                                      p.get("reason"), getattr(event, "recorded_at", None), metadata.get("actor")))
 
     @property
-    def latest(self):
+    def latest(self) -> Version:
         return self.versions[-1]
 
-    def in_force(self, day):
+    def in_force(self, day: date) -> InForce:
         """The values in force on `day` and the newest version that applies to it."""
         values, number = dict(self.defaults), 0
         for version in sorted(self.versions[1:], key=lambda v: (v.effective_from, v.version)):
@@ -106,7 +109,7 @@ class Section:
                 number = version.version
         return InForce(number, values)
 
-    def view(self, day):
+    def view(self, day: date) -> dict[str, Any]:
         """The section as the API shows it: the values in force on `day`, the version that put
         them there, and every version (the history), oldest first."""
         current = self.in_force(day)
@@ -115,7 +118,13 @@ class Section:
                 "versions": [v.view() for v in self.versions]}
 
 
-def decide_change(section, command, build):
+def evolve(section: Section, event: Any) -> Section:
+    """Fold one `rules_changed` event into the section (the command path's evolve)."""
+    section.apply(event)
+    return section
+
+
+def decide_change(section: Section, command: dict[str, Any], build: Callable[[dict[str, Any]], Any]) -> list[NewEvent]:
     """A `rules_changed` event for {effective_from: date, changes: {key: value}, reason}.
     `build(values)` makes the domain's Rules from JSON values and raises ValueError/TypeError
     when a value is wrong: that becomes a 400 naming the key, and nothing is written."""

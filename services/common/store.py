@@ -5,9 +5,11 @@ allocated and committed in order: a reader that has seen position N will never l
 committed event below N. Rolled-back inserts leave gaps in the sequence; readers only ever ask
 for "greater than", so gaps are harmless.
 """
+import dataclasses
 import uuid
 from collections.abc import Callable
 from datetime import date
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger, Column, Date, DateTime, Identity, Index, Integer, MetaData, Table, Text,
@@ -15,6 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
 
 from nameko.exceptions import deserialize_to_instance
 
@@ -79,12 +82,27 @@ APPEND_LOCK = "fupin.events.append"
 UPCASTERS: dict[tuple[str, int], Callable[[dict], dict]] = {}
 
 
+class PayloadCodec(Protocol):
+    """Seals payloads of one stream type on append and opens them on load, e.g. encrypting
+    personal fields (services/common/crypto.py). Both take and return a list of payloads."""
+
+    def seal(self, session: Any, stream_id: str, payloads: list[dict]) -> list[dict]: ...
+
+    def open(self, session: Any, stream_id: str, payloads: list[dict]) -> list[dict]: ...
+
+
+# {stream_type: codec}, installed by the service owning the stream type at start. `load` and
+# `append` hand back opened payloads; `events_since` (the relay, consumers, rebuilds) the stored,
+# sealed ones, so what leaves the service over RabbitMQ stays sealed too.
+PAYLOAD_CODECS: dict[str, PayloadCodec] = {}
+
+
 @deserialize_to_instance
 class ConcurrencyConflict(Conflict):
     """Someone else appended to the stream since it was loaded."""
 
 
-def _row_to_event(row):
+def _row_to_event(row: Any) -> Any:
     payload, version = row.payload, row.schema_version
     while (row.event_type, version) in UPCASTERS:
         payload = UPCASTERS[(row.event_type, version)](payload)
@@ -104,7 +122,7 @@ def _row_to_event(row):
     )
 
 
-def _as_date(value):
+def _as_date(value: Any) -> Any:
     if value is None or isinstance(value, date):
         return value
     return date.fromisoformat(value)
@@ -113,32 +131,45 @@ def _as_date(value):
 class EventStore:
     """Operations on the event store inside the caller's transaction (a SQLAlchemy Session)."""
 
-    def __init__(self, session):
+    def __init__(self, session: Session) -> None:
         self.session = session
 
-    def lock_stream(self, stream_type, stream_id):
+    def lock_stream(self, stream_type: str, stream_id: str) -> None:
         """Serialise writers of one stream until this transaction ends, so busy streams
         queue up instead of failing on the version constraint (which stays as the guard)."""
         self.session.execute(
             text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"{stream_type}:{stream_id}"}
         )
 
-    def load(self, stream_type, stream_id):
+    def load(self, stream_type: str, stream_id: str) -> Any:
         rows = self.session.execute(
             select(events)
             .where(events.c.stream_type == stream_type, events.c.stream_id == stream_id)
             .order_by(events.c.version)
         )
+        loaded = [_row_to_event(row) for row in rows]
+        codec = PAYLOAD_CODECS.get(stream_type)
+        if codec is None or not loaded:
+            return loaded
+        opened = codec.open(self.session, stream_id, [event.payload for event in loaded])
+        return [dataclasses.replace(event, payload=payload) for event, payload in zip(loaded, opened)]
+
+    def load_all(self, stream_type: str) -> Any:
+        """Every stream of one type, in position order (a few small streams, e.g. months)."""
+        rows = self.session.execute(
+            select(events).where(events.c.stream_type == stream_type).order_by(events.c.global_position)
+        )
         return [_row_to_event(row) for row in rows]
 
-    def stream_version(self, stream_type, stream_id):
+    def stream_version(self, stream_type: str, stream_id: str) -> Any:
         return self.session.execute(
             select(func.coalesce(func.max(events.c.version), 0)).where(
                 events.c.stream_type == stream_type, events.c.stream_id == stream_id
             )
         ).scalar_one()
 
-    def append(self, stream_type, stream_id, expected_version, new_events, metadata=None):
+    def append(self, stream_type: str, stream_id: str, expected_version: int, new_events: list[Any],
+               metadata: dict[str, Any] | None = None) -> list[StoredEvent]:
         """Append `new_events` after `expected_version`; returns the StoredEvents.
 
         Raises ConcurrencyConflict (via the unique constraint) when the stream moved on; the
@@ -146,6 +177,9 @@ class EventStore:
         """
         if not new_events:
             return []
+        codec = PAYLOAD_CODECS.get(stream_type)
+        payloads = [event.payload for event in new_events]
+        sealed = codec.seal(self.session, stream_id, payloads) if codec is not None else payloads
         self.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": APPEND_LOCK})
         rows = [
             {
@@ -155,28 +189,31 @@ class EventStore:
                 "version": expected_version + offset,
                 "event_type": event.type,
                 "schema_version": event.schema_version,
-                "payload": event.payload,
+                "payload": sealed[offset - 1],
                 "metadata": metadata or {},
                 "occurred_on": _as_date(event.occurred_on),
             }
             for offset, event in enumerate(new_events, start=1)
         ]
-        stored = self.session.execute(insert(events).returning(*events.c), rows)
-        return [_row_to_event(row) for row in stored]
+        stored = [_row_to_event(row) for row in self.session.execute(insert(events).returning(*events.c), rows)]
+        if codec is None:
+            return stored
+        by_version = {expected_version + offset: payload for offset, payload in enumerate(payloads, start=1)}
+        return [dataclasses.replace(event, payload=by_version[event.version]) for event in stored]
 
-    def events_since(self, position, limit=500):
+    def events_since(self, position: int, limit: int = 500) -> Any:
         rows = self.session.execute(
             select(events).where(events.c.global_position > position)
             .order_by(events.c.global_position).limit(limit)
         )
         return [_row_to_event(row) for row in rows]
 
-    def head_position(self):
+    def head_position(self) -> Any:
         return self.session.execute(
             select(func.coalesce(func.max(events.c.global_position), 0))
         ).scalar_one()
 
-    def remembered_result(self, key, command_type):
+    def remembered_result(self, key: str, command_type: str) -> Any:
         row = self.session.execute(
             select(idempotency_keys).where(idempotency_keys.c.key == key)
         ).first()
@@ -189,7 +226,7 @@ class EventStore:
             )
         return row.result
 
-    def remember_result(self, key, command_type, result):
+    def remember_result(self, key: str, command_type: str, result: Any) -> None:
         self.session.execute(
             pg_insert(idempotency_keys).values(key=key, command_type=command_type, result=result)
         )

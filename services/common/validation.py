@@ -6,15 +6,19 @@ request, numbers no county ever counts) and `BoundedDecimal`, the base of every 
 quantity and score field (a decimal too large to quantize was a 500).
 """
 import re
+from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from marshmallow import ValidationError, fields
+from marshmallow import validate as checks
 
 from .errors import ValidationFailed
+from .values import FIRST_YEAR, LAST_YEAR
 
 
-def parse_date(value, name):
+def parse_date(value: Any, name: str) -> Any:
     """A query argument that must be a date: ISO text or a date; anything else is a 400."""
     try:
         return value if isinstance(value, date) else date.fromisoformat(value)
@@ -32,7 +36,7 @@ MAX_MAGNITUDE = Decimal("1e15")
 MAX_DIGITS = 28
 
 
-def _unsafe_number(number):
+def _unsafe_number(number: Any) -> Any:
     if not number.is_finite():
         return "must be a finite number"
     if number and number.adjusted() >= MAX_MAGNITUDE.adjusted():  # no arithmetic: 1e999999999 overflows
@@ -42,7 +46,7 @@ def _unsafe_number(number):
     return None
 
 
-def unsafe_value_problems(value, name="_body"):
+def unsafe_value_problems(value: Any, name: str = "_body") -> Any:
     """{field: [reason]} for every string, key or number in a JSON-like value that no field may
     hold, and for nesting deeper than MAX_DEPTH. Iterative: a hostile depth cannot recurse."""
     problems = {}
@@ -77,7 +81,7 @@ def unsafe_value_problems(value, name="_body"):
     return problems
 
 
-def refuse_unsafe_values(value, name="_body"):
+def refuse_unsafe_values(value: Any, name: str = "_body") -> None:
     problems = unsafe_value_problems(value, name)
     if problems:
         raise ValidationFailed("some values cannot be accepted", {
@@ -90,7 +94,7 @@ class BoundedDecimal(fields.Decimal):
     of every money, rate, quantity and score field, so their own checks (quantizing to fen)
     only ever see numbers that can be quantized."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if isinstance(value, bool):
             raise ValidationError("Not a valid number.")
         try:
@@ -107,7 +111,7 @@ class BoundedDecimal(fields.Decimal):
 class WholeNumber(fields.Integer):
     """An integer given as a number or digits; 10.5 is refused instead of truncated to 10."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if isinstance(value, bool):
             raise ValidationError("Not a valid integer.")
         try:
@@ -122,7 +126,7 @@ class WholeNumber(fields.Integer):
         return super()._deserialize(int(number), attr, data, **kwargs)
 
 
-def validate(schema, data, partial=False):
+def validate(schema: Any, data: dict[str, Any], partial: bool = False) -> Any:
     """Load `data` with a marshmallow schema instance; bad input raises ValidationFailed whose
     details map each field to its messages (nested fields as "parent.child")."""
     if not isinstance(data, dict):
@@ -134,7 +138,7 @@ def validate(schema, data, partial=False):
         raise ValidationFailed("some fields are invalid", _flatten(error.messages)) from None
 
 
-def _flatten(messages, prefix=""):
+def _flatten(messages: Any, prefix: str = "") -> Any:
     flat = {}
     if isinstance(messages, dict):
         for key, value in messages.items():
@@ -152,13 +156,14 @@ class Money(BoundedDecimal):
     """Yuan, at most two decimals; greater than zero unless `allow_zero`. The one money field
     of every service; `description` and `example` are its OpenAPI text."""
 
-    def __init__(self, allow_zero=False, description="yuan, two decimals", example="20000.00", **kwargs):
+    def __init__(self, allow_zero: bool = False, description: str = "yuan, two decimals", example: str = "20000.00",
+                 **kwargs: Any) -> None:
         self.allow_zero = allow_zero
         kwargs["metadata"] = {"type": "string", "example": example, "description": description,
                               **kwargs.get("metadata", {})}
         super().__init__(**kwargs)
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         amount = super()._deserialize(value, attr, data, **kwargs)
         if not amount.is_finite():
             raise ValidationError("not a number")
@@ -167,3 +172,36 @@ class Money(BoundedDecimal):
         if amount < 0 or (amount == 0 and not self.allow_zero):
             raise ValidationError("must not be negative" if self.allow_zero else "must be greater than 0")
         return amount
+
+
+class Year(WholeNumber):
+    """A year from FIRST_YEAR to LAST_YEAR (a plan, an income, a quota), as a number or digits;
+    `strict` takes a JSON integer only. The one year field of every service."""
+
+    def __init__(self, strict: bool = False, **kwargs: Any) -> None:
+        self.strict_year = strict
+        kwargs.setdefault("validate", checks.Range(min=FIRST_YEAR, max=LAST_YEAR))
+        kwargs["metadata"] = {"description": f"a year, {FIRST_YEAR}..{LAST_YEAR}", **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        if self.strict_year and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValidationError("Not a valid integer.")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+MONTH_TEXT = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+class Month(fields.String):
+    """A month as YYYY-MM text (kept as text). The one month field of every service."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["metadata"] = {"description": "YYYY-MM", "example": "2023-10", **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not MONTH_TEXT.match(text):
+            raise ValidationError("a month YYYY-MM")
+        return text

@@ -7,6 +7,8 @@ with `Allow`), and a body declared larger than MAX_REQUEST_BYTES is refused with
 anyone reads it.
 """
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
@@ -19,28 +21,28 @@ DEFAULT_MAX_REQUEST_BYTES = 8 * 1024 * 1024
 _CODES = {400: "validation_error", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
-def max_request_bytes(config):
+def max_request_bytes(config: Mapping[str, Any]) -> Any:
     return int(config.get("MAX_REQUEST_BYTES") or DEFAULT_MAX_REQUEST_BYTES)
 
 
-def error_body(status, message, details=None, headers=None):
+def error_body(status: int, message: str, details: Any = None, headers: Any = None) -> Any:
     body = {"error": {"code": _CODES.get(status, "error"), "message": message, "details": details or {}}}
     return Response(json.dumps(body, ensure_ascii=False), status=status, headers=headers,
                     mimetype="application/json")
 
 
-def too_large(limit):
+def too_large(limit: int) -> Any:
     return error_body(413, f"the request body is larger than {limit} bytes", {"max_bytes": limit})
 
 
-def method_not_allowed(method, allowed):
+def method_not_allowed(method: str, allowed: Any) -> Any:
     allowed = sorted(allowed)
     return error_body(405, f"{method} is not allowed here", {"allowed": allowed},
                       headers={"Allow": ", ".join(allowed)})
 
 
 class JsonErrorsWsgiApp(WsgiApp):
-    def __call__(self, environ, start_response):
+    def __call__(self, environ: Any, start_response: Any) -> Any:
         limit = max_request_bytes(self.server.container.config)
         request = Request(environ, shallow=True)
         if request.content_length is not None and request.content_length > limit:
@@ -50,7 +52,7 @@ class JsonErrorsWsgiApp(WsgiApp):
         adapter = self.url_map.bind_to_environ(environ)
         try:
             provider, values = adapter.match()
-            request.path_values = values
+            request.path_values = values  # type: ignore[attr-defined]  # read by the entrypoints
             response = provider.handle_request(request)
         except RequestRedirect as exc:  # `/ui` -> `/ui/`: the redirect is an answer, not an error
             response = exc.get_response(environ)
@@ -64,7 +66,7 @@ class JsonErrorsWsgiApp(WsgiApp):
 
 
 class JsonErrorsWebServer(WebServer):
-    def get_wsgi_app(self):
+    def get_wsgi_app(self) -> Any:
         return JsonErrorsWsgiApp(self)
 
 

@@ -7,7 +7,6 @@ when the loan does not exist), a command dict whose field types marshmallow alre
 stream the rule needs (the registry's household, the remaining quota), and returns new events
 or raises a domain error.
 """
-import calendar
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -16,12 +15,12 @@ import chinese_calendar
 
 from services.common.errors import NotFound, RuleRefused, ValidationFailed
 from services.common.events import NewEvent
+from services.common.values import CENT, add_months, money, day as _day, iso as _iso
 
 STATUSES = ("applied", "village_reviewed", "recommended", "county_approved", "approved", "disbursed", "overdue",
             "settled", "rejected")
 OPEN_STATUSES = ("applied", "village_reviewed", "recommended", "county_approved", "approved", "disbursed", "overdue")
 LABOUR = ("full", "weak")
-CENT = Decimal("0.01")
 RATE_PLACES = Decimal("0.0001")
 CALENDAR_YEARS = (min(chinese_calendar.holidays).year, max(chinese_calendar.holidays).year)
 
@@ -60,22 +59,8 @@ class Rules:
 
 # --- formatting -----------------------------------------------------------------------------------
 
-def money(amount):
-    return f"{Decimal(amount).quantize(CENT, rounding=ROUND_HALF_UP):.2f}"
-
-
 def rate_text(rate):
     return format(Decimal(rate).normalize(), "f")
-
-
-def _day(value):
-    if value is None or isinstance(value, date):
-        return value
-    return date.fromisoformat(value)
-
-
-def _iso(day):
-    return day.isoformat() if day is not None else None
 
 
 # --- calendar: the Chinese official working days (weekends, public holidays, 调休) ------------------
@@ -135,12 +120,6 @@ def next_review_due(on, limit, supplement=None):
         return add_working_days(on, limit, supplement=supplement).isoformat()
     except ValidationFailed:
         return None
-
-
-def add_months(day, months):
-    month = day.month - 1 + months
-    year, month = day.year + month // 12, month % 12 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def quarter_bounds(quarter):

@@ -10,6 +10,8 @@ from decimal import Decimal
 from sqlalchemy import Boolean, Column, Date, Index, Integer, MetaData, Numeric, Table, Text, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from services.common.values import iso as _iso
+
 from . import domain
 
 READ_MODEL_TABLES = ("loans", "quotas")
@@ -132,10 +134,6 @@ def project(session, event):
 
 
 # --- reading --------------------------------------------------------------------------------------
-
-def _iso(value):
-    return value.isoformat() if value is not None else None
-
 
 def _money(value):
     return domain.money(value) if value is not None else None

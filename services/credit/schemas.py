@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.common.validation import BoundedDecimal, Money, WholeNumber
+from services.common.validation import BoundedDecimal, Money, WholeNumber, Year
 
 INDUSTRIES = ("tobacco", "sugarcane", "mulberry", "livestock", "off_season_vegetables", "other_farming",
               "non_production")
@@ -42,7 +42,7 @@ def note(**kwargs):
 
 class AllocateQuota(Schema):
     township_id = fields.String(required=True, validate=ID)
-    year = WholeNumber(required=True, validate=validate.Range(min=2000, max=2100))
+    year = Year(required=True)
     amount = Money(required=True, metadata={"description": "yuan added to the township's loan plan for the year"})
 
 

@@ -50,6 +50,8 @@ def _month(value):
 class CreditService(EventSourcedService):
     name = "credit"
     projections = projections
+    rules_class = domain.Rules
+    owners = {"loan": (projections.loans, "loan_id", ("township_id",))}
 
     registry = RpcProxy("registry")
 

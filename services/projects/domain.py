@@ -11,6 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from services.common.errors import Conflict, NotFound, RuleRefused, ValidationFailed
 from services.common.events import NewEvent
+from services.common.values import money, day as _day, iso as _iso
 
 from .schemas import FUNDING_SOURCES
 
@@ -23,7 +24,6 @@ INFRASTRUCTURE_KINDS = {
     "water": ("water_supply",),
     "power": ("grid_upgrade",),
 }
-CENT = Decimal("0.01")
 RATE_PLACES = Decimal("0.0001")
 
 
@@ -69,22 +69,12 @@ class Rules:
 
 # --- formatting: payloads are JSON, money "123.45", quantities without trailing zeros ------------
 
-def money(amount):
-    return f"{Decimal(amount).quantize(CENT, rounding=ROUND_HALF_UP):.2f}"
-
-
 def quantity_text(quantity):
     return None if quantity is None else format(Decimal(quantity).normalize(), "f")
 
 
 def rate_text(rate):
     return None if rate is None else f"{rate.quantize(RATE_PLACES, rounding=ROUND_HALF_UP):.4f}"
-
-
-def _day(value):
-    if value is None or isinstance(value, date):
-        return value
-    return date.fromisoformat(value)
 
 
 # --- state ----------------------------------------------------------------------------------------
@@ -145,10 +135,6 @@ def evolve(state, event):
     if kind == "funds_disbursed":
         return replace(state, disbursements=state.disbursements + ((_day(payload["on"]), Decimal(payload["amount"])),))
     return state
-
-
-def _iso(day):
-    return day.isoformat() if day is not None else None
 
 
 def project_view(project):

@@ -13,6 +13,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from services.common.values import iso as _iso
+
 from . import domain
 
 READ_MODEL_TABLES = ("projects", "project_villages", "fund_movements")
@@ -140,10 +142,6 @@ def project(session, event):
 
 
 # --- reading --------------------------------------------------------------------------------------
-
-def _iso(value):
-    return value.isoformat() if value is not None else None
-
 
 def row_view(row):
     """A project as the API shows it; the same shape as `domain.project_view` of its state."""

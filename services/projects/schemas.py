@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.common.validation import BoundedDecimal, Money, WholeNumber
+from services.common.validation import BoundedDecimal, Money, WholeNumber, Year
 
 CATEGORIES = ("village_road", "road_repair", "bridge", "road_safety", "water_supply", "grid_upgrade",
               "clinic", "relocation_housing", "house_renovation", "other")
@@ -61,7 +61,7 @@ class PlanProject(Schema):
     budget = Money(required=True)
     funding_sources = fields.List(fields.Nested(FundingSource), load_default=list,
                                   metadata={"description": "when given, the amounts add up to the budget"})
-    plan_year = WholeNumber(required=True, validate=validate.Range(min=2000, max=2100))
+    plan_year = Year(required=True)
     deadline = fields.Date(load_default=None, allow_none=True, metadata={
         "description": "defaults to 31 August (county level) or 30 November (township level) of the plan year"})
 

@@ -30,8 +30,8 @@ def _plan_year(value, name="plan_year"):
 class ProjectsService(EventSourcedService):
     name = "projects"
     projections = projections
-
     rules_class = domain.Rules  # this service's section of the county rulebook
+    owners = {"project": (projections.projects, "project_id", ("department",))}
 
     def _run(self, command_name, data, context, decide):
         command = validate(schemas.COMMAND_SCHEMAS[command_name](), data)

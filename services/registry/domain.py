@@ -14,8 +14,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from services.common.errors import Conflict, NotFound, RuleRefused, ValidationFailed
 from services.common.events import NewEvent
+from services.common.values import CENT, add_months, money, day as _day, iso as _iso
 
-CENT = Decimal("0.01")
 RATE_PLACES = Decimal("0.0001")
 STATUSES = ("poor", "exited", "monitored")  # monitored: never poor, registered for monitoring only (边缘易致贫户)
 RISK_TYPES = ("unstable", "marginal", "sudden_hardship")
@@ -75,24 +75,10 @@ class CountyRules:
 
 # --- formatting and personal data ------------------------------------------------------------------
 
-def money(amount):
-    return f"{Decimal(amount).quantize(CENT, rounding=ROUND_HALF_UP):.2f}"
-
-
 def rate_text(numerator, denominator):
     if not denominator:
         return None
     return f"{(Decimal(numerator) / Decimal(denominator)).quantize(RATE_PLACES, rounding=ROUND_HALF_UP):.4f}"
-
-
-def _day(value):
-    if value is None or isinstance(value, date):
-        return value
-    return date.fromisoformat(value)
-
-
-def _iso(value):
-    return value.isoformat() if isinstance(value, date) else value
 
 
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -166,17 +152,6 @@ def mask_payload(payload):
     if isinstance(masked.get("changes"), dict):
         masked["changes"] = mask_payload(masked["changes"])
     return masked
-
-
-def add_months(day, months):
-    month_index = day.month - 1 + months
-    year, month = day.year + month_index // 12, month_index % 12 + 1
-    for last in (31, 30, 29, 28):
-        try:
-            return date(year, month, min(day.day, last))
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
 
 
 # --- townships and villages ------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from marshmallow import Schema, fields, validate
 
-from services.common.validation import Money
+from services.common.validation import Money, Year
 
 POVERTY_CAUSES = ("illness", "disability", "schooling", "disaster", "lack_of_land", "lack_of_water",
                   "lack_of_skills", "lack_of_labour", "lack_of_capital", "poor_transport", "lack_of_motivation")
@@ -32,11 +32,6 @@ def text(required=True, max_length=200, **kwargs):
 
 def code(**kwargs):
     return fields.String(required=True, validate=CODE, **kwargs)
-
-
-class StrictInteger(fields.Integer):
-    def __init__(self, **kwargs):
-        super().__init__(strict=True, **kwargs)
 
 
 class RegisterTownship(Schema):
@@ -106,7 +101,7 @@ class RemoveMember(HouseholdCommand):
 
 
 class AssessIncome(HouseholdCommand):
-    year = StrictInteger(required=True, validate=validate.Range(min=2000, max=2100))
+    year = Year(strict=True, required=True)
     per_capita_income = Money(allow_zero=True, required=True, description="yuan per person per year", example="4500.00")
     assessed_on = fields.Date(required=True)
 
@@ -123,7 +118,7 @@ class AssessAssurances(HouseholdCommand):
 
 
 class ExitHousehold(HouseholdCommand):
-    year = StrictInteger(required=True, validate=validate.Range(min=2000, max=2100))
+    year = Year(strict=True, required=True)
     exited_on = fields.Date(required=True)
 
 

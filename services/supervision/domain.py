@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from services.common.errors import Conflict, NotFound, RuleRefused, ValidationFailed
 from services.common.events import NewEvent
+from services.common.values import day as _day
 
 from .schemas import ALL_TOWNSHIPS
 
@@ -113,10 +114,6 @@ class Campaign:
             for reporter in action["reporters"]:
                 found[reporter["unit_id"]] = reporter["kind"]
         return found
-
-
-def _day(value):
-    return value if value is None or isinstance(value, date) else date.fromisoformat(value)
 
 
 def evolve_campaign(state, event):
@@ -220,7 +217,11 @@ def decide_add_action(state, command, rules):
     reporters = resolve_reporters(command, rules)
     payload = {"campaign_id": campaign.campaign_id, "action_id": command["action_id"], "name": command["name"],
                "lead": command["lead"], "responsible_units": list(command["responsible_units"]),
-               "reporters": reporters, "targets": targets, "milestones": milestones}
+               "reporters": reporters, "targets": targets, "milestones": milestones,
+               # when each weekly report is due, under the rules in force: the assessment counts
+               # late and missing reports from these without a copy of the rule
+               "reports_due": [{"week": week, "due_at": report_due_at(week, rules).isoformat()}
+                               for week in due_weeks(campaign.starts_on, campaign.ends_on, rules)]}
     if command["action_id"] in campaign.actions:
         if campaign.actions[command["action_id"]] == payload:
             return []

@@ -6,7 +6,7 @@ the rectification ledger, one row per problem with its current state.
 """
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Column, Date, DateTime, Index, Integer, MetaData, Table, Text, select, update
+from sqlalchemy import Boolean, Column, Date, DateTime, Index, Integer, MetaData, Table, Text, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -126,6 +126,8 @@ def list_problems(session, filters, as_of, limit, after):
     for name in ("unit_id", "township_id", "source"):
         if filters.get(name) is not None:
             query = query.where(problems.c[name] == filters[name])
+    if filters.get("party") is not None:  # responsible for it, or it was found in that township
+        query = query.where(or_(problems.c.unit_id == filters["party"], problems.c.township_id == filters["party"]))
     if filters.get("unit_ids") is not None:
         query = query.where(problems.c.unit_id.in_(filters["unit_ids"]))
     status = filters.get("status")

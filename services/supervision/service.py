@@ -15,24 +15,18 @@ from services.common.validation import validate
 from . import domain, projections, schemas
 
 CAMPAIGN, REPORT, PROBLEM = "campaign", "weekly_report", "problem"
-PROBLEM_FILTERS = ("unit_id", "unit_ids", "township_id", "source", "status")
+PROBLEM_FILTERS = ("unit_id", "unit_ids", "township_id", "party", "source", "status")
 
 
 class SupervisionService(EventSourcedService):
     name = "supervision"
     projections = projections
-
     rules_class = domain.Rules  # this service's section of the county rulebook
+    owners = {"problem": (projections.problems, "problem_id", ("unit_id", "township_id"))}
 
     def now(self):
-        """County time now: config NOW (tests, replays) or the machine's clock."""
-        rules = self.rules
-        value = self.config.get("NOW")
-        if value:
-            try:
-                return domain.county_time(datetime.fromisoformat(str(value)), rules)
-            except ValueError:
-                raise ValidationFailed("NOW must be an ISO date-time", {"NOW": ["not a date-time"]}) from None
+        """County time now (services/common/clock.py; the rulebook's county `timezone`): config NOW
+        freezes it (tests, replays)."""
         return self.clock.now()
 
     def _as_of(self, as_of):

@@ -32,7 +32,8 @@ def start_gateway(stack, amqp_uri, database_name):
 
     url = support.fresh_database("gateway", name=database_name)
     config = support.service_config("gateway", amqp_uri, url, ADMIN_PASSWORD=ADMIN_PASSWORD,
-                                    JWT_SECRET="browser-signing-key", ENVIRONMENT="test")
+                                    AUDITOR_PASSWORD="browser-Auditor-pw1", JWT_SECRET="browser-signing-key",
+                                    ENVIRONMENT="test")
     stack.enter_context(support.running(GatewayService, config))
     base = f"http://{config['WEB_SERVER_ADDRESS']}"
     support.wait_until(lambda: requests.get(f"{base}/healthz", timeout=5).ok, 30, message="gateway up")

@@ -156,7 +156,8 @@ def test_rankings_show_score_grade_rank_and_veto_with_sort_and_filter(gateway_ur
     css(driver, "button[data-type=cadre]").click()
     text_in(driver, "#rankings table", county["c1"])
     vetoed_row = css(driver, f"#rankings tr[data-id='{county['c1']}']")
-    assert "一票否决" in vetoed_row.text and "city" in vetoed_row.text
+    # the reason in the page's language (issue 19), not the API's English-ish text
+    assert "一票否决" in vetoed_row.text and "2023-05-20 市评价为“差”" in vetoed_row.text
     assert vetoed_row.find_element("css selector", ".grade").get_attribute("data-grade") == "poor"
     ours = [row for row in _rows(driver) if row in (county["c1"], county["c2"])]
     assert ours == [county["c2"], county["c1"]]
@@ -304,3 +305,68 @@ def test_a_bad_or_expired_token_goes_back_to_sign_in_and_then_on(gateway_url, co
     assert "next=" in driver.current_url
     sign_in(driver, leading[0], leading[1])
     text_in(driver, "#rankings table", county["u1"])
+
+
+def test_closing_a_month_and_downloading_its_pay_sheet(gateway_url, county, leading, fresh_tab, downloads):
+    """May 2023 (月度考核定格): 李强 (c1) made no visit in May and has the city's 差 of 20 May →
+    vetoed, May's pay withheld (0, 750 withheld); 张敏 (c2) visited, has the county's 好 → 100.00,
+    850 plus the 1,000 reward. The leading group closes May with a confirmation, the pay sheet
+    shows it and downloads as CSV and XLSX, and every May score carries the closed marker."""
+    driver = fresh_tab
+    _sign_in_as(driver, gateway_url, leading)
+    css(driver, "#nav a[data-page='months']").click()
+    type_into(css(driver, "#year"), "2023")
+    css(driver, "#show").click()
+    may = text_in(driver, "#months tr[data-id='2023-05']", "未定格")
+    assert "2023-05" in may
+    css(driver, "#close-2023-05").click()
+    confirm = css(driver, "#confirm-close")
+    assert "2023-05" in confirm.text and "冻结" in confirm.text  # says what closing does before it happens
+    css(driver, "#cancel-close").click()
+    wait(driver, lambda d: not all_css(d, "#confirm-close"))
+    assert "未定格" in css(driver, "#months tr[data-id='2023-05']").text  # cancelled: nothing closed
+    css(driver, "#close-2023-05").click()
+    set_value(driver, css(driver, "#close-on"), "2023-06-05")
+    type_into(css(driver, "#close-note"), "五月考核定格")
+    css(driver, "#confirm-close-button").click()
+    text_in(driver, "#month-status", "已定格")
+    assert "#/month/2023-05" in driver.current_url
+    assert css(driver, "#closed-on").text == "2023-06-05"
+    sheet = text_in(driver, "#pay-sheet table", "张敏")
+    c1_row = css(driver, f"#pay-sheet tr[data-id='{county['c1']}']").text
+    c2_row = css(driver, f"#pay-sheet tr[data-id='{county['c2']}']").text
+    assert "李强" in c1_row and "0.00" in c1_row and "750.00" in c1_row and "不提拔" in c1_row
+    assert "张敏" in c2_row and "850.00" in c2_row and "1000.00" in c2_row and "1850.00" in c2_row
+    assert "县交通运输局" in sheet and "县水利局" in sheet
+    assert "五月考核定格" in css(driver, "#month-history").text
+    screenshot(driver, "60-month-closed-pay-sheet", full=True)
+    for name in ("pay-sheet-2023-05.csv", "pay-sheet-2023-05.xlsx"):
+        (downloads / name).unlink(missing_ok=True)
+    css(driver, "#download-pay-csv").click()
+    text_in(driver, "#download-message", "pay-sheet-2023-05.csv")
+    css(driver, "#download-pay-xlsx").click()
+    text_in(driver, "#download-message", "pay-sheet-2023-05.xlsx")
+    wait(driver, lambda d: (downloads / "pay-sheet-2023-05.csv").exists()
+         and (downloads / "pay-sheet-2023-05.xlsx").exists())
+    csv_text = (downloads / "pay-sheet-2023-05.csv").read_bytes().decode("utf-8-sig")
+    assert "绩效奖金" in csv_text and f"{county['c2']},张敏" in csv_text and "1850.00" in csv_text
+    assert (downloads / "pay-sheet-2023-05.xlsx").read_bytes()[:2] == b"PK"
+
+    # every May score shows the marker: the ranking, and the subject page (with named evidence)
+    go(driver, "#/rankings?type=cadre&period=2023-05&as_of=2023-12-31")
+    text_in(driver, "#rankings table", county["c2"])
+    assert css(driver, "#period-status").get_attribute("data-status") == "closed"
+    scores = all_css(driver, "#rankings td[data-col=score]")
+    assert scores and all(cell.find_elements("css selector", ".closed-badge") for cell in scores)
+    go(driver, f"#/subject/cadre/{county['c1']}?period=2023-05&as_of=2023-12-31")
+    text_in(driver, "#period-status", "2023-06-05")
+    assert css(driver, "#score").find_element("xpath", "..").find_elements("css selector", ".closed-badge")
+    evidence = css(driver, "#subject tr[data-id=visit_compliance] td[data-col=evidence]").text
+    assert "王伟（东村）" in evidence and "2023-05" in evidence and "李强" in evidence
+    assert county["h1"] not in evidence  # the household by its number and head, not its UUID
+    assert "市评价为“差”" in css(driver, "#veto").text
+    css(driver, "#lang").click()
+    text_in(driver, "#veto", "Poor rating from City")
+    css(driver, "#lang").click()
+    screenshot(driver, "61-subject-closed-month", full=True)
+    assert not browser_errors(driver)

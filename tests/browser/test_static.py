@@ -63,3 +63,24 @@ def test_sign_in_page_is_chinese_by_default_and_switches_to_english(ui_only, fre
     css(driver, "#login-form")
     assert not driver.execute_script("return window.sessionStorage.getItem('fupin.token')")
     assert not browser_errors(driver)
+
+
+def test_sign_out_revokes_the_token_and_an_idle_page_signs_itself_out(ui_only, fresh_tab):
+    driver = fresh_tab
+    open_ui(driver, ui_only)
+    sign_in(driver, "admin", ADMIN_PASSWORD)
+    token = driver.execute_script("return window.sessionStorage.getItem('fupin.token')")
+    css(driver, "#signout").click()
+    css(driver, "#login-form")
+    revoked = requests.get(f"{ui_only}/api/v1/users", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert revoked.status_code == 401 and "revoked" in revoked.json()["error"]["message"]
+    # idle: nothing touched for data-idle-minutes (shortened here to about two seconds)
+    sign_in(driver, "admin", ADMIN_PASSWORD)
+    token = driver.execute_script("return window.sessionStorage.getItem('fupin.token')")
+    driver.execute_script("document.documentElement.setAttribute('data-idle-minutes', '0.03')")
+    text_in(driver, "#idle-message", "长时间未操作")
+    assert not driver.execute_script("return window.sessionStorage.getItem('fupin.token')")
+    idle = requests.get(f"{ui_only}/api/v1/users", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert idle.status_code == 401
+    screenshot(driver, "02-signed-out-when-idle")
+    assert not browser_errors(driver)

@@ -9,12 +9,14 @@ import requests
 from tests import support
 
 ADMIN_PASSWORD = "e2e-admin-password"
+AUDITOR_PASSWORD = "e2e-Auditor-password"
 SERVICE_CLASSES = {
     "registry": ("services.registry.service", "RegistryService"),
     "assistance": ("services.assistance.service", "AssistanceService"),
     "projects": ("services.projects.service", "ProjectsService"),
     "credit": ("services.credit.service", "CreditService"),
     "assessment": ("services.assessment.service", "AssessmentService"),
+    "supervision": ("services.supervision.service", "SupervisionService"),
 }
 
 
@@ -29,7 +31,8 @@ def start_platform(stack, amqp_uri, overrides=None):
 
     url = support.fresh_database("gateway")
     config = support.service_config("gateway", amqp_uri, url, ADMIN_PASSWORD=ADMIN_PASSWORD,
-                                    JWT_SECRET="e2e-signing-key", ENVIRONMENT="test")
+                                    AUDITOR_PASSWORD=AUDITOR_PASSWORD, JWT_SECRET="e2e-signing-key",
+                                    ENVIRONMENT="test")
     stack.enter_context(support.running(GatewayService, config))
     return f"http://{config['WEB_SERVER_ADDRESS']}"
 
@@ -81,6 +84,12 @@ def sign_in(base, username, password):
 @pytest.fixture(scope="package")
 def admin(gateway_url):
     return sign_in(gateway_url, "admin", ADMIN_PASSWORD)
+
+
+@pytest.fixture(scope="package")
+def auditor(gateway_url):
+    """The security officer's account: reads the audit trail and nothing else (三权分立)."""
+    return sign_in(gateway_url, "auditor", AUDITOR_PASSWORD)
 
 
 _users = {}

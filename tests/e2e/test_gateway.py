@@ -74,7 +74,7 @@ def _loan(household_id, township_id):
             "term_months": 12, "applied_on": "2023-03-01"}
 
 
-def test_permission_matrix(county, user_factory):
+def test_permission_matrix(county, user_factory, admin, auditor):
     """For each role: one allowed and one forbidden call per area it works in."""
     c = county
     station1 = user_factory("township", township_id=c["t1"])
@@ -115,6 +115,25 @@ def test_permission_matrix(county, user_factory):
                                                                "passed": True}),
         (inspector, False, "POST", "/api/v1/vetoes", {"subject_type": "unit", "subject_id": c["u1"], "reason": "x",
                                                       "on": "2023-06-02"}),
+        (leading, True, "POST", "/api/v1/campaigns", {"campaign_id": f"camp-{c['t1']}", "name": "百日冲刺",
+                                                      "starts_on": "2023-05-01", "ends_on": "2023-06-30"}),
+        (station1, False, "POST", "/api/v1/campaigns", {"campaign_id": f"x-{c['t1']}", "name": "x",
+                                                        "starts_on": "2023-05-01", "ends_on": "2023-06-30"}),
+        (inspector, True, "POST", "/api/v1/problems", {"source": "inspection", "found_on": "2023-06-02",
+                                                       "description": "台账不全", "unit_id": c["u1"],
+                                                       "deadline": "2023-06-30"}),
+        (unit1, False, "POST", "/api/v1/problems", {"source": "inspection", "found_on": "2023-06-02",
+                                                    "description": "x", "unit_id": c["u1"], "deadline": "2023-06-30"}),
+        (unit1, True, "GET", "/api/v1/problems", None),
+        (unit1, False, "GET", f"/api/v1/problems?unit_id={c['u2']}", None),
+        (cadre1, False, "GET", "/api/v1/problems", None),
+        # 三权分立: the admin manages users but does not read the audit; the auditor reads it and nothing else
+        (admin, True, "GET", "/api/v1/users", None),
+        (admin, False, "GET", "/api/v1/audit", None),
+        (auditor, True, "GET", "/api/v1/audit", None),
+        (auditor, False, "GET", "/api/v1/users", None),
+        (auditor, False, "GET", f"/api/v1/households/{c['h1']}", None),
+        (auditor, False, "POST", "/api/v1/users", {"username": "x-au", "password": "Password-12", "role": "admin"}),
     ]
     failures = []
     for client, allowed, method, path, body in matrix:
@@ -133,6 +152,86 @@ def test_personal_data_is_masked_outside_the_township(county, user_factory, admi
     assert "*" not in own and len(own) == 18
     assert masked == own[:4] + "*" * 10 + own[-4:]
     assert admin.get(f"/api/v1/households/{county['h1']}").json()["members"][0]["id_number"] == own
+
+
+def test_every_unmasked_read_is_audited_who_saw_whose(county, user_factory, auditor):
+    station1 = user_factory("township", township_id=county["t1"])
+    leading = user_factory("leading_group")
+    correlation = f"reveal-{uuid.uuid4().hex[:8]}"
+    masked = leading.get(f"/api/v1/households/{county['h1']}")
+    assert masked.status_code == 200
+    import requests
+
+    unmasked = requests.get(f"{station1.base}/api/v1/households/{county['h1']}", timeout=30,
+                            headers=station1.headers({"X-Correlation-Id": correlation}))
+    assert unmasked.status_code == 200 and "*" not in unmasked.json()["members"][0]["id_number"]
+    listed = station1.get("/api/v1/households", township_id=county["t1"])
+    assert listed.status_code == 200
+
+    def reveals():
+        items = auditor.get("/api/v1/audit", limit=500).json()["items"]
+        return [i for i in items if (i["resource"] or {}).get("event") == "personal_data_revealed"]
+
+    from tests.support import wait_until
+
+    wait_until(lambda: any(i["correlation_id"] == correlation for i in reveals()), 10, message="the reveal audited")
+    rows = reveals()
+    single = next(i for i in rows if i["correlation_id"] == correlation)
+    assert single["actor_username"] == "township-" + county["t1"] and single["method"] == "GET"
+    assert single["resource"]["household_ids"] == [county["h1"]]
+    wait_until(lambda: any(i["path"] == "/api/v1/households" for i in reveals()), 10, message="the list audited")
+    assert any(county["h1"] in i["resource"]["household_ids"] for i in reveals() if i["path"] == "/api/v1/households")
+    # the leading group saw masked numbers only: nothing of theirs in the reveals
+    assert not any(i["actor_role"] == "leading_group" for i in rows)
+
+
+def test_erasing_personal_data_keeps_history_and_scores(county, admin, user_factory, auditor):
+    """PIPL deletion: the ID number becomes unreadable for everyone; history and scores stay."""
+    import time
+
+    suffix = uuid.uuid4().hex[:6]
+    household_id = admin.post("/api/v1/households", {
+        "household_no": f"erase-{suffix}", "village_id": county["v1"], "head_name": "赵六",
+        "poverty_causes": ["illness"], "registered_on": "2023-01-05"}).json()["household_id"]
+    added = admin.post(f"/api/v1/households/{household_id}/members", {
+        "name": "赵六", "id_number": _id_number("h-erase", suffix), "relation": "head", "birth_date": "1980-02-03",
+        "sex": "male", "labor_capacity": "full", "health": "healthy", "phone": "13700001111"})
+    assert added.status_code == 201, added.text
+    assert admin.post("/api/v1/pairings", {"cadre_id": county["c1"], "household_id": household_id,
+                                           "from": "2023-01-01"}).status_code == 201
+    assert admin.post("/api/v1/visits", {"cadre_id": county["c1"], "household_id": household_id,
+                                         "visited_on": "2023-02-03", "measures": ["产业指导"], "outcome": "好",
+                                         "changes": "无", "policy_explained": True}).status_code == 201
+
+    def scores():
+        return admin.get(f"/api/v1/scores/cadre/{county['c1']}", period="2023", as_of="2023-12-31").json()
+
+    def settled():  # the assessment service reads the events asynchronously
+        first = scores()
+        time.sleep(1.5)
+        return first == scores()
+
+    from tests.support import wait_until
+
+    wait_until(settled, timeout=30, message="scores settled")
+    before, history_before = scores(), admin.get(f"/api/v1/households/{household_id}/history").json()["items"]
+    station = user_factory("township", township_id=county["t1"])
+    assert station.post(f"/api/v1/households/{household_id}/erase-personal-data",
+                        {"reason": "x" * 5}).status_code == 403
+    assert admin.post(f"/api/v1/households/{household_id}/erase-personal-data", {}).status_code == 400
+    erased = admin.post(f"/api/v1/households/{household_id}/erase-personal-data",
+                        {"reason": "本人书面申请 2023-12-20"})
+    assert erased.status_code == 200, erased.text
+    member = admin.get(f"/api/v1/households/{household_id}").json()["members"][0]
+    assert member["id_number"] is None and member["phone"] is None and member["name"] == "赵六"
+    history = admin.get(f"/api/v1/households/{household_id}/history").json()["items"]
+    assert len(history) == len(history_before) + 1 and history[-1]["type"] == "personal_data_erased"
+    time.sleep(2)
+    assert scores() == before
+    wait_until(lambda: any((i["resource"] or {}).get("event") == "personal_data_erased"
+                           and i["resource"]["household_id"] == household_id
+                           for i in auditor.get("/api/v1/audit", limit=200).json()["items"]), 10,
+               message="erasure audited")
 
 
 def test_each_error_code_from_a_real_bad_request(county, admin, gateway_url):
@@ -189,11 +288,11 @@ def test_openapi_validates_and_lists_every_route(gateway_url, admin):
     assert len(ROUTES) >= 60
 
 
-def test_audit_lists_who_changed_what(county, admin):
+def test_audit_lists_who_changed_what(county, admin, auditor):
     from tests.support import wait_until
 
     def townships_audited():  # audit rows are written in batches within a fraction of a second
-        return admin.get("/api/v1/audit", path_prefix="/api/v1/townships").json()["items"]
+        return auditor.get("/api/v1/audit", path_prefix="/api/v1/townships").json()["items"]
 
     wait_until(townships_audited, timeout=10, message="audit rows written")
     items = townships_audited()

@@ -1,5 +1,5 @@
 """The assessment service on real PostgreSQL and RabbitMQ, fed by the real registry,
-assistance, projects and credit services: catch-up after downtime, live updates over the bus,
+assistance, projects, credit and supervision services: catch-up after downtime, live updates over the bus,
 rebuild equal to live, own facts (ratings, vetoes, rulebooks) and the bulletin downloads."""
 import base64
 import io
@@ -13,6 +13,7 @@ from services.common.errors import NotFound, ValidationFailed
 from services.credit.service import CreditService
 from services.projects.service import ProjectsService
 from services.registry.service import RegistryService
+from services.supervision.service import SupervisionService
 from tests import support
 
 ADMIN = {"actor": {"id": "office", "role": "leading_group"}}
@@ -22,7 +23,7 @@ Q1 = ("2023-Q1", "2023-04-10")
 @pytest.fixture(scope="module")
 def databases(infra):
     return {name: support.fresh_database(name, f"assessment_svc_{name}")
-            for name in ("registry", "assistance", "projects", "credit", "assessment")}
+            for name in ("registry", "assistance", "projects", "credit", "supervision", "assessment")}
 
 
 @pytest.fixture
@@ -34,6 +35,8 @@ def sources(amqp_uri, databases):
                             support.service_config("assistance", amqp_uri, databases["assistance"])), \
             support.running(ProjectsService, support.service_config("projects", amqp_uri, databases["projects"])), \
             support.running(CreditService, support.service_config("credit", amqp_uri, databases["credit"])), \
+            support.running(SupervisionService,
+                            support.service_config("supervision", amqp_uri, databases["supervision"])), \
             support.rpc_client(amqp_uri) as cluster:
         yield cluster
 
@@ -100,8 +103,13 @@ def test_events_made_while_assessment_was_down_count_once_it_starts_then_live(am
         support.wait_until(visits_counted(rpc, 2, 3), message="catch-up after downtime")
         card = rpc.assessment.subject_score("cadre", "C1", *Q1)
         visits = indicator(card, "visit_compliance")
+        # Named so a person can act on it: household number and head, village, cadre (issue 19).
         assert visits["evidence"] == [{"household_id": household, "month": "2023-03", "cadre_id": "C1",
-                                       "pairing_id": visits["evidence"][0]["pairing_id"], "visits": 0, "required": 1}]
+                                       "pairing_id": visits["evidence"][0]["pairing_id"], "visits": 0, "required": 1,
+                                       "household_no": "HH-001", "head_name": "张三", "village_id": "V1",
+                                       "village_name": "长岭村", "cadre_name": "李四"}]
+        masked = rpc.assessment.subject_score("cadre", "C1", *Q1, None, True)
+        assert indicator(masked, "visit_compliance")["evidence"][0]["head_name"] == "张*"
         # A visit while it runs arrives over RabbitMQ.
         visit(rpc, household, "2023-03-30")
         support.wait_until(visits_counted(rpc, 3, 3), message="live event over the bus")
@@ -112,7 +120,7 @@ def test_events_made_while_assessment_was_down_count_once_it_starts_then_live(am
         live = {kind: rpc.assessment.rankings(kind, "2023", "2023-12-31") for kind in ("unit", "cadre", "township")}
         replayed = rpc.assessment.rebuild_read_models()
         held = {source: len(getattr(rpc, source).events_since(0, 5000))
-                for source in ("registry", "assistance", "projects", "credit")}
+                for source in ("registry", "assistance", "projects", "credit", "supervision")}
         assert replayed["sources"] == held and replayed["events_replayed"] == sum(held.values())
         rebuilt = {kind: rpc.assessment.rankings(kind, "2023", "2023-12-31") for kind in ("unit", "cadre", "township")}
         assert rebuilt == live
@@ -154,6 +162,7 @@ def test_own_facts_veto_and_rulebook_versions(amqp_uri, databases, sources):
         assert cadre["pay"]["rewards"] == "1000.00" and cadre["pay"]["external_good_ratings"] == 1
         unit = rpc.assessment.rankings("unit", *Q1)["items"][0]
         assert unit["vetoed"] and unit["grade"] == "poor" and "重大安全事故" in unit["veto_reasons"][0]
+        assert unit["vetoes"] == [{"kind": "veto", "on": "2023-02-01", "reason": "重大安全事故"}]
 
         with pytest.raises(ValidationFailed):
             rpc.assessment.record_rating({"subject_type": "cadre", "subject_id": "C1", "rating": "great",

@@ -291,3 +291,11 @@ def test_lists_page_and_read_models_rebuild_to_the_same_answers(rpc, households)
     before = answers()
     assert rpc.rebuild_read_models()["events_replayed"] == len(rpc.events_since(0))
     assert answers() == before
+
+
+def test_a_scope_check_reads_the_owner_of_a_loan_not_the_whole_loan(rpc, households):
+    rpc.allocate_quota({"township_id": "T1", "year": 2023, "amount": "100000.00"})
+    loan_id = apply(rpc, households["worker"])
+    assert rpc.owner("loan", loan_id) == {"loan_id": loan_id, "township_id": "T1"}
+    with pytest.raises(NotFound):
+        rpc.owner("loan", "no-such-loan")

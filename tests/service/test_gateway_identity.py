@@ -8,14 +8,15 @@ import requests
 from gateway.service import GatewayService
 from tests import support
 
-ADMIN_PASSWORD = "identity-admin-pw"
+ADMIN_PASSWORD = "identity-Admin-pw1"
+AUDITOR_PASSWORD = "identity-Auditor-pw1"
 
 
 @pytest.fixture(scope="module")
 def gateway(amqp_uri):
     url = support.fresh_database("gateway", name="gateway_identity")
     config = support.service_config("gateway", amqp_uri, url, ADMIN_PASSWORD=ADMIN_PASSWORD,
-                                    JWT_SECRET="identity-test-key", ENVIRONMENT="test", TOKEN_TTL_SECONDS=2)
+                                    AUDITOR_PASSWORD=AUDITOR_PASSWORD, JWT_SECRET="identity-test-key", ENVIRONMENT="test", TOKEN_TTL_SECONDS=2)
     with support.running(GatewayService, config):
         yield f"http://{config['WEB_SERVER_ADDRESS']}"
 
@@ -43,8 +44,13 @@ def test_first_admin_signs_in_and_creates_a_scoped_user(gateway):
         "username": "x1", "password": "password-1", "role": "admin"},
         headers={"Authorization": f"Bearer {station.json()['access_token']}"})
     assert forbidden.status_code == 403 and forbidden.json()["error"]["code"] == "forbidden"
+    # 三权分立: the admin manages users but does not read the audit trail; the auditor does
+    assert requests.get(f"{gateway}/api/v1/audit", headers=auth).status_code == 403
+    auditor = {"Authorization": f"Bearer {token_for(gateway, 'auditor', AUDITOR_PASSWORD).json()['access_token']}"}
+
     def audited():  # audit rows reach the table in batches, within a fraction of a second
-        return requests.get(f"{gateway}/api/v1/audit", headers=auth).json()["items"]
+        return [item for item in requests.get(f"{gateway}/api/v1/audit", headers=auditor).json()["items"]
+                if item["path"] == "/api/v1/users"]
 
     support.wait_until(audited, timeout=10, message="the audit row")
     audit = audited()

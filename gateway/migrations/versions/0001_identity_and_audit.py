@@ -7,7 +7,7 @@ revision = "0001"
 down_revision = None
 
 
-def upgrade():
+def upgrade() -> None:
     op.create_table(
         "users",
         sa.Column("user_id", sa.Text, primary_key=True),

@@ -78,6 +78,12 @@
     });
   }
 
+  function post(path, body) {
+    return send("POST", path, undefined, body || {}).then(function (response) {
+      return response.ok ? response.json() : failure(response);
+    });
+  }
+
   /* Every page of a list (`items` + `next_cursor`), at most `maxPages` of 500. */
   function getAll(path, params, maxPages) {
     var items = [], first = null, pages = 0;
@@ -107,6 +113,16 @@
       .then(function (answer) { setToken(answer.access_token); return principal(); });
   }
 
+  /* Sign out: the API revokes the token (refused from now on), then we forget it. */
+  function signOut() {
+    var had = token();
+    setToken(null);
+    if (!had) return Promise.resolve();
+    return window.fetch("/api/v1/auth/logout", {
+      method: "POST", headers: { "Accept": "application/json", "Authorization": "Bearer " + had }, credentials: "omit"
+    }).catch(function () { return null; });
+  }
+
   /* A file download that needs the token: fetch it with the header, save it through a Blob. */
   function download(path, params, fallbackName) {
     return send("GET", path, params).then(function (response) {
@@ -129,7 +145,7 @@
   }
 
   window.API = {
-    get: get, getAll: getAll, signIn: signIn, download: download, token: token, setToken: setToken,
+    get: get, post: post, getAll: getAll, signIn: signIn, signOut: signOut, download: download, token: token, setToken: setToken,
     principal: principal, ApiError: ApiError, onUnauthorized: null
   };
 })();

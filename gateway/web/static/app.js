@@ -237,6 +237,8 @@
                                  required: true });
     var message = el("div", { id: "login-message" });
     if (r.params.expired) message.appendChild(el("div", { "class": "alert alert-info", role: "status", text: t("login.expired") }));
+    if (r.params.idle) message.appendChild(el("div", { "class": "alert alert-info", role: "status", id: "idle-message",
+                                                       text: t("login.idle") }));
     var submit = el("button", { type: "submit", "class": "primary", id: "login-submit", text: t("login.submit") });
     var form = el("form", { "class": "card login", id: "login-form", onsubmit: function (event) {
       event.preventDefault();
@@ -301,6 +303,8 @@
   }
 
   function showRankings(area, type, answer, values) {
+    var statusNote = periodStatusNote(answer.period_status);
+    if (statusNote) area.appendChild(statusNote);
     var items = answer.items || [];
     var state = { sortKey: "rank", sortDir: "asc", text: "", grade: "", group: "" };
     // Departments (units) or townships: offered only when the API's items carry them.
@@ -340,14 +344,16 @@
       type === "unit" && groups.length ? { key: "department", label: t("rank.department"), cell: function (row) {
         return label("dept.", row.department);
       } } : null,
-      { key: "score", label: t("rank.score"), num: true, cell: function (row) { return number(row.score, 2); } },
+      { key: "score", label: t("rank.score"), num: true, cell: function (row) {
+        var badge = closedBadge(answer.period_status);
+        return badge ? el("span", {}, [number(row.score, 2), " ", badge]) : number(row.score, 2);
+      } },
       { key: "grade", label: t("rank.grade"), value: function (row) { return row.grade ? GRADES.indexOf(row.grade) : null; },
         cell: function (row) { return gradeBadge(row.grade); } },
       { key: "vetoed", label: t("rank.veto"), value: function (row) { return row.vetoed ? 0 : 1; }, cell: function (row) {
         if (!row.vetoed) return "";
         return el("div", { "class": "veto", "data-vetoed": "true" }, [
-          t("rank.vetoed"),
-          el("ul", { "class": "veto-reasons" }, (row.veto_reasons || []).map(function (reason) { return el("li", { text: reason }); }))
+          t("rank.vetoed"), vetoReasons(row)
         ]);
       } }
     ].filter(Boolean);
@@ -376,21 +382,67 @@
     draw();
   }
 
+  // Ids the API names for people (issue 19): shown by the names beside them, not as UUIDs.
+  var NAMED_BY = { household_id: "household_no", cadre_id: "cadre_name", village_id: "village_name", project_id: "title" };
+  var SHOWN_TOGETHER = ["household_no", "head_name", "village_name", "pairing_id"];
+
+  function evidenceValue(key, value) {
+    if (key === "rating") return label("rating.", value);
+    if (key === "source") return label("source.", value);
+    if (typeof value === "boolean") return t(value ? "yes" : "no");
+    if (value === null || value === undefined) return t("common.none");
+    return String(value);
+  }
+
   function evidenceList(evidence) {
     if (!evidence || !evidence.length) return el("span", { "class": "muted", text: t("subject.no_evidence") });
     var list = el("ul", { "class": "evidence" }, evidence.map(function (item) {
       if (typeof item !== "object" || item === null) return el("li", { text: String(item) });
-      return el("li", {}, Object.keys(item).map(function (key, i) {
-        var value = item[key];
-        if (key === "rating") value = label("rating.", value);
-        else if (key === "source") value = label("source.", value);
-        else if (typeof value === "boolean") value = t(value ? "yes" : "no");
-        else if (value === null || value === undefined) value = t("common.none");
-        return el("span", {}, [i ? "，" : "", el("span", { "class": "k", text: label("ev.", key) + "：" }), String(value)]);
-      }));
+      var parts = [];
+      if (item.household_no || item.head_name) {  // 户 431222-00003 王**（东村）
+        var who = [item.household_no, item.head_name].filter(Boolean).join(" ");
+        if (item.village_name) who += "（" + item.village_name + "）";
+        parts.push(el("span", { "class": "household" }, [el("span", { "class": "k", text: t("ev.household") + "：" }), who]));
+      }
+      Object.keys(item).forEach(function (key) {
+        if (SHOWN_TOGETHER.indexOf(key) >= 0) return;
+        if (NAMED_BY[key] && item[NAMED_BY[key]]) return;
+        if (key === "village_name" || (key === "village_id" && parts.length)) return;
+        parts.push(el("span", {}, [el("span", { "class": "k", text: label("ev.", key) + "：" }), evidenceValue(key, item[key])]));
+      });
+      return el("li", {}, parts.map(function (part, i) { return el("span", {}, [i ? "，" : "", part]); }));
     }));
     if (evidence.length <= 5) return list;
     return el("details", {}, [el("summary", { text: t("subject.evidence_count", { n: evidence.length }) }), list]);
+  }
+
+  /* Veto reasons in the page's language from the API's structured items (older answers: the text). */
+  function vetoReasons(item) {
+    var reasons = item.vetoes && item.vetoes.length ? item.vetoes.map(function (v) {
+      return t("veto." + v.kind, { on: v.on, reason: v.reason || "", source: label("source.", v.source) });
+    }) : (item.veto_reasons || []);
+    return el("ul", { "class": "veto-reasons" }, reasons.map(function (reason) { return el("li", { text: reason }); }));
+  }
+
+  /* Whether the scores shown belong to a closed month (月度考核定格): a marker that says so. */
+  function periodStatusNote(status) {
+    if (!status) return null;
+    if (status.status === "closed") {
+      return el("div", { "class": "alert alert-info closed-note", id: "period-status", "data-status": "closed" }, [
+        el("span", { "class": "closed-badge", text: t("closed.badge") }), " ",
+        t("closed.title", { on: status.closed_on })]);
+    }
+    if (status.closed_months && status.closed_months.length) {
+      return el("div", { "class": "alert alert-info", id: "period-status", "data-status": "open",
+                         text: t("closed.months", { months: status.closed_months.join("、") }) });
+    }
+    return null;
+  }
+
+  function closedBadge(status) {
+    if (!status || status.status !== "closed") return null;
+    return el("span", { "class": "closed-badge", "data-closed-on": status.closed_on, title: t("closed.title", { on: status.closed_on }),
+                        text: t("closed.badge") });
   }
 
   function subjectPage(r, token) {
@@ -423,9 +475,12 @@
   }
 
   function showSubject(area, type, card) {
+    var statusNote = periodStatusNote(card.period_status);
+    if (statusNote) area.appendChild(statusNote);
     area.appendChild(el("div", { "class": "summary" }, [
       el("div", { "class": "card" }, [el("div", { "class": "muted", text: t("subject.score") }),
-                                      el("div", { "class": "value", id: "score", text: number(card.score, 2) })]),
+                                      el("div", { "class": "value", id: "score", text: number(card.score, 2) }),
+                                      closedBadge(card.period_status)]),
       el("div", { "class": "card" }, [el("div", { "class": "muted", text: t("subject.grade") }), el("div", { "class": "value" }, gradeBadge(card.grade))]),
       el("div", { "class": "card" }, [el("div", { "class": "muted", text: t("subject.rank") }),
                                       el("div", { "class": "value", text: card.rank === undefined || card.rank === null ? t("common.none") : String(card.rank) })]),
@@ -435,8 +490,7 @@
     ]));
     if (card.vetoed) {
       area.appendChild(el("div", { "class": "alert alert-error", id: "veto" }, [
-        el("strong", { text: t("rank.vetoed") }), el("span", { text: t("subject.veto_reasons") + "：" }),
-        el("ul", { "class": "veto-reasons" }, (card.veto_reasons || []).map(function (reason) { return el("li", { text: reason }); }))
+        el("strong", { text: t("rank.vetoed") }), el("span", { text: t("subject.veto_reasons") + "：" }), vetoReasons(card)
       ]));
     }
     area.appendChild(el("h2", { text: t("subject.indicators") }));
@@ -670,10 +724,392 @@
           return value === null || value === undefined ? t("common.none") : String(value);
         } };
       }), rows, {}, function () {}));
+      showBulletinSupervision(area, report);
     }).catch(function (error) {
       if (token !== renderCount) return;
       area.textContent = "";
       area.appendChild(errorBox(error));
+    });
+  }
+
+  // --- closing a month (月度考核定格) -----------------------------------------------------------
+  function monthEnd(month) {
+    var year = Number(month.slice(0, 4)), m = Number(month.slice(5, 7));
+    return new Date(Date.UTC(year, m, 0)).toISOString().slice(0, 10);
+  }
+
+  function statusBadge(status) {
+    return el("span", { "class": "status-badge" + (status === "closed" ? " closed-badge" : ""), "data-status": status,
+                        text: t("months." + status) });
+  }
+
+  /* The confirmation before closing: the date, a note, and what closing means. */
+  function closeConfirmation(month, onDone) {
+    var nextDay = new Date(monthEnd(month) + "T00:00:00Z");
+    nextDay.setUTCDate(nextDay.getUTCDate() + 1);
+    var first = nextDay.toISOString().slice(0, 10);
+    var on = el("input", { type: "date", id: "close-on", name: "on", required: true, min: first,
+                           value: today() > first ? today() : first });
+    var note = el("input", { id: "close-note", name: "note", size: 30 });
+    var message = el("div", { role: "status" });
+    var box = el("form", { "class": "card confirm", id: "confirm-close", "data-month": month, onsubmit: function (event) {
+      event.preventDefault();
+      message.textContent = "";
+      var button = box.querySelector("#confirm-close-button");
+      button.disabled = true;
+      API.post("/api/v1/periods/" + month + "/close", { on: on.value, note: note.value.trim() }).then(function () {
+        onDone();
+      }).catch(function (error) {
+        button.disabled = false;
+        message.appendChild(errorBox(error));
+      });
+    } }, [
+      el("h2", { text: t("months.confirm_title", { month: month }) }),
+      el("p", { text: t("months.confirm_text", { month: month }) }),
+      field(t("months.on"), on), field(t("months.note"), note),
+      el("button", { type: "submit", "class": "primary", id: "confirm-close-button", text: t("months.confirm") }),
+      el("button", { type: "button", "class": "secondary", id: "cancel-close", text: t("months.cancel"),
+                     onclick: function () { box.remove(); } }),
+      message
+    ]);
+    return box;
+  }
+
+  function monthsPage(r, token) {
+    var saved = remembered();
+    var year = /^\d{4}$/.test(r.params.year || "") ? r.params.year : (saved.period || today()).slice(0, 4);
+    var yearInput = el("input", { id: "year", name: "year", value: year, required: true, size: 5, pattern: "\\d{4}" });
+    main.appendChild(el("h1", { text: t("months.title") + " " + year }));
+    main.appendChild(el("form", { "class": "controls", id: "controls", onsubmit: function (event) {
+      event.preventDefault();
+      go(link("months", [], { year: yearInput.value.trim() }));
+    } }, [field(t("months.year"), yearInput), el("button", { type: "submit", "class": "primary", id: "show", text: t("common.show") })]));
+    var confirmArea = el("div", { id: "confirm-area" });
+    var area = el("div", { id: "months" }, loading());
+    main.appendChild(confirmArea);
+    main.appendChild(area);
+    API.get("/api/v1/periods", { year: year }).then(function (answer) {
+      if (token !== renderCount) return;
+      area.textContent = "";
+      area.appendChild(sortableTable([
+        { key: "month", label: t("months.month"), sortable: false, cell: function (row) {
+          return el("a", { href: link("month", [row.month]), "class": "month-link", text: row.month });
+        } },
+        { key: "status", label: t("months.status"), sortable: false, cell: function (row) { return statusBadge(row.status); } },
+        { key: "closed_on", label: t("months.closed_on"), sortable: false, cell: function (row) { return row.closed_on || t("common.none"); } },
+        { key: "late_correction_count", label: t("months.late"), num: true, sortable: false },
+        { key: "action", label: t("months.action"), sortable: false, cell: function (row) {
+          if (row.status === "closed") return el("a", { href: link("month", [row.month]), text: t("months.view") });
+          if (monthEnd(row.month) >= today()) return "";
+          return el("button", { type: "button", "class": "secondary close-month", id: "close-" + row.month, text: t("months.close"),
+                                onclick: function () {
+                                  confirmArea.textContent = "";
+                                  confirmArea.appendChild(closeConfirmation(row.month, function () { go(link("month", [row.month])); }));
+                                  confirmArea.querySelector("#close-on").focus();
+                                } });
+        } }
+      ], (answer.items || []).map(function (row) { return Object.assign({ id: row.month }, row); }), {}, function () {}));
+    }).catch(function (error) {
+      if (token !== renderCount) return;
+      area.textContent = "";
+      area.appendChild(errorBox(error));
+    });
+  }
+
+  var PAY_COLUMNS = ["cadre", "unit", "score", "grade", "performance_pay", "rewards", "withheld", "total", "restrictions"];
+
+  function monthPage(r, token) {
+    var month = r.parts[0] || "";
+    main.appendChild(el("p", { "class": "no-print" }, el("a", { href: link("months", [], { year: month.slice(0, 4) }), id: "back",
+                                                           text: "← " + t("months.title") })));
+    main.appendChild(el("h1", { id: "month-title", text: t("month.title", { month: month }) }));
+    var area = el("div", { id: "month" }, loading());
+    main.appendChild(area);
+    API.get("/api/v1/periods/" + encodeURIComponent(month)).then(function (report) {
+      if (token !== renderCount) return;
+      area.textContent = "";
+      showMonth(area, month, report, token);
+    }).catch(function (error) {
+      if (token !== renderCount) return;
+      area.textContent = "";
+      area.appendChild(errorBox(error));
+    });
+  }
+
+  function showMonth(area, month, report, token) {
+    var closed = report.status === "closed";
+    area.appendChild(el("div", { "class": "summary" }, [
+      el("div", { "class": "card" }, [el("div", { "class": "muted", text: t("months.status") }),
+                                      el("div", { "class": "value", id: "month-status" }, statusBadge(report.status))]),
+      closed ? el("div", { "class": "card" }, [el("div", { "class": "muted", text: t("months.closed_on") }),
+                                               el("div", { "class": "value", id: "closed-on", text: report.closed_on }),
+                                               el("div", { "class": "muted", text: t("rank.rulebook", { v: report.rulebook_version }) })]) : null,
+      closed ? el("div", { "class": "card" }, [el("div", { "class": "muted", text: t("month.summary") }),
+        el("div", {}, SUBJECT_TYPES.map(function (type) {
+          var part = (report.summary || {})[type] || { subjects: 0, grades: {} };
+          var grades = GRADES.filter(function (g) { return part.grades[g]; })
+            .map(function (g) { return t("grade." + g) + " " + part.grades[g]; }).join("，");
+          return el("div", { text: t("month.subjects", { type: t("subject." + type), n: part.subjects }) + (grades ? "（" + grades + "）" : "") });
+        }))]) : null
+    ]));
+    if (!closed) {
+      area.appendChild(el("div", { "class": "alert alert-info", id: "not-closed", text: t("month.not_closed") }));
+      if (monthEnd(month) < today()) {
+        var confirmArea = el("div", { id: "confirm-area" });
+        area.appendChild(el("button", { type: "button", "class": "primary close-month", id: "close-" + month, text: t("months.close"),
+                                        onclick: function () {
+                                          confirmArea.textContent = "";
+                                          confirmArea.appendChild(closeConfirmation(month, function () { render(); }));
+                                        } }));
+        area.appendChild(confirmArea);
+      }
+    } else {
+      var note = el("div", { id: "download-message", role: "status" });
+      var save = function (format) {
+        return function () {
+          note.textContent = "";
+          var button = this;
+          button.disabled = true;
+          API.download("/api/v1/periods/" + month + "/pay-sheet", { format: format }, "pay-sheet-" + month + "." + format)
+            .then(function (name) { note.appendChild(el("div", { "class": "alert alert-info no-print", text: t("month.downloaded", { name: name }) })); })
+            .catch(function (error) { note.appendChild(errorBox(error)); })
+            .then(function () { button.disabled = false; });
+        };
+      };
+      area.appendChild(el("h2", { text: t("month.pay_sheet") }));
+      area.appendChild(el("div", { "class": "controls no-print" }, [
+        el("button", { type: "button", "class": "secondary", id: "download-pay-csv", text: t("month.download_csv"), onclick: save("csv") }),
+        el("button", { type: "button", "class": "secondary", id: "download-pay-xlsx", text: t("month.download_xlsx"), onclick: save("xlsx") }),
+        el("button", { type: "button", "class": "secondary", id: "print", text: t("common.print"), onclick: function () { window.print(); } })
+      ]));
+      area.appendChild(note);
+      var sheetArea = el("div", { id: "pay-sheet" }, loading());
+      area.appendChild(sheetArea);
+      API.get("/api/v1/periods/" + month + "/pay-sheet", { format: "json" }).then(function (sheet) {
+        if (token !== renderCount) return;
+        sheetArea.textContent = "";
+        var rows = (sheet.rows || []).map(function (row) { return Object.assign({ id: row.cadre_id }, row); });
+        var totals = sheet.totals || {};
+        sheetArea.appendChild(sortableTable(PAY_COLUMNS.map(function (key) {
+          var money = ["performance_pay", "rewards", "withheld", "total"].indexOf(key) >= 0;
+          return { key: key, label: t(key === "score" ? "rank.score" : key === "grade" ? "rank.grade" : key === "restrictions" ? "pay.restrictions" : "pay." + key),
+                   num: money || key === "score", sortable: false, cell: function (row) {
+            if (key === "cadre") return el("a", { href: link("subject", ["cadre", row.cadre_id], { period: month, as_of: sheet.as_of }), text: row.cadre || row.cadre_id });
+            if (key === "unit") return row.unit || row.unit_id || t("common.none");
+            if (key === "score") return el("span", {}, [number(row.score, 2), " ", closedBadge({ status: "closed", closed_on: sheet.closed_on })]);
+            if (key === "grade") return gradeBadge(row.grade);
+            if (key === "restrictions") return row.restrictions.length ? row.restrictions.join("、") + "（" + row.restrictions_until + "）" : t("common.none");
+            return row[key];
+          } };
+        }), rows, {}, function () {}));
+        sheetArea.appendChild(el("p", { id: "pay-totals", text: t("pay.totals") + "：" + t("pay.performance_pay") + " " + totals.performance_pay +
+          "，" + t("pay.rewards") + " " + totals.rewards + "，" + t("pay.withheld") + " " + totals.withheld + "，" + t("pay.total") + " " + totals.total }));
+      }).catch(function (error) {
+        if (token !== renderCount) return;
+        sheetArea.textContent = "";
+        sheetArea.appendChild(errorBox(error));
+      });
+      area.appendChild(el("h2", { text: t("month.late") }));
+      var late = report.late_corrections || [];
+      area.appendChild(late.length ? el("div", { id: "late-corrections" }, sortableTable([
+        { key: "event", label: t("month.event"), sortable: false },
+        { key: "dated", label: t("month.dated"), sortable: false },
+        { key: "recorded_at", label: t("month.recorded_at"), sortable: false, cell: function (row) { return (row.recorded_at || "").replace("T", " ").slice(0, 19); } },
+        { key: "source", label: t("month.source"), sortable: false }
+      ], late.map(function (row) { return Object.assign({ id: row.event_id }, row); }), {}, function () {}))
+        : el("p", { "class": "muted", id: "late-corrections", text: t("month.no_late") }));
+      // Re-opening: a reason, and a second click to confirm.
+      var reason = el("textarea", { id: "reopen-reason", name: "reason", rows: 2, cols: 50, required: true });
+      var reopenOn = el("input", { type: "date", id: "reopen-on", name: "on", required: true, value: today() });
+      var reopenMessage = el("div", { role: "status" });
+      var confirmReopen = el("button", { type: "submit", "class": "primary", id: "reopen-confirm", text: t("month.reopen_confirm"), hidden: true });
+      area.appendChild(el("h2", { "class": "no-print", text: t("month.reopen") }));
+      area.appendChild(el("form", { "class": "controls no-print", id: "reopen-form", onsubmit: function (event) {
+        event.preventDefault();
+        if (confirmReopen.hidden) { confirmReopen.hidden = false; return; }
+        confirmReopen.disabled = true;
+        API.post("/api/v1/periods/" + month + "/reopen", { on: reopenOn.value, reason: reason.value.trim() })
+          .then(function () { render(); })
+          .catch(function (error) { confirmReopen.disabled = false; reopenMessage.appendChild(errorBox(error)); });
+      } }, [el("p", { "class": "muted", text: t("month.reopen_text") }), field(t("month.reason"), reason), field(t("month.reopen_on"), reopenOn),
+            el("button", { type: "submit", "class": "secondary", id: "reopen", text: t("month.reopen") }), confirmReopen, reopenMessage]));
+    }
+    if ((report.history || []).length) {
+      area.appendChild(el("h2", { text: t("month.history") }));
+      area.appendChild(el("ul", { id: "month-history" }, report.history.map(function (h) {
+        return el("li", { text: [h.on, t("event." + h.event), h.note || h.reason || "", h.by ? "（" + (h.by.username || h.by.id || "") + "）" : ""].join(" ") });
+      })));
+    }
+  }
+
+  /* The bulletin's supervision part: each running campaign's actions against target and
+     milestones, and the late and missing reports and overdue problems by unit. */
+  function showBulletinSupervision(area, report) {
+    var rows = [];
+    (report.campaigns || []).forEach(function (campaign) {
+      campaign.actions.forEach(function (action) {
+        (action.targets.length ? action.targets : [{}]).forEach(function (target) {
+          rows.push({ id: action.action_id + "/" + (target.target_id || ""), campaign: campaign.name, action: action.name,
+                      target: target.name ? target.name + "（" + target.quantity + " " + target.unit_of_measure + "）" : "",
+                      done: target.done, percent: target.percent, bar: action.action_id + "/" + (target.target_id || ""),
+                      met: action.milestones_met.map(function (m) { return m.what; }).join("；"),
+                      missed: action.milestones_missed.map(function (m) { return m.what + "（" + m.due_on + "）"; }).join("；") });
+        });
+      });
+    });
+    if (rows.length) {
+      area.appendChild(el("h2", { id: "bulletin-campaigns", text: t("bulletin.campaigns") }));
+      area.appendChild(sortableTable([
+        { key: "campaign", label: t("campaign.campaign"), sortable: false },
+        { key: "action", label: t("bulletin.action"), sortable: false },
+        { key: "target", label: t("campaign.target"), sortable: false },
+        { key: "done", label: t("campaign.done"), num: true, sortable: false },
+        { key: "percent", label: t("campaign.progress"), sortable: false, cell: function (row) { return bar(row.percent, row.bar); } },
+        { key: "met", label: t("milestone.met"), sortable: false },
+        { key: "missed", label: t("milestone.missed"), sortable: false }
+      ], rows, {}, function () {}));
+    }
+    var lapses = report.lapses || [];
+    if (lapses.length) {
+      area.appendChild(el("h2", { id: "bulletin-lapses", text: t("bulletin.lapses") }));
+      area.appendChild(sortableTable([
+        { key: "unit_id", label: t("campaign.unit"), sortable: false },
+        { key: "late", label: t("campaign.late"), sortable: false, cell: function (u) { return u.late.map(function (l) { return l.week; }).join(" ") || t("common.none"); } },
+        { key: "missing", label: t("campaign.missing"), sortable: false, cell: function (u) { return u.missing.map(function (l) { return l.week; }).join(" ") || t("common.none"); } },
+        { key: "overdue_problems", label: t("bulletin.overdue_problems"), sortable: false, cell: function (u) {
+          return u.overdue_problems.map(function (p) { return p.description + "（" + p.deadline + "）"; }).join("；") || t("common.none"); } }
+      ], lapses.map(function (u) { return Object.assign({ id: u.unit_id }, u); }), {}, function () {}));
+    }
+  }
+
+  // --- supervision (督查督战): campaigns and the rectification ledger ---------------------------
+  function bar(percentValue, id) {
+    var value = percentValue === null || percentValue === undefined ? 0 : Number(percentValue);
+    return el("span", { "class": "bar-cell" }, [
+      el("progress", { max: 100, value: value, "data-bar": id || null, "aria-label": value + "%" }),
+      el("span", { "class": "num", text: percentValue === null || percentValue === undefined ? t("common.none") : value.toFixed(1) + "%" })]);
+  }
+
+  function campaignsPage(r, token) {
+    var saved = remembered();
+    var as_of = r.params.as_of || saved.as_of;
+    var id = r.parts[0];
+    main.appendChild(el("h1", { id: "campaign-title", text: t("campaign.title") }));
+    var asOfInput = el("input", { id: "as_of", name: "as_of", type: "date", value: as_of, required: true });
+    var picker = el("select", { id: "campaign-pick", name: "campaign" });
+    main.appendChild(el("form", { "class": "controls", id: "controls", onsubmit: function (event) {
+      event.preventDefault();
+      remember({ as_of: asOfInput.value });
+      go(link("campaigns", picker.value ? [picker.value] : [], { as_of: asOfInput.value }));
+    } }, [field(t("campaign.campaign"), picker), field(t("common.as_of"), asOfInput),
+          el("button", { type: "submit", "class": "primary", id: "show", text: t("common.show") }),
+          el("button", { type: "button", "class": "secondary", id: "print", text: t("common.print"), onclick: function () { window.print(); } })]));
+    var area = el("div", { id: "campaign-view" }, loading());
+    main.appendChild(area);
+    API.get("/api/v1/campaigns").then(function (answer) {
+      if (token !== renderCount) return null;
+      var items = answer.items || [];
+      items.forEach(function (c) { picker.appendChild(el("option", { value: c.campaign_id, selected: c.campaign_id === id, text: c.name + " (" + c.starts_on + " – " + c.ends_on + ")" })); });
+      if (!items.length) { area.replaceChildren(el("div", { "class": "alert alert-info", text: t("campaign.none") })); return null; }
+      id = id || items[0].campaign_id;
+      return API.get("/api/v1/campaigns/" + encodeURIComponent(id), { as_of: as_of });
+    }).then(function (view) {
+      if (!view || token !== renderCount) return;
+      area.replaceChildren();
+      showCampaign(area, view);
+    }).catch(function (error) {
+      if (token !== renderCount) return;
+      area.replaceChildren(errorBox(error));
+    });
+  }
+
+  function showCampaign(area, view) {
+    area.appendChild(el("h2", { id: "campaign-name", text: view.name }));
+    area.appendChild(el("p", { "class": "muted", text: t("campaign.range", { from: view.starts_on, to: view.ends_on,
+      phase: view.current_phase || t("common.none") }) }));
+    (view.actions || []).forEach(function (action) {
+      var section = el("section", { "class": "action", "data-action": action.action_id }, [
+        el("h3", { text: action.name }),
+        el("p", { "class": "muted", text: t("campaign.lead", { lead: action.lead, units: (action.responsible_units || []).join("、") }) })]);
+      var rows = [];
+      (action.targets || []).forEach(function (target) {
+        rows.push({ id: target.target_id, name: target.name, scope: t("campaign.county"), quantity: target.quantity + " " + target.unit_of_measure,
+                    done: target.done, percent: target.percent, bar: target.target_id });
+        (target.by_township || []).forEach(function (share) {
+          rows.push({ id: target.target_id + "/" + share.township_id, name: "", scope: share.township_id,
+                      quantity: share.quantity + " " + target.unit_of_measure, done: share.done, percent: share.percent,
+                      bar: target.target_id + "/" + share.township_id });
+        });
+      });
+      if (rows.length) {
+        section.appendChild(sortableTable([
+          { key: "name", label: t("campaign.target"), sortable: false },
+          { key: "scope", label: t("campaign.scope"), sortable: false },
+          { key: "quantity", label: t("campaign.quantity"), num: true, sortable: false },
+          { key: "done", label: t("campaign.done"), num: true, sortable: false },
+          { key: "percent", label: t("campaign.progress"), sortable: false, cell: function (row) { return bar(row.percent, row.bar); } }
+        ], rows, {}, function () {}));
+      }
+      if ((action.milestones || []).length) {
+        section.appendChild(el("ul", { "class": "milestones" }, action.milestones.map(function (m) {
+          return el("li", { "data-status": m.status }, [el("span", { "class": "milestone milestone-" + m.status, text: t("milestone." + m.status) }),
+            " " + m.what + " · " + t("campaign.due_on", { d: m.due_on }) + (m.met_on ? " · " + t("campaign.met_on", { d: m.met_on }) : "")]);
+        })));
+      }
+      area.appendChild(section);
+    });
+    area.appendChild(el("h2", { text: t("campaign.reports") }));
+    var units = (view.reports && view.reports.units) || [];
+    area.appendChild(units.length ? sortableTable([
+      { key: "unit_id", label: t("campaign.unit"), sortable: false },
+      { key: "due", label: t("campaign.due"), num: true, sortable: false },
+      { key: "on_time", label: t("campaign.on_time"), num: true, sortable: false },
+      { key: "late", label: t("campaign.late"), sortable: false, cell: function (u) { return u.late.map(function (l) { return l.week; }).join(" ") || t("common.none"); } },
+      { key: "missing", label: t("campaign.missing"), sortable: false, cell: function (u) { return u.missing.join(" ") || t("common.none"); } }
+    ], units.map(function (u) { return Object.assign({ id: u.unit_id }, u); }), {}, function () {})
+      : el("div", { "class": "alert alert-info", text: t("common.no_data") }));
+  }
+
+  var PROBLEM_STATUSES = ["open", "awaiting_verification", "closed", "overdue"];
+
+  function ledgerPage(r, token) {
+    var saved = remembered();
+    var as_of = r.params.as_of || saved.as_of;
+    var status = PROBLEM_STATUSES.indexOf(r.params.status) >= 0 ? r.params.status : "";
+    main.appendChild(el("h1", { id: "ledger-title", text: t("ledger.title") }));
+    var statusInput = el("select", { id: "status", name: "status" }, [el("option", { value: "", text: t("common.all") })]
+      .concat(PROBLEM_STATUSES.map(function (s) { return el("option", { value: s, selected: s === status, text: t("problem." + s) }); })));
+    var asOfInput = el("input", { id: "as_of", name: "as_of", type: "date", value: as_of, required: true });
+    main.appendChild(el("form", { "class": "controls", id: "controls", onsubmit: function (event) {
+      event.preventDefault();
+      remember({ as_of: asOfInput.value });
+      go(link("ledger", [], { status: statusInput.value, as_of: asOfInput.value }));
+    } }, [field(t("ledger.status"), statusInput), field(t("common.as_of"), asOfInput),
+          el("button", { type: "submit", "class": "primary", id: "show", text: t("common.show") }),
+          el("button", { type: "button", "class": "secondary", id: "print", text: t("common.print"), onclick: function () { window.print(); } })]));
+    var area = el("div", { id: "ledger" }, loading());
+    main.appendChild(area);
+    API.getAll("/api/v1/problems", { status: status, as_of: as_of }).then(function (answer) {
+      if (token !== renderCount) return;
+      var items = answer.items || [];
+      area.replaceChildren();
+      if (!items.length) { area.appendChild(el("div", { "class": "alert alert-info", text: t("common.no_data") })); return; }
+      area.appendChild(sortableTable([
+        { key: "unit_id", label: t("ledger.unit"), sortable: false },
+        { key: "township_id", label: t("ledger.township"), sortable: false },
+        { key: "source", label: t("ledger.source"), sortable: false, cell: function (p) { return t("psource." + p.source); } },
+        { key: "found_on", label: t("ledger.found_on"), sortable: false },
+        { key: "description", label: t("ledger.description"), sortable: false },
+        { key: "deadline", label: t("ledger.deadline"), sortable: false },
+        { key: "status", label: t("ledger.status"), sortable: false, cell: function (p) {
+          return el("span", { "class": "problem problem-" + p.status, "data-status": p.status, text: t("problem." + p.status) }); } },
+        { key: "measures", label: t("ledger.measures"), sortable: false, cell: function (p) {
+          return (p.measures || []).map(function (m) { return m.on + " " + m.measures; }).join("；") || t("common.none"); } },
+        { key: "closed_on", label: t("ledger.closed_on"), sortable: false }
+      ], items.map(function (p) { return Object.assign({ id: p.problem_id }, p); }), {}, function () {}));
+    }).catch(function (error) {
+      if (token !== renderCount) return;
+      area.replaceChildren(errorBox(error));
     });
   }
 
@@ -713,6 +1149,7 @@
 
   // --- the router ---------------------------------------------------------------------------
   var PAGES = { rankings: rankingsPage, subject: subjectPage, progress: progressPage, bulletin: bulletinPage,
+                months: monthsPage, month: monthPage, campaigns: campaignsPage, ledger: ledgerPage,
                 rulebook: rulebookPage };
 
   function render() {
@@ -750,10 +1187,22 @@
     render();
   });
   document.getElementById("signout").addEventListener("click", function () {
-    API.setToken(null);
     window.sessionStorage.removeItem("fupin.choices");
-    go("#/login");
+    API.signOut().then(function () { go("#/login"); });
   });
+
+  // 等保: a session left alone is ended. After <html data-idle-minutes> (15) minutes without a key,
+  // a click, a scroll or a touch, the token is revoked and the sign-in page says why.
+  var lastActivity = Date.now();
+  ["keydown", "mousedown", "wheel", "scroll", "touchstart"].forEach(function (name) {
+    window.addEventListener(name, function () { lastActivity = Date.now(); }, { passive: true, capture: true });
+  });
+  window.setInterval(function () {
+    var minutes = parseFloat(document.documentElement.getAttribute("data-idle-minutes")) || 15;
+    if (!API.token() || Date.now() - lastActivity < minutes * 60000) return;
+    window.sessionStorage.removeItem("fupin.choices");
+    API.signOut().then(function () { window.location.hash = link("login", [], { idle: "1" }); });
+  }, 1000);
   window.addEventListener("hashchange", render);
   render();
 })();
