@@ -848,12 +848,27 @@ def config_problems():
 
 # --- compose -------------------------------------------------------------------------------
 
+def load_compose():
+    """deploy/compose.yaml as Compose reads it. Not yaml.safe_load: once nameko's config parser is
+    set up in the same process (any test that loads a service config), SafeLoader itself expands
+    `${VAR:-default}`, so `FUPIN_RULES: ${FUPIN_RULES_REGISTRY:-}` would read as [None]. This
+    loader has PyYAML's own implicit resolvers only."""
+    import yaml
+    import yaml.resolver
+
+    class ComposeLoader(yaml.SafeLoader):
+        yaml_implicit_resolvers = {
+            first: list(resolvers) for first, resolvers in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
+        }
+
+    return yaml.load((DEPLOY / "compose.yaml").read_text(encoding="utf-8"), Loader=ComposeLoader)
+
+
 def compose_problems():
     import jsonschema
-    import yaml
 
     problems = []
-    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
+    compose = load_compose()
     spec = json.loads((DEPLOY / "schemas" / "compose-spec.json").read_text(encoding="utf-8"))
     for error in jsonschema.Draft7Validator(spec).iter_errors(compose):
         where = ".".join(str(part) for part in error.path) or "(top)"

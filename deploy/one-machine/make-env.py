@@ -82,14 +82,20 @@ def main(argv=None):
     lines += [f"DB_PASSWORD_{c.upper()}={db[c]}" for c in validate.COMPONENTS]
     lines += [f"AMQP_PASSWORD_{c.upper()}={amqp[c]}" for c in validate.COMPONENTS]
     lines += [f"FUPIN_JWT_SECRET={secrets.token_hex(32)}", f"FUPIN_ADMIN_PASSWORD={policy_password()}",
-              f"FUPIN_AUDITOR_PASSWORD={policy_password()}", f"FUPIN_HOST={args.host}", "FUPIN_TLS_DIR=./tls"]
+              f"FUPIN_AUDITOR_PASSWORD={policy_password()}",
+              # the registry's keys for ID and phone numbers (docs/security.md): keep a copy of the
+              # KEK offline, without it every ID number is lost
+              f"FUPIN_PII_KEK={base64.b64encode(os.urandom(32)).decode()}",
+              f"FUPIN_PII_HASH_KEY={base64.b64encode(os.urandom(32)).decode()}",
+              f"FUPIN_HOST={args.host}", "FUPIN_TLS_DIR=./tls"]
     (args.out / "rabbitmq").mkdir(parents=True, exist_ok=True)
     definitions_file = args.out / "rabbitmq" / "definitions.json"
     definitions_file.write_text(json.dumps(definitions(amqp, rabbitmq_admin), indent=1) + "\n", encoding="utf-8")
     env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     env_file.chmod(0o600)
     definitions_file.chmod(0o644)  # read by the rabbitmq user in its container; hashes only
-    print(f"wrote {env_file} and {definitions_file}; the first admin's password is FUPIN_ADMIN_PASSWORD in it")
+    print(f"wrote {env_file} and {definitions_file}; the first admin's password is FUPIN_ADMIN_PASSWORD in it.")
+    print("Keep a copy of FUPIN_PII_KEK offline (a safe, not this machine): without it every ID number is lost.")
 
 
 if __name__ == "__main__":

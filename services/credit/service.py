@@ -1,19 +1,20 @@
 """The credit service: nameko entrypoints only; the rules are in domain.py."""
 import logging
 import uuid
-from datetime import date, timedelta
 from decimal import Decimal
 
-from nameko.rpc import RpcProxy, rpc
+from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
 from services.common.chassis import EventSourcedService
+from services.common.rpc import rpc
 from services.common.events import history_item
 from services.common.commands import fold
-from services.common.errors import NotFound, ValidationFailed, call_service
+from services.common.errors import NotFound, call_service
 from services.common.events import StoredEvent
 from services.common.pagination import decode_cursor, page, page_limit
-from services.common.validation import parse_date, validate
+from services.common.validation import arguments, parse_date, validate, validate_filters
+from services.common.values import month_bounds
 
 from . import domain, projections, schemas
 
@@ -22,29 +23,7 @@ log = logging.getLogger(__name__)
 LOAN = "loan"
 QUOTA = "quota"
 BORROWER = "borrower"  # a lock name only: one application per household at a time
-LIST_FILTERS = ("township_id", "status", "household_id")
 OVERDUE_CHECK_SECONDS = 3600
-
-
-
-def _year(value, name="year"):
-    try:
-        year = int(value)
-    except (TypeError, ValueError):
-        raise ValidationFailed(f"{name} must be a year", {name: ["not an integer"]}) from None
-    if not 2000 <= year <= 2100:
-        raise ValidationFailed(f"{name} must be a year", {name: ["must be 2000..2100"]})
-    return year
-
-
-def _month(value):
-    try:
-        year, month = (int(part) for part in str(value).split("-"))
-        first = date(year, month, 1)
-    except (TypeError, ValueError):
-        raise ValidationFailed("month must be YYYY-MM", {"month": ["not a month like 2023-10"]}) from None
-    return first, domain.add_months(first, 1) - timedelta(days=1)
-
 
 
 class CreditService(EventSourcedService):
@@ -93,19 +72,17 @@ class CreditService(EventSourcedService):
         rules = self.rules_on(command["applied_on"])
         household = self._household(command["household_id"]) if command["household_id"] else None
 
-        def work(store, metadata):
+        def work(streams):
             if household is not None:
-                store.lock_stream(BORROWER, command["household_id"])
-            others = projections.household_loans(store.session, command["household_id"]) if household else []
+                streams.lock((BORROWER, command["household_id"]))
+            others = projections.household_loans(streams.session, command["household_id"]) if household else []
             new_events = domain.decide_apply(None, command, rules, household, others)
-            stored = store.append(LOAN, command["loan_id"], 0, new_events, metadata)
-            state = None
-            for event in stored:
-                projections.project(store.session, event)
-                state = domain.evolve(state, event)
-            return {**domain.loan_view(state, rules), "events": [e.type for e in stored]}
+            streams.load(LOAN, command["loan_id"], domain.evolve)
+            stored = streams.append(LOAN, command["loan_id"], new_events)
+            return {**domain.loan_view(streams.state(LOAN, command["loan_id"]), rules),
+                    "events": [e.type for e in stored]}
 
-        return self.handle_many("apply_loan", work, context)
+        return self.handle_streams("apply_loan", work, context)
 
     def _household(self, household_id):
         try:
@@ -137,23 +114,19 @@ class CreditService(EventSourcedService):
             if loan is not None and loan.household_id:
                 borrower = self._household(loan.household_id)
 
-        def work(store, metadata):
-            store.lock_stream(LOAN, command["loan_id"])
-            history = store.load(LOAN, command["loan_id"])
-            state = fold(domain.evolve, None, history)
+        def work(streams):
+            state = streams.load(LOAN, command["loan_id"], domain.evolve, lock=True)
             remaining = 0
             if state is not None and command["approved"] and not state.enterprise:
                 year = command["on"].year
-                store.lock_stream(QUOTA, domain.quota_stream_id(state.township_id, year))
-                remaining = projections.remaining_quota(store.session, state.township_id, year)
+                streams.lock((QUOTA, domain.quota_stream_id(state.township_id, year)))
+                remaining = projections.remaining_quota(streams.session, state.township_id, year)
             new_events = domain.decide_decision(state, command, rules, remaining, borrower)
-            stored = store.append(LOAN, command["loan_id"], len(history), new_events, metadata)
-            for event in stored:
-                projections.project(store.session, event)
-                state = domain.evolve(state, event)
-            return {**domain.loan_view(state, rules), "events": [e.type for e in stored]}
+            stored = streams.append(LOAN, command["loan_id"], new_events)
+            return {**domain.loan_view(streams.state(LOAN, command["loan_id"]), rules),
+                    "events": [e.type for e in stored]}
 
-        return self.handle_many("decide_loan", work, context)
+        return self.handle_streams("decide_loan", work, context)
 
     @rpc
     def disburse_loan(self, data, context=None):
@@ -197,24 +170,22 @@ class CreditService(EventSourcedService):
         rules = self.rules_on(settled_on)
         first, last = domain.quarter_bounds(quarter)
 
-        def work(store, metadata):
-            candidates = projections.subsidy_candidates(store.session, first, min(last, settled_on),
+        def work(streams):
+            candidates = projections.subsidy_candidates(streams.session, first, min(last, settled_on),
                                                         rules.no_subsidy_industries)
+            # every loan locked before the first append (the append lock comes last, for everyone)
+            streams.lock(*((LOAN, loan_id) for loan_id in candidates))
             payments = []
-            for loan_id in candidates:  # sorted: concurrent settlements lock loans in one order
-                store.lock_stream(LOAN, loan_id)
-                history = store.load(LOAN, loan_id)
-                state = fold(domain.evolve, None, history)
-                for event in store.append(LOAN, loan_id, len(history),
-                                          domain.decide_subsidy(state, quarter, settled_on, rules), metadata):
-                    projections.project(store.session, event)
+            for loan_id in candidates:
+                state = streams.load(LOAN, loan_id, domain.evolve)
+                for event in streams.append(LOAN, loan_id, domain.decide_subsidy(state, quarter, settled_on, rules)):
                     payments.append({**event.payload, "household_id": state.household_id,
                                      "enterprise_name": state.enterprise_name})
             total = sum((Decimal(p["amount"]) for p in payments), Decimal(0))
             return {"quarter": quarter, "settled_on": settled_on.isoformat(), "payments": payments,
                     "total": domain.money(total)}
 
-        return self.handle_many("settle_subsidies", work, context)
+        return self.handle_streams("settle_subsidies", work, context)
 
     # --- queries --------------------------------------------------------------------------------
     @rpc
@@ -228,13 +199,7 @@ class CreditService(EventSourcedService):
 
     @rpc
     def list_loans(self, filters=None, limit=None, cursor=None):
-        filters = {name: value for name, value in (filters or {}).items() if value not in (None, "")}
-        unknown = sorted(set(filters) - set(LIST_FILTERS))
-        if unknown:
-            raise ValidationFailed("unknown filters", {name: ["unknown filter"] for name in unknown})
-        if "status" in filters and filters["status"] not in domain.STATUSES:
-            raise ValidationFailed("unknown status", {"status": [f"one of {', '.join(domain.STATUSES)}"]})
-        limit = page_limit(limit)
+        filters, limit = validate_filters(schemas.LoanFilters(), filters), page_limit(limit)
         with self.db.new_session() as session:
             rows = projections.list_loans(session, filters, limit, decode_cursor(cursor))
             return page([projections.row_view(row) for row in rows], limit, key=lambda item: item["loan_id"])
@@ -244,7 +209,7 @@ class CreditService(EventSourcedService):
         """Recovery rate (回收率) of the loans maturing in the year on or before `as_of` (default
         today, county time: a loan maturing later in the year is not due yet), with the 第九条
         recommendation."""
-        year = _year(year)
+        year = arguments(schemas.YearQuery(), year=year)["year"]
         as_of = parse_date(as_of, "as_of") if as_of else self.clock.today()
         with self.db.new_session() as session:
             maturing = projections.maturing(session, township_id, year, as_of)
@@ -252,14 +217,15 @@ class CreditService(EventSourcedService):
 
     @rpc
     def quota_use(self, township_id, year):
-        year = _year(year)
+        year = arguments(schemas.YearQuery(), year=year)["year"]
         with self.db.new_session() as session:
             return projections.quota_view(session, township_id, year)
 
     @rpc
     def public_notice(self, township_id, month):
         """The loans approved in the township in the month, for the month-end notice (公示, 第十二条3)."""
-        first, last = _month(month)
+        month = arguments(schemas.MonthQuery(), month=month)["month"]
+        first, last = month_bounds(int(month[:4]), int(month[5:]))
         with self.db.new_session() as session:
             rows = projections.approved_in_month(session, township_id, first, last)
             items = [projections.row_view(row) for row in rows]

@@ -16,8 +16,9 @@ from services.common.errors import Conflict, NotFound, RuleRefused, ValidationFa
 from services.common.events import NewEvent
 from services.common.values import CENT, add_months, money, day as _day, iso as _iso
 
+from .schemas import STATUSES
+
 RATE_PLACES = Decimal("0.0001")
-STATUSES = ("poor", "exited", "monitored")  # monitored: never poor, registered for monitoring only (边缘易致贫户)
 RISK_TYPES = ("unstable", "marginal", "sudden_hardship")
 MONITORING_ONLY_RISKS = ("marginal", "sudden_hardship")  # a never-poor household is not an unstable exited one
 ASSURANCE_ITEMS = ("food", "clothing", "education", "medical", "housing", "drinking_water")

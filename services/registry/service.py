@@ -3,45 +3,23 @@ import logging
 import uuid
 
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
 from sqlalchemy import text
 
 from services.common import rulebook
 from services.common.chassis import COUNTY_SECTION, EventSourcedService, change_command, rebuild
 from services.common.clock import CountyClock
+from services.common.rpc import rpc
 from services.common.db import Database
 from services.common.events import NewEvent, history_item
-from services.common.commands import fold
 from services.common.errors import NotFound, ValidationFailed
 from services.common.pagination import decode_cursor, page, page_limit
 from services.common.store import EventStore
-from services.common.validation import parse_date, validate
+from services.common.validation import arguments, parse_date, validate, validate_filters
 
 from . import domain, personal_data, projections, schemas
 
 log = logging.getLogger(__name__)
 HOUSEHOLD = "household"
-LIST_FILTERS = ("village_id", "township_id", "status", "monitored")
-
-
-def _year(value):
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValidationFailed("year must be a year", {"year": ["not an integer"]}) from None
-
-
-def _boolean(value, name):
-    if isinstance(value, bool):
-        return value
-    if str(value).lower() in ("true", "1", "yes"):
-        return True
-    if str(value).lower() in ("false", "0", "no"):
-        return False
-    raise ValidationFailed(f"{name} must be true or false", {name: ["not a boolean"]})
-
 
 
 def _member_result(state, person_id, stored):
@@ -135,19 +113,14 @@ class RegistryService(EventSourcedService):
     def register_village(self, data, context=None):
         command = validate(schemas.RegisterVillage(), data)
 
-        def work(store, metadata):
+        def work(streams):
             village_id = command["village_id"]
-            store.lock_stream("village", village_id)
-            township = fold(domain.evolve_place, None, store.load("township", command["township_id"]))
-            history = store.load("village", village_id)
-            state = fold(domain.evolve_place, None, history)
-            new_events = domain.decide_register_village(state, command, township)
-            for event in store.append("village", village_id, len(history), new_events, metadata):
-                state = domain.evolve_place(state, event)
-                projections.project(store.session, event)
-            return dict(state)
+            state = streams.load("village", village_id, domain.evolve_place, lock=True)
+            township = streams.read("township", command["township_id"], domain.evolve_place)
+            streams.append("village", village_id, domain.decide_register_village(state, command, township))
+            return dict(streams.state("village", village_id))
 
-        return self.handle_many("register_village", work, context)
+        return self.handle_streams("register_village", work, context)
 
     # --- households ------------------------------------------------------------------------------
     @rpc
@@ -156,18 +129,16 @@ class RegistryService(EventSourcedService):
         command = validate(schemas.RegisterHousehold(), data)
         command["household_id"] = str(uuid.uuid4())
 
-        def work(store, metadata):
+        def work(streams):
             household_id = command["household_id"]
-            store.lock_stream("household_no", command["household_no"])
-            store.lock_stream(HOUSEHOLD, household_id)
-            village = projections.find_village(store.session, command["village_id"])
-            holder = projections.household_with_number(store.session, command["household_no"])
-            history = store.load(HOUSEHOLD, household_id)
-            state = fold(domain.evolve_in_place, None, history)
+            streams.lock(("household_no", command["household_no"]), (HOUSEHOLD, household_id))
+            village = projections.find_village(streams.session, command["village_id"])
+            holder = projections.household_with_number(streams.session, command["household_no"])
+            state = streams.load(HOUSEHOLD, household_id, domain.evolve_in_place)
             new_events = domain.decide_register_household(state, command, village, holder)
-            return self._append(store, metadata, household_id, history, state, new_events)
+            return self._append(streams, household_id, new_events)
 
-        return self.handle_many("register_household", work, context)
+        return self.handle_streams("register_household", work, context)
 
     def _rules_for(self, data, date_field):
         """The registry's rules in force on the command's business date (today when the date is
@@ -177,35 +148,30 @@ class RegistryService(EventSourcedService):
         except (AttributeError, ValidationFailed):
             return self.rules
 
-    def _append(self, store, metadata, household_id, history, state, new_events, extra=None):
-        stored = store.append(HOUSEHOLD, household_id, len(history), new_events, metadata)
-        for event in stored:
-            state = domain.evolve_in_place(state, event)  # this command's own fold: no copy needed
-            projections.project(store.session, event, state)
+    def _append(self, streams, household_id, new_events, extra=None):
+        # evolve_in_place: this command's own fold, no copy needed
+        stored = streams.append(HOUSEHOLD, household_id, new_events, project_with_state=True)
+        state = streams.state(HOUSEHOLD, household_id)
         result = {**domain.household_view(state, reveal_personal_data=False),
                   "events": [event.type for event in stored]}
         return extra(state, stored, result) if extra else result
 
     def _household_command(self, command_name, data, context, decide, extra=None, id_number_of=None):
         """Run one household command in one transaction. `decide(state, command, holder)`;
-        `holder` is the living member holding the command's ID number (locked first), if any."""
+        `holder` is the living member holding the command's ID number (locked too), if any."""
         command = validate(schemas.COMMAND_SCHEMAS[command_name](), data)
 
-        def work(store, metadata):
+        def work(streams):
             household_id = command["household_id"]
-            store.lock_stream(HOUSEHOLD, household_id)
             id_number = id_number_of(command) if id_number_of else None
-            holder = None
-            if id_number:
-                store.lock_stream("id_number", id_number)
-                holder = projections.id_number_holder(store.session, id_number)
-            history = store.load(HOUSEHOLD, household_id)
-            state = fold(domain.evolve_in_place, None, history)
+            streams.lock((HOUSEHOLD, household_id), *([("id_number", id_number)] if id_number else []))
+            holder = projections.id_number_holder(streams.session, id_number) if id_number else None
+            state = streams.load(HOUSEHOLD, household_id, domain.evolve_in_place)
             new_events = decide(state, command, holder)
-            return self._append(store, metadata, household_id, history, state, new_events,
+            return self._append(streams, household_id, new_events,
                                 extra=(lambda s, stored, view: extra(s, stored, command, view)) if extra else None)
 
-        return self.handle_many(command_name, work, context)
+        return self.handle_streams(command_name, work, context)
 
     @rpc
     def add_member(self, data, context=None):
@@ -292,22 +258,20 @@ class RegistryService(EventSourcedService):
         command = validate(personal_data.ErasePersonalData(), data)
         actor = (context or {}).get("actor")
 
-        def work(store, metadata):
+        def work(streams):
             household_id = command["household_id"]
-            store.lock_stream(HOUSEHOLD, household_id)
-            history = store.load(HOUSEHOLD, household_id)
-            if not history:
+            streams.load(HOUSEHOLD, household_id, domain.evolve_in_place, lock=True)
+            if streams.version(HOUSEHOLD, household_id) == 0:
                 raise NotFound(f"no household {household_id}", {"household_id": household_id})
-            personal_data.erase(store.session, household_id, actor, command["reason"])
+            personal_data.erase(streams.session, household_id, actor, command["reason"])
             erased = NewEvent("personal_data_erased", {"household_id": household_id, "reason": command["reason"],
                                                        "fields": list(personal_data.PERSONAL_FIELDS)})
-            stored = store.append(HOUSEHOLD, household_id, len(history), [erased], metadata)
-            projections.project(store.session, stored[-1])  # refolds: the numbers now read as null
-            state = fold(domain.evolve_in_place, None, store.load(HOUSEHOLD, household_id))
+            stored = streams.append(HOUSEHOLD, household_id, [erased])  # projects: refolds, numbers now null
+            state = streams.read(HOUSEHOLD, household_id, domain.evolve_in_place)
             return {**domain.household_view(state, reveal_personal_data=False), "personal_data_erased": True,
                     "events": [event.type for event in stored]}
 
-        return self.handle_many("erase_personal_data", work, context)
+        return self.handle_streams("erase_personal_data", work, context)
 
     @rpc
     def rewrap_household_keys(self):
@@ -332,15 +296,7 @@ class RegistryService(EventSourcedService):
 
     @rpc
     def list_households(self, filters=None, limit=None, cursor=None, reveal_personal_data=False):
-        filters = {name: value for name, value in (filters or {}).items() if value not in (None, "")}
-        unknown = sorted(set(filters) - set(LIST_FILTERS))
-        if unknown:
-            raise ValidationFailed("unknown filters", {name: ["unknown filter"] for name in unknown})
-        if "status" in filters and filters["status"] not in domain.STATUSES:
-            raise ValidationFailed("unknown status", {"status": [f"one of {', '.join(domain.STATUSES)}"]})
-        if "monitored" in filters:
-            filters["monitored"] = _boolean(filters["monitored"], "monitored")
-        limit = page_limit(limit)
+        filters, limit = validate_filters(schemas.HouseholdFilters(), filters), page_limit(limit)
         with self.db.new_session() as session:
             rows = projections.list_households(session, filters, limit, decode_cursor(cursor))
         if not reveal_personal_data:
@@ -374,7 +330,7 @@ class RegistryService(EventSourcedService):
 
     @rpc
     def village_statistics(self, village_id, year):
-        year = _year(year)
+        year = arguments(schemas.YearQuery(), year=year)["year"]
         village = self.get_village(village_id)
         with self.db.new_session() as session:
             facts, exits, compliant = projections.statistics_facts(session, "village_id", village_id, year)
@@ -383,7 +339,7 @@ class RegistryService(EventSourcedService):
 
     @rpc
     def township_statistics(self, township_id, year):
-        year = _year(year)
+        year = arguments(schemas.YearQuery(), year=year)["year"]
         self.get_township(township_id)
         with self.db.new_session() as session:
             facts, exits, compliant = projections.statistics_facts(session, "township_id", township_id, year)

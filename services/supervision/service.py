@@ -2,7 +2,7 @@
 import uuid
 from datetime import datetime
 
-from nameko.rpc import rpc
+from services.common.rpc import rpc
 
 from services.common.chassis import EventSourcedService
 from services.common.commands import fold
@@ -10,12 +10,11 @@ from services.common.errors import NotFound, ValidationFailed
 from services.common.events import history_item
 from services.common.pagination import decode_cursor, page, page_limit
 from services.common.store import EventStore
-from services.common.validation import validate
+from services.common.validation import validate, validate_filters
 
 from . import domain, projections, schemas
 
 CAMPAIGN, REPORT, PROBLEM = "campaign", "weekly_report", "problem"
-PROBLEM_FILTERS = ("unit_id", "unit_ids", "township_id", "party", "source", "status")
 
 
 class SupervisionService(EventSourcedService):
@@ -87,19 +86,14 @@ class SupervisionService(EventSourcedService):
         command = self._command("submit_weekly_report", data)
         stream_id = domain.report_stream_id(command["campaign_id"], command["unit_id"], command["week"])
 
-        def work(store, metadata):
-            campaign = fold(domain.evolve_campaign, None, store.load(CAMPAIGN, command["campaign_id"]))
-            store.lock_stream(REPORT, stream_id)
-            history = store.load(REPORT, stream_id)
-            previous = fold(domain.evolve_report, None, history)
-            stored = store.append(REPORT, stream_id, len(history),
-                                  domain.decide_weekly_report(campaign, previous, command, rules, now), metadata)
-            for event in stored:
-                previous = domain.evolve_report(previous, event)
-                projections.project(store.session, event)
-            return {**previous, "on_time": not previous["late"], "events": [e.type for e in stored]}
+        def work(streams):
+            campaign = streams.read(CAMPAIGN, command["campaign_id"], domain.evolve_campaign)
+            previous = streams.load(REPORT, stream_id, domain.evolve_report, lock=True)
+            stored = streams.append(REPORT, stream_id, domain.decide_weekly_report(campaign, previous, command, rules, now))
+            report = streams.state(REPORT, stream_id)
+            return {**report, "on_time": not report["late"], "events": [e.type for e in stored]}
 
-        return self.handle_many("submit_weekly_report", work, context)
+        return self.handle_streams("submit_weekly_report", work, context)
 
     # --- the rectification ledger ---------------------------------------------------------------
     def _problem_command(self, name, data, context, decide):
@@ -162,12 +156,7 @@ class SupervisionService(EventSourcedService):
 
     @rpc
     def list_problems(self, filters=None, limit=None, cursor=None, as_of=None):
-        filters = {name: value for name, value in (filters or {}).items() if value not in (None, "")}
-        unknown = sorted(set(filters) - set(PROBLEM_FILTERS))
-        if unknown:
-            raise ValidationFailed("unknown filters", {name: ["unknown filter"] for name in unknown})
-        if "status" in filters and filters["status"] not in schemas.PROBLEM_STATUSES:
-            raise ValidationFailed("unknown status", {"status": [f"one of {', '.join(schemas.PROBLEM_STATUSES)}"]})
+        filters = validate_filters(schemas.ScopedProblemFilters(), filters)
         as_of, limit = self._as_of(as_of).date(), page_limit(limit)
         with self.db.new_session() as session:
             rows = projections.list_problems(session, filters, as_of, limit, decode_cursor(cursor))
