@@ -97,6 +97,8 @@ class RegistryService(EventSourcedService):
             context=context,
         )
 
+    owners = {"household": (projections.households, "household_id", ("township_id",)),
+              "village": (projections.villages, "village_id", ("township_id",))}
     personal_data_keys = PersonalDataKeys()
 
     # --- townships and villages ------------------------------------------------------------------

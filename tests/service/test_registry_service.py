@@ -357,3 +357,12 @@ def test_the_poverty_line_in_force_on_the_business_date_decides_and_the_county_s
     assert "departments" in rpc.county_rulebook_section()["values"]
     with pytest.raises(ValidationFailed):
         rpc.change_county_rules({"effective_from": "2020-01-01", "changes": {"timezone": "Nowhere/Land"}}, leading)
+
+
+def test_scope_checks_read_the_township_of_a_household_or_village_from_one_row(rpc):
+    county(rpc)
+    household_id = household(rpc, village_id="V3")
+    assert rpc.owner("household", household_id) == {"household_id": household_id, "township_id": "T2"}
+    assert rpc.owner("village", "V1") == {"village_id": "V1", "township_id": "T1"}
+    with pytest.raises(NotFound):
+        rpc.owner("household", "no-such-household")
