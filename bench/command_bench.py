@@ -138,7 +138,7 @@ class BenchRegistry(RegistryService):
 
     def __init__(self, engine):
         self.db = _WorkerDb(engine)
-        self.config = {"RULES": {}}
+        self.config = {}
         self.nudge = lambda: None
 
 
