@@ -695,6 +695,12 @@ def gateway_problems(objects):
         for variable in ("FUPIN_JWT_SECRET", "FUPIN_ADMIN_PASSWORD", "FUPIN_AUDITOR_PASSWORD"):
             if "secretKeyRef" not in env.get(variable, {}).get("valueFrom", {}):
                 problems.append(f"Deployment/fupin-gateway: {variable} must come from a Secret")
+    registry = named(objects, "Deployment", "fupin-registry")
+    if registry is not None:
+        env = env_of(registry["spec"]["template"]["spec"]["containers"][0])
+        for variable in ("FUPIN_PII_KEK", "FUPIN_PII_HASH_KEY"):  # personal data at rest (docs/security.md)
+            if "secretKeyRef" not in env.get(variable, {}).get("valueFrom", {}):
+                problems.append(f"Deployment/fupin-registry: {variable} must come from a Secret")
     autoscaled = [a["spec"]["scaleTargetRef"]["name"] for a in of_kind(objects, "HorizontalPodAutoscaler")]
     if "fupin-gateway" not in autoscaled:
         problems.append("no HorizontalPodAutoscaler scales the gateway")
@@ -886,6 +892,9 @@ def compose_problems():
     for variable in ("FUPIN_JWT_SECRET", "FUPIN_ADMIN_PASSWORD", "FUPIN_AUDITOR_PASSWORD"):
         if variable not in gateway_environment:
             problems.append(f"deploy/compose.yaml: gateway: {variable} is not set")
+    for variable in ("FUPIN_PII_KEK", "FUPIN_PII_HASH_KEY"):
+        if variable not in services["registry"].get("environment", {}):
+            problems.append(f"deploy/compose.yaml: registry: {variable} is not set")
     problems += proxy_problems(services)
     migrate = services["migrate"]
     if migrate.get("command") != ["fupin", "migrate"]:
@@ -954,7 +963,7 @@ def dockerfile_problems():
     return problems
 
 
-SCRIPTS = (K8S / "rollout.sh", DEPLOY / "one-machine" / "fupin-backup.sh", REPO / "scripts" / "kind-smoke.sh")
+SCRIPTS = (K8S / "rollout.sh", K8S / "install-operators.sh", DEPLOY / "one-machine" / "fupin-backup.sh", REPO / "scripts" / "kind-smoke.sh")
 
 
 def script_problems():

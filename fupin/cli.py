@@ -304,3 +304,14 @@ def audit_verify(**kwargs):
                    f"({checked} rows before it are intact)")
         sys.exit(1)
     click.echo(f"✓ {checked} audit rows, the chain is intact")
+
+
+@main.command("rewrap-keys")
+def rewrap_keys():
+    """After a KEK rotation (FUPIN_PII_KEK new, the old one in FUPIN_PII_KEK_PREVIOUS): wrap every
+    household's data key with the new KEK, so the old one can be dropped (the registry must run)."""
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    with ClusterRpcProxy({"AMQP_URI": os.environ.get("AMQP_URI", DEFAULT_AMQP)}, timeout=3600) as cluster:
+        result = cluster.registry.rewrap_household_keys()
+    click.echo(f"rewrapped {result['rewrapped']} household data keys with the key-encryption key {result['kek_id']}")

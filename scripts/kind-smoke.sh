@@ -55,21 +55,8 @@ kind delete cluster --name "$cluster" >/dev/null 2>&1 || true
 kind create cluster --name "$cluster" --wait 120s
 kind load docker-image "$image" --name "$cluster"
 
-echo "3/6 operators (the versions of deploy/README.md, 'Install the operators')"
-kubectl apply -f https://github.com/cert-manager/cert-manager/releases/download/v1.21.1/cert-manager.yaml
-kubectl -n cert-manager wait --for=condition=Available deployment --all --timeout=300s
-kubectl apply --server-side -f \
-    https://raw.githubusercontent.com/cloudnative-pg/cloudnative-pg/release-1.30/releases/cnpg-1.30.0.yaml
-kubectl apply -f https://github.com/rabbitmq/cluster-operator/releases/download/v2.22.3/cluster-operator.yml
-kubectl apply -f https://github.com/rabbitmq/messaging-topology-operator/releases/download/v1.20.1/messaging-topology-operator-with-certmanager.yaml
-kubectl apply --server-side -f \
-    https://github.com/prometheus-operator/prometheus-operator/releases/download/v0.93.0/stripped-down-crds.yaml
-helm repo add external-secrets https://charts.external-secrets.io >/dev/null
-helm upgrade --install external-secrets external-secrets/external-secrets --version 2.9.0 \
-    -n external-secrets --create-namespace --wait
-for ns in cnpg-system rabbitmq-system; do
-    kubectl -n "$ns" wait --for=condition=Available deployment --all --timeout=300s
-done
+echo "3/6 operators"
+deploy/k8s/install-operators.sh --no-monitoring
 
 echo "4/6 the dev overlay, with this image"
 mkdir -p "$work/overlay"

@@ -2,7 +2,7 @@
 monitoring."""
 from typing import Any
 
-from marshmallow import fields, validate as v
+from marshmallow import Schema, fields, validate as v
 
 from ..app import ANY_SIGNED_IN, command, ListQuery, RequestContext, route
 from ..scopes import reveals_personal_data, require_township, township_of_household, township_of_village
@@ -38,6 +38,23 @@ command("POST", "/api/v1/households/<household_id>/members/<person_id>", "regist
         roles=STATIONS, authorize=in_household_township, status=200)
 command("POST", "/api/v1/households/<household_id>/members/<person_id>/remove", "registry", "remove_member",
         roles=STATIONS, authorize=in_household_township, status=200)
+
+
+class Erasure(Schema):
+    reason = fields.String(required=True, validate=v.Length(min=2, max=500),
+                           metadata={"description": "why (the data subject's request, its date and reference)"})
+
+
+@route("POST", "/api/v1/households/<household_id>/erase-personal-data", roles=("admin",), body=Erasure,
+       tag="registry")
+def erase_personal_data(ctx: RequestContext) -> Any:
+    """PIPL deletion: the household's ID and phone numbers become unreadable for good (its data key
+    is destroyed); its history, statuses and scores stay."""
+    household_id = ctx.path_values["household_id"]
+    result = ctx.command("registry", "erase_personal_data", {"household_id": household_id,
+                                                              "reason": ctx.body["reason"]})
+    ctx.audit_resource = {"event": "personal_data_erased", "household_id": household_id}
+    return result
 
 
 class HouseholdQuery(ListQuery):

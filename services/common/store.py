@@ -5,10 +5,11 @@ allocated and committed in order: a reader that has seen position N will never l
 committed event below N. Rolled-back inserts leave gaps in the sequence; readers only ever ask
 for "greater than", so gaps are harmless.
 """
+import dataclasses
 import uuid
 from collections.abc import Callable
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger, Column, Date, DateTime, Identity, Index, Integer, MetaData, Table, Text,
@@ -81,6 +82,21 @@ APPEND_LOCK = "fupin.events.append"
 UPCASTERS: dict[tuple[str, int], Callable[[dict], dict]] = {}
 
 
+class PayloadCodec(Protocol):
+    """Seals payloads of one stream type on append and opens them on load, e.g. encrypting
+    personal fields (services/common/crypto.py). Both take and return a list of payloads."""
+
+    def seal(self, session: Any, stream_id: str, payloads: list[dict]) -> list[dict]: ...
+
+    def open(self, session: Any, stream_id: str, payloads: list[dict]) -> list[dict]: ...
+
+
+# {stream_type: codec}, installed by the service owning the stream type at start. `load` and
+# `append` hand back opened payloads; `events_since` (the relay, consumers, rebuilds) the stored,
+# sealed ones, so what leaves the service over RabbitMQ stays sealed too.
+PAYLOAD_CODECS: dict[str, PayloadCodec] = {}
+
+
 @deserialize_to_instance
 class ConcurrencyConflict(Conflict):
     """Someone else appended to the stream since it was loaded."""
@@ -131,7 +147,12 @@ class EventStore:
             .where(events.c.stream_type == stream_type, events.c.stream_id == stream_id)
             .order_by(events.c.version)
         )
-        return [_row_to_event(row) for row in rows]
+        loaded = [_row_to_event(row) for row in rows]
+        codec = PAYLOAD_CODECS.get(stream_type)
+        if codec is None or not loaded:
+            return loaded
+        opened = codec.open(self.session, stream_id, [event.payload for event in loaded])
+        return [dataclasses.replace(event, payload=payload) for event, payload in zip(loaded, opened)]
 
     def load_all(self, stream_type: str) -> Any:
         """Every stream of one type, in position order (a few small streams, e.g. months)."""
@@ -156,6 +177,9 @@ class EventStore:
         """
         if not new_events:
             return []
+        codec = PAYLOAD_CODECS.get(stream_type)
+        payloads = [event.payload for event in new_events]
+        sealed = codec.seal(self.session, stream_id, payloads) if codec is not None else payloads
         self.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": APPEND_LOCK})
         rows = [
             {
@@ -165,14 +189,17 @@ class EventStore:
                 "version": expected_version + offset,
                 "event_type": event.type,
                 "schema_version": event.schema_version,
-                "payload": event.payload,
+                "payload": sealed[offset - 1],
                 "metadata": metadata or {},
                 "occurred_on": _as_date(event.occurred_on),
             }
             for offset, event in enumerate(new_events, start=1)
         ]
-        stored = self.session.execute(insert(events).returning(*events.c), rows)
-        return [_row_to_event(row) for row in stored]
+        stored = [_row_to_event(row) for row in self.session.execute(insert(events).returning(*events.c), rows)]
+        if codec is None:
+            return stored
+        by_version = {expected_version + offset: payload for offset, payload in enumerate(payloads, start=1)}
+        return [dataclasses.replace(event, payload=by_version[event.version]) for event in stored]
 
     def events_since(self, position: int, limit: int = 500) -> Any:
         rows = self.session.execute(

@@ -1,8 +1,10 @@
 """Read models of the registry, updated in the append's transaction and rebuildable.
 
 A household event refreshes the household's rows from its stream folded up to that event, so a
-row always says what the events say (live and after a rebuild). `living_id_numbers` has the ID
-number as primary key: two living members with one number cannot both commit.
+row always says what the events say (live and after a rebuild). `living_id_numbers` has the keyed
+hash of the ID number as primary key: two living members with one number cannot both commit, and
+the number itself is not stored there. ID and phone numbers in `households.detail` are encrypted
+with the household's data key (personal_data.py); the readers below decrypt them.
 """
 from datetime import date
 
@@ -15,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from services.common.commands import fold
 from services.common.store import EventStore
 
-from . import domain
+from . import domain, personal_data
 
 READ_MODEL_TABLES = ("townships", "villages", "households", "living_id_numbers", "household_exits",
                      "household_assurance_years")
@@ -47,14 +49,14 @@ households = Table(
     Column("monitored", Boolean, nullable=False),
     Column("risk_type", Text),
     Column("people", Integer, nullable=False),
-    Column("detail", JSONB, nullable=False),  # domain.household_view, unmasked
+    Column("detail", JSONB, nullable=False),  # domain.household_view, ID and phone numbers encrypted
     Index("ix_households_village", "village_id"),
     Index("ix_households_township", "township_id"),
 )
 
 living_id_numbers = Table(
     "living_id_numbers", metadata,
-    Column("id_number", Text, primary_key=True),
+    Column("id_hash", Text, primary_key=True),  # personal_data: HMAC of the ID number
     Column("household_id", Text, nullable=False),
     Column("person_id", Text, nullable=False),
     Index("ix_living_id_numbers_household", "household_id"),
@@ -82,7 +84,7 @@ household_assurance_years = Table(
 
 HOUSEHOLD_EVENTS = ("household_registered", "member_added", "member_updated", "member_removed", "income_assessed",
                     "assurances_assessed", "household_exited", "monitoring_flagged", "monitoring_cleared",
-                    "returned_to_poverty", "policy_informant_named")
+                    "returned_to_poverty", "policy_informant_named", "personal_data_erased")
 
 
 def _refresh_household(session, event, state=None):
@@ -92,17 +94,19 @@ def _refresh_household(session, event, state=None):
         history = [e for e in EventStore(session).load("household", event.stream_id) if e.version <= event.version]
         state = fold(domain.evolve_in_place, None, history)
     view = domain.household_view(state)
+    codec = personal_data.codec()
     row = {"household_no": state.household_no, "village_id": state.village_id, "township_id": state.township_id,
            "status": state.status, "monitored": state.monitored,
            "risk_type": state.monitoring["risk_type"] if state.monitoring else None,
-           "people": view["people"], "detail": view}
+           "people": view["people"], "detail": codec.seal_view(session, view)}
     session.execute(pg_insert(households).values(household_id=state.household_id, **row)
                     .on_conflict_do_update(index_elements=[households.c.household_id], set_=row))
     hid = state.household_id
     session.execute(delete(living_id_numbers).where(living_id_numbers.c.household_id == hid))
     for member in state.living_members():
-        session.execute(pg_insert(living_id_numbers).values(id_number=member["id_number"], household_id=hid,
-                                                            person_id=member["person_id"]))
+        if member.get("id_number"):  # none once the household's personal data was erased
+            session.execute(pg_insert(living_id_numbers).values(id_hash=codec.id_hash(member["id_number"]),
+                                                                household_id=hid, person_id=member["person_id"]))
     if event.type == "household_exited":
         p = event.payload
         session.execute(pg_insert(household_exits).values(
@@ -156,7 +160,8 @@ def township_villages(session, township_id):
 
 
 def household_detail(session, household_id):
-    return session.execute(select(households.c.detail).where(households.c.household_id == household_id)).scalar()
+    detail = session.execute(select(households.c.detail).where(households.c.household_id == household_id)).scalar()
+    return None if detail is None else personal_data.codec().open_views(session, [detail])[0]
 
 
 def household_with_number(session, household_no):
@@ -166,7 +171,8 @@ def household_with_number(session, household_no):
 
 def id_number_holder(session, id_number):
     """(household_id, person_id) of the living member with this ID number, or None."""
-    row = session.execute(select(living_id_numbers).where(living_id_numbers.c.id_number == id_number)).first()
+    id_hash = personal_data.codec().id_hash(id_number)
+    row = session.execute(select(living_id_numbers).where(living_id_numbers.c.id_hash == id_hash)).first()
     return None if row is None else (row.household_id, row.person_id)
 
 
@@ -179,7 +185,7 @@ def list_households(session, filters, limit, after):
             query = query.where(households.c[name] == filters[name])
     if after is not None:
         query = query.where(households.c.household_id > after)
-    return [row.detail for row in session.execute(query)]
+    return personal_data.codec().open_views(session, [row.detail for row in session.execute(query)])
 
 
 def statistics_facts(session, column, value, year):

@@ -1,17 +1,22 @@
 """The registry service: nameko entrypoints only; rules are in domain.py."""
+import logging
 import uuid
 
+from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
+from sqlalchemy import text
 
-from services.common.chassis import EventSourcedService
-from services.common.events import history_item
+from services.common.chassis import EventSourcedService, rebuild
+from services.common.db import Database
+from services.common.events import NewEvent, history_item
 from services.common.commands import fold
 from services.common.errors import NotFound, ValidationFailed
 from services.common.pagination import decode_cursor, page, page_limit
 from services.common.validation import validate
 
-from . import domain, projections, schemas
+from . import domain, personal_data, projections, schemas
 
+log = logging.getLogger(__name__)
 HOUSEHOLD = "household"
 LIST_FILTERS = ("village_id", "township_id", "status", "monitored")
 
@@ -45,10 +50,35 @@ def _member_result(state, person_id, stored):
     return {"household_id": state.household_id, **view, "events": [event.type for event in stored]}
 
 
+class PersonalDataKeys(DependencyProvider):
+    """At setup: the household codec from FUPIN_PII_KEK (refusing to start without it outside
+    development). At start: seal the personal fields of events written before encryption and,
+    if any were (or the ID-number read model still holds numbers), rebuild the read models."""
+
+    def setup(self):
+        personal_data.install(self.container.config)
+
+    def start(self):
+        db = next(ext for ext in self.container.dependencies if isinstance(ext, Database))
+        from sqlalchemy.orm import Session
+
+        with Session(db.engine, future=True) as session:
+            session.execute(text("SELECT pg_advisory_xact_lock(hashtext('fupin.registry.seal_legacy'))"))
+            sealed = personal_data.seal_legacy_events(session, personal_data.codec())
+            legacy_rows = session.execute(text(
+                "SELECT 1 FROM living_id_numbers WHERE id_hash NOT LIKE 'hmac:%' LIMIT 1")).first()
+            if sealed or legacy_rows:
+                replayed = rebuild(session, projections)
+                log.info("sealed the personal data of %d older events; rebuilt the read models from %d events",
+                         sealed, replayed)
+            session.commit()
+
+
 class RegistryService(EventSourcedService):
     name = "registry"
     projections = projections
     rules_class = domain.Rules
+    personal_data_keys = PersonalDataKeys()
 
     # --- townships and villages ------------------------------------------------------------------
     @rpc
@@ -203,6 +233,40 @@ class RegistryService(EventSourcedService):
     def name_policy_informant(self, data, context=None):
         return self._household_command("name_policy_informant", data, context,
                                        lambda s, c, holder: domain.decide_name_policy_informant(s, c))
+
+    # --- personal data (PIPL) -----------------------------------------------------------------------
+    @rpc
+    def erase_personal_data(self, data, context=None):
+        """PIPL deletion: destroy the household's data key. Its events stay; their ID and phone
+        numbers read as null from now on, everywhere; a `personal_data_erased` event records it."""
+        command = validate(personal_data.ErasePersonalData(), data)
+        actor = (context or {}).get("actor")
+
+        def work(store, metadata):
+            household_id = command["household_id"]
+            store.lock_stream(HOUSEHOLD, household_id)
+            history = store.load(HOUSEHOLD, household_id)
+            if not history:
+                raise NotFound(f"no household {household_id}", {"household_id": household_id})
+            personal_data.erase(store.session, household_id, actor, command["reason"])
+            erased = NewEvent("personal_data_erased", {"household_id": household_id, "reason": command["reason"],
+                                                       "fields": list(personal_data.PERSONAL_FIELDS)})
+            stored = store.append(HOUSEHOLD, household_id, len(history), [erased], metadata)
+            projections.project(store.session, stored[-1])  # refolds: the numbers now read as null
+            state = fold(domain.evolve_in_place, None, store.load(HOUSEHOLD, household_id))
+            return {**domain.household_view(state, reveal_personal_data=False), "personal_data_erased": True,
+                    "events": [event.type for event in stored]}
+
+        return self.handle_many("erase_personal_data", work, context)
+
+    @rpc
+    def rewrap_household_keys(self):
+        """After a KEK rotation: wrap every live household data key with the current KEK."""
+        codec = personal_data.codec()
+        with self.db.new_session() as session:
+            count = personal_data.rewrap_keys(session, codec.ring)
+            session.commit()
+        return {"rewrapped": count, "kek_id": codec.ring.current_id}
 
     # --- queries ---------------------------------------------------------------------------------
     @rpc

@@ -185,6 +185,55 @@ def test_every_unmasked_read_is_audited_who_saw_whose(county, user_factory, audi
     assert not any(i["actor_role"] == "leading_group" for i in rows)
 
 
+def test_erasing_personal_data_keeps_history_and_scores(county, admin, user_factory, auditor):
+    """PIPL deletion: the ID number becomes unreadable for everyone; history and scores stay."""
+    import time
+
+    suffix = uuid.uuid4().hex[:6]
+    household_id = admin.post("/api/v1/households", {
+        "household_no": f"erase-{suffix}", "village_id": county["v1"], "head_name": "赵六",
+        "poverty_causes": ["illness"], "registered_on": "2023-01-05"}).json()["household_id"]
+    added = admin.post(f"/api/v1/households/{household_id}/members", {
+        "name": "赵六", "id_number": _id_number("h-erase", suffix), "relation": "head", "birth_date": "1980-02-03",
+        "sex": "male", "labor_capacity": "full", "health": "healthy", "phone": "13700001111"})
+    assert added.status_code == 201, added.text
+    assert admin.post("/api/v1/pairings", {"cadre_id": county["c1"], "household_id": household_id,
+                                           "from": "2023-01-01"}).status_code == 201
+    assert admin.post("/api/v1/visits", {"cadre_id": county["c1"], "household_id": household_id,
+                                         "visited_on": "2023-02-03", "measures": ["产业指导"], "outcome": "好",
+                                         "changes": "无", "policy_explained": True}).status_code == 201
+
+    def scores():
+        return admin.get(f"/api/v1/scores/cadre/{county['c1']}", period="2023", as_of="2023-12-31").json()
+
+    def settled():  # the assessment service reads the events asynchronously
+        first = scores()
+        time.sleep(1.5)
+        return first == scores()
+
+    from tests.support import wait_until
+
+    wait_until(settled, timeout=30, message="scores settled")
+    before, history_before = scores(), admin.get(f"/api/v1/households/{household_id}/history").json()["items"]
+    station = user_factory("township", township_id=county["t1"])
+    assert station.post(f"/api/v1/households/{household_id}/erase-personal-data",
+                        {"reason": "x" * 5}).status_code == 403
+    assert admin.post(f"/api/v1/households/{household_id}/erase-personal-data", {}).status_code == 400
+    erased = admin.post(f"/api/v1/households/{household_id}/erase-personal-data",
+                        {"reason": "本人书面申请 2023-12-20"})
+    assert erased.status_code == 200, erased.text
+    member = admin.get(f"/api/v1/households/{household_id}").json()["members"][0]
+    assert member["id_number"] is None and member["phone"] is None and member["name"] == "赵六"
+    history = admin.get(f"/api/v1/households/{household_id}/history").json()["items"]
+    assert len(history) == len(history_before) + 1 and history[-1]["type"] == "personal_data_erased"
+    time.sleep(2)
+    assert scores() == before
+    wait_until(lambda: any((i["resource"] or {}).get("event") == "personal_data_erased"
+                           and i["resource"]["household_id"] == household_id
+                           for i in auditor.get("/api/v1/audit", limit=200).json()["items"]), 10,
+               message="erasure audited")
+
+
 def test_each_error_code_from_a_real_bad_request(county, admin, gateway_url):
     from tests.e2e.conftest import Client
 
