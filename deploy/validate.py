@@ -848,12 +848,27 @@ def config_problems():
 
 # --- compose -------------------------------------------------------------------------------
 
+def load_compose():
+    """deploy/compose.yaml as Compose reads it. Not yaml.safe_load: once nameko's config parser is
+    set up in the same process (any test that loads a service config), SafeLoader itself expands
+    `${VAR:-default}`, so `FUPIN_RULES: ${FUPIN_RULES_REGISTRY:-}` would read as [None]. This
+    loader has PyYAML's own implicit resolvers only."""
+    import yaml
+    import yaml.resolver
+
+    class ComposeLoader(yaml.SafeLoader):
+        yaml_implicit_resolvers = {
+            first: list(resolvers) for first, resolvers in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
+        }
+
+    return yaml.load((DEPLOY / "compose.yaml").read_text(encoding="utf-8"), Loader=ComposeLoader)
+
+
 def compose_problems():
     import jsonschema
-    import yaml
 
     problems = []
-    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
+    compose = load_compose()
     spec = json.loads((DEPLOY / "schemas" / "compose-spec.json").read_text(encoding="utf-8"))
     for error in jsonschema.Draft7Validator(spec).iter_errors(compose):
         where = ".".join(str(part) for part in error.path) or "(top)"
@@ -878,10 +893,12 @@ def compose_problems():
             problems.append(f"{where}: command should be {component_command(component)}")
         if environment.get("WEB_SERVER_ADDRESS") != f"0.0.0.0:{ports[component]}":
             problems.append(f"{where}: WEB_SERVER_ADDRESS should be 0.0.0.0:{ports[component]}")
-        if not str(environment.get("DATABASE_URL", "")).endswith(f"/fupin_{component}"):
-            problems.append(f"{where}: DATABASE_URL should name fupin_{component}")
-        if "AMQP_URI" not in environment:
-            problems.append(f"{where}: AMQP_URI is not set")
+        database_url = str(environment.get("DATABASE_URL", ""))
+        if not (database_url.endswith(f"/fupin_{component}") and database_url.startswith(f"postgresql://fupin_{component}:")):
+            problems.append(f"{where}: DATABASE_URL should name fupin_{component}, as its own role fupin_{component}")
+        amqp_uri = str(environment.get("AMQP_URI", ""))
+        if not (amqp_uri.startswith(f"amqp://fupin_{component}:") and amqp_uri.endswith(f"/{RABBITMQ_VHOST}")):
+            problems.append(f"{where}: AMQP_URI should be its own user fupin_{component} on vhost {RABBITMQ_VHOST}")
         if f"127.0.0.1:{ports[component]}/readyz" not in " ".join(service.get("healthcheck", {}).get("test", [])):
             problems.append(f"{where}: the healthcheck should ask /readyz on port {ports[component]}")
         if service.get("depends_on", {}).get("migrate", {}).get("condition") != "service_completed_successfully":
@@ -901,8 +918,9 @@ def compose_problems():
         problems.append("deploy/compose.yaml: migrate should run ['fupin', 'migrate']")
     for component in COMPONENTS:
         variable = f"{component.upper()}_DATABASE_URL"
-        if not str(migrate.get("environment", {}).get(variable, "")).endswith(f"/fupin_{component}"):
-            problems.append(f"deploy/compose.yaml: migrate: {variable} should name fupin_{component}")
+        url = str(migrate.get("environment", {}).get(variable, ""))
+        if not (url.endswith(f"/fupin_{component}") and url.startswith(f"postgresql://fupin_{component}:")):
+            problems.append(f"deploy/compose.yaml: migrate: {variable} should name fupin_{component}, as its owner")
     return problems
 
 

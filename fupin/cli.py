@@ -179,6 +179,47 @@ def bring_up(timeout=120):
     click.echo("all ready:")
     for component in COMPONENTS:
         click.echo(f"  {component:<11} http://127.0.0.1:{PORTS[component]}  (log {log_file(component)})")
+    if start_watchdog():
+        click.echo(f"watchdog started: a process that exits is started again (log {log_file('watchdog')})")
+
+
+def start_watchdog():
+    if running_pid("watchdog"):
+        return False
+    fupin = Path(sys.executable).with_name("fupin")
+    with open(log_file("watchdog"), "ab") as log:
+        process = subprocess.Popen(
+            [str(fupin), "watchdog"], cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    pid_file("watchdog").write_text(str(process.pid))
+    return True
+
+
+@main.command(hidden=True)
+@click.option("--interval", default=1.0, show_default=True)
+def watchdog(interval):
+    """Start again every process of `fupin up` that exited (run by `fupin up`)."""
+    import logging
+
+    from fupin.supervisor import Watchdog
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    def alive(name):
+        reap_children()  # a restarted process is our child: once exited, a zombie until reaped
+        return running_pid(name) is not None
+
+    Watchdog(COMPONENTS, alive, start).run(interval)
+
+
+def reap_children():
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 @main.command()
@@ -194,6 +235,11 @@ def down():
 
 
 def stop_all():
+    watchdog_pid = running_pid("watchdog")
+    if watchdog_pid:  # first, or it would start again what is being stopped
+        os.killpg(watchdog_pid, signal.SIGTERM)
+        pid_file("watchdog").unlink(missing_ok=True)
+        click.echo("stopped the watchdog")
     for component in COMPONENTS:
         pid = running_pid(component)
         if not pid:
@@ -216,6 +262,27 @@ def status():
         pid = running_pid(component)
         state = "not running" if not pid else ("ready" if ready(component) else "starting or not ready")
         click.echo(f"{component:<11} {state:<22} http://127.0.0.1:{PORTS[component]}")
+
+
+@main.command()
+@click.option("--idempotency-days", default=None, type=int, help="keep idempotency keys this long (default 30)")
+@click.option("--inbox-days", default=None, type=int, help="keep inbox rows this long (default 7)")
+@click.argument("components", nargs=-1)
+def prune(idempotency_days, inbox_days, components):
+    """Delete idempotency keys and inbox rows past their retention (every service also does it hourly)."""
+    from services.common import retention
+    from services.common.db import create_db_engine
+
+    for component in components or COMPONENTS:
+        if component not in COMPONENTS:
+            raise click.BadParameter(f"unknown component {component!r}; one of {', '.join(COMPONENTS)}")
+        engine = create_db_engine(database_url(component), pool_size=1)
+        try:
+            deleted = retention.prune(engine, idempotency_days or retention.DEFAULT_IDEMPOTENCY_RETENTION_DAYS,
+                                      inbox_days or retention.DEFAULT_INBOX_RETENTION_DAYS)
+        finally:
+            engine.dispose()
+        click.echo(f"{component}: " + (", ".join(f"{n} {table} rows" for table, n in deleted.items()) or "nothing to prune"))
 
 
 @main.command()

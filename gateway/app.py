@@ -30,6 +30,7 @@ from werkzeug.wrappers import Request
 from services.common.errors import Forbidden, FupinError, ServiceUnavailable, ValidationFailed
 from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from services.common.pagination import MAX_LIMIT
+from services.common.rpc import require_consumer
 from services.common.validation import refuse_unsafe_values, validate
 from services.common.web import max_request_bytes, method_not_allowed, too_large
 
@@ -135,7 +136,10 @@ def json_response(status: int, body: Any, headers: Any = None) -> Any:
 
 
 def error_response(error: Any) -> Any:
-    return json_response(error.http_status, {"error": error.as_dict()})
+    headers = None
+    if isinstance(error, ServiceUnavailable):  # every 503 says when to come back
+        headers = {"Retry-After": str(int(error.details.get("retry_after") or 1))}
+    return json_response(error.http_status, {"error": error.as_dict()}, headers)
 
 
 @dataclass
@@ -174,18 +178,25 @@ class RequestContext:
             raise Forbidden(message, {"role": self.role, "scope": self.principal.scope if self.principal else {}})
 
     # --- calling services ---------------------------------------------------------------------
+    def idempotency_key(self) -> str:
+        """The client's Idempotency-Key (per user: two departments that both send "1" must not
+        collide), or one of the gateway's own for this call: the RPC message then carries a key,
+        so a message nameko redelivers after a crash between commit and ack replays the first
+        result instead of running the command twice."""
+        key = self.headers.get("idempotency-key")
+        if key and self.principal is not None:
+            return f"{self.user.user_id}:{key}"
+        return f"gateway:{uuid.uuid4()}"
+
     def service_context(self) -> Any:
         """What every command carries into event metadata: who, which request, which key."""
-        key = self.headers.get("idempotency-key")
-        context = {"actor": self.principal.as_actor() if self.principal else None,
-                   "correlation_id": self.correlation_id}
-        if key:
-            # Keys are per user: two departments that both send "1" must not collide.
-            context["idempotency_key"] = f"{self.user.user_id}:{key}"
-        return context
+        return {"actor": self.principal.as_actor() if self.principal else None,
+                "correlation_id": self.correlation_id,
+                "idempotency_key": self.idempotency_key()}
 
     def call(self, service: str, method: str, *args: Any, **kwargs: Any) -> Any:
         timeout = float(self.config.get("RPC_TIMEOUT_SECONDS") or 60)
+        require_consumer(self.config["AMQP_URI"], service)  # nobody there: 503 now, not after `timeout`
         proxy = getattr(self.rpc(service), method)
         try:
             with eventlet.Timeout(timeout):
@@ -202,6 +213,11 @@ class RequestContext:
 
 def build_map() -> Any:
     return Map([Rule(r.path, methods=[r.method], endpoint=r) for r in ROUTES], strict_slashes=False)
+
+
+# A service's database that refuses connections (too many clients, a failover) or drops one
+# mid-query is a passing condition, not a bug: 503 with Retry-After, like a busy service.
+UNAVAILABLE_ERRORS = frozenset({"OperationalError", "InterfaceError", "DisconnectionError", "TimeoutError"})
 
 
 class _PayloadTooLarge(Exception):
@@ -319,6 +335,12 @@ def dispatch(url_map: Any, request: Request, *, rpc: Any, config: Mapping[str, A
         status = 413
         return too_large(max_request_bytes(config))
     except RemoteError as error:
+        if error.exc_type in UNAVAILABLE_ERRORS:  # its database refused or dropped the connection
+            log.warning("a service could not reach its database on %s %s: %s", request.method, request.path, error)
+            status = 503
+            return error_response(ServiceUnavailable(
+                "a service cannot reach its database just now; try again",
+                {"service_error": error.exc_type, "retry_after": 2}))
         log.error("a service failed on %s %s: %s", request.method, request.path, error)
         status = 500
         return json_response(500, {"error": {"code": "internal_error",

@@ -9,6 +9,7 @@ import socket
 import subprocess
 from contextlib import contextmanager
 
+import kombu.pools
 import pytest
 from kombu import Connection
 from nameko.containers import ServiceContainer
@@ -121,9 +122,19 @@ def service_config(component, amqp_uri, database=None, **overrides):
 
 @contextmanager
 def running(service_cls, config):
-    """Run one nameko service container for the duration of the block."""
+    """Run one nameko service container for the duration of the block.
+
+    A broker restart (another suite's fault test on this shared machine) leaves dead connections
+    in kombu's pools, and the next container to start would fail on one: the pools are dropped
+    and the start tried once more."""
     container = ServiceContainer(service_cls, config)
-    container.start()
+    try:
+        container.start()
+    except (ConnectionError, OSError, AttributeError):
+        container.kill()
+        kombu.pools.reset()
+        container = ServiceContainer(service_cls, config)
+        container.start()
     try:
         yield container
     finally:

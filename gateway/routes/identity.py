@@ -5,6 +5,7 @@ from marshmallow import Schema, fields, validate as v
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from services.common.commands import run_in_transaction
 from services.common.pagination import decode_cursor, page
 
 from ..app import EVERY_ROLE, ListQuery, RequestContext, route
@@ -95,10 +96,12 @@ def unlock_user(ctx: RequestContext) -> Any:
 @route("POST", "/api/v1/users", roles=("admin",), body=NewUser, status=201, tag="identity")
 def add_user(ctx: RequestContext) -> Any:
     """Create a user with a role and, for scoped roles, its scope."""
-    with ctx.db.new_session() as session:
-        user = create_user(session, ctx.body["username"], ctx.body["password"], ctx.body["role"], ctx.body["scope"],
-                           rules=SecurityRules.from_config(ctx.config))
-        session.commit()
+    def work(store: Any, metadata: Any) -> Any:
+        return create_user(store.session, ctx.body["username"], ctx.body["password"], ctx.body["role"],
+                           ctx.body["scope"], rules=SecurityRules.from_config(ctx.config))
+
+    # the chassis' transaction: the Idempotency-Key is checked under its lock, like every command
+    user = run_in_transaction(ctx.db.new_session, "gateway", "create_user", work, ctx.service_context())
     ctx.audit_resource = {"user_id": user["user_id"]}
     return user
 

@@ -7,6 +7,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.common.events import StoredEvent
+from services.common.metrics import UNUSABLE_FACTS
 from services.common.store import EventStore, events as own_events, inbox
 
 from . import periods
@@ -119,6 +120,7 @@ def load_facts(session):
         # What the facts were built from: a kept ranking is current while this is unchanged.
         facts.loaded_version = (id(facts), first, cache["max_seq"], cache["head"])
         facts.own_position = cache["head"]  # the last own event (rating, veto, rulebook) applied
+        UNUSABLE_FACTS.labels("assessment").set(len(facts.unusable))
         return facts
 
 

@@ -5,7 +5,7 @@ import uuid
 from decimal import Decimal
 
 from nameko.events import event_handler
-from nameko.rpc import rpc
+from services.common.rpc import rpc
 from nameko.timer import timer
 
 from services.common.chassis import EventSourcedService

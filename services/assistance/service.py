@@ -7,10 +7,10 @@ they exist (NotFound naming the id when not).
 import uuid
 from datetime import date
 
-from nameko.rpc import RpcProxy, rpc
+from nameko.rpc import RpcProxy
 
 from services.common.chassis import EventSourcedService
-from services.common.commands import fold
+from services.common.rpc import rpc
 from services.common.errors import NotFound, ValidationFailed, call_service
 from services.common.pagination import decode_cursor, page, page_limit
 from services.common.validation import parse_date, validate
@@ -58,19 +58,14 @@ class AssistanceService(EventSourcedService):
         """Lock and load the written stream, fold the `reads` ((stream_type, id, evolve) each),
         decide, append, project: one transaction. `decide(state, *read_states)`."""
 
-        def work(store, metadata):
-            store.lock_stream(stream_type, stream_id)
-            history = store.load(stream_type, stream_id)
-            state = fold(evolve, None, history)
-            others = [fold(other_evolve, None, store.load(other_type, other_id)) if other_id is not None else None
+        def work(streams):
+            state = streams.load(stream_type, stream_id, evolve, lock=True)
+            others = [streams.read(other_type, other_id, other_evolve) if other_id is not None else None
                       for other_type, other_id, other_evolve in reads]
-            stored = store.append(stream_type, stream_id, len(history), decide(state, *others), metadata)
-            for event in stored:
-                state = evolve(state, event)
-                projections.project(store.session, event)
-            return result(state, stored)
+            stored = streams.append(stream_type, stream_id, decide(state, *others))
+            return result(streams.state(stream_type, stream_id), stored)
 
-        return self.handle_many(command_name, work, context)
+        return self.handle_streams(command_name, work, context)
 
     def _command(self, command_name, data):
         return validate(schemas.COMMAND_SCHEMAS[command_name](), data)
@@ -154,25 +149,18 @@ class AssistanceService(EventSourcedService):
         command, today = self._command("record_visits", data), self.today()
         visits = [{**visit, "cadre_id": command["cadre_id"]} for visit in command["visits"]]
 
-        def work(store, metadata):
-            households = sorted({visit["household_id"] for visit in visits})  # one lock order for all
-            states, versions = {}, {}
-            for household_id in households:
-                store.lock_stream(HOUSEHOLD, household_id)
-                history = store.load(HOUSEHOLD, household_id)
-                states[household_id] = fold(domain.evolve_household, None, history)
-                versions[household_id] = len(history)
+        def work(streams):
+            households = sorted({visit["household_id"] for visit in visits})
+            streams.lock(*((HOUSEHOLD, household_id) for household_id in households))
+            states = {household_id: streams.load(HOUSEHOLD, household_id, domain.evolve_household)
+                      for household_id in households}
             new_events = domain.decide_visits(states, visits, today, lambda: str(uuid.uuid4()))
-            recorded = []
-            for household_id in households:
-                for event in store.append(HOUSEHOLD, household_id, versions[household_id],
-                                          new_events[household_id], metadata):
-                    projections.project(store.session, event)
-                    recorded.append(event.payload)
+            recorded = [event.payload for household_id in households
+                        for event in streams.append(HOUSEHOLD, household_id, new_events[household_id])]
             recorded.sort(key=lambda payload: (payload["visited_on"], payload["household_id"]))
             return {"cadre_id": command["cadre_id"], "recorded": len(recorded), "visits": recorded}
 
-        return self.handle_many("record_visits", work, context)
+        return self.handle_streams("record_visits", work, context)
 
     @rpc
     def record_awareness_check(self, data, context=None):

@@ -5,18 +5,19 @@ module) and adds its own `@rpc` entrypoints, which call `self.handle(...)` for c
 """
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from kombu import Connection
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
-from nameko.rpc import rpc
+from nameko.timer import timer
 from sqlalchemy import Table, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Request, Response
 
-from . import commands
+from . import commands, retention
 from .commands import Decide, Evolve
 from .clock import clock_from_config
 from .config import rules_from_config
@@ -24,10 +25,12 @@ from .db import Database
 from .errors import NotFound
 from .metrics import exposition
 from .relay import RelayDoorbell, relay_loop, relay_pending
+from .rpc import rpc
 from .store import EventStore
 from .web import http
 
 log = logging.getLogger(__name__)
+PRUNE_INTERVAL_SECONDS = 3600
 
 
 def json_response(status: int, body: Any) -> Any:
@@ -111,8 +114,16 @@ class EventSourcedService(HealthEndpoints):
             expected_version=expected_version, context=context, nudge=self.nudge,
         )
 
+    def handle_streams(self, command_type: str, work: Callable[[commands.Streams], Any], context: Any = None) -> Any:
+        """Run `work(streams)` over several streams in one transaction (see commands.Streams:
+        lock order, versions and projection; idempotency and retries in run_in_transaction)."""
+        return commands.run_streams(
+            self.db.new_session, self.name, command_type, work,
+            project=self.projections.project, context=context, nudge=self.nudge,
+        )
+
     def handle_many(self, command_type: str, work: Any, context: Any = None) -> Any:
-        """Run `work(store, metadata)` touching several streams in one transaction."""
+        """Run `work(store, metadata)` in one transaction (prefer handle_streams)."""
         return commands.run_in_transaction(
             self.db.new_session, self.name, command_type, work, context, self.nudge
         )
@@ -152,6 +163,17 @@ class EventSourcedService(HealthEndpoints):
             relay_pending(self.db.new_session, self.name, self.dispatch)
         except Exception:  # the next tick retries; events stay in the store
             log.exception("relay of %s events failed; will retry", self.name)
+
+    @timer(interval=PRUNE_INTERVAL_SECONDS)
+    def prune_old_rows(self) -> None:
+        """Hourly: idempotency keys and inbox rows past their retention (services/common/retention.py)."""
+        try:
+            kept = retention.retention_from_config(self.config)
+            deleted = retention.prune(self.db.engine, kept["idempotency_days"], kept["inbox_days"])
+            if any(deleted.values()):
+                log.info("%s pruned %s", self.name, deleted)
+        except Exception:  # the next hour tries again
+            log.exception("pruning of %s failed; will retry", self.name)
 
     # --- read models ----------------------------------------------------------------------
     @rpc

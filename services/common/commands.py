@@ -3,19 +3,36 @@
 The whole of it is one transaction, so a refused or failed command writes nothing and a
 read model never disagrees with the events it was built from.
 """
+import random
 import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from .errors import Conflict, FupinError
+from .errors import Conflict, FupinError, ServiceUnavailable
 from .events import NewEvent, StoredEvent
-from .metrics import APPEND_SECONDS, COMMANDS
+from .metrics import APPEND_SECONDS, COMMANDS, TRANSACTION_RETRIES
 from .store import ConcurrencyConflict, EventStore
 
 RETRIES_ON_CONFLICT = 5
+# PostgreSQL's "try again" answers: a deadlock victim, a serialization failure. The whole
+# transaction is re-run (it re-reads everything), a bounded number of times.
+RETRYABLE_SQLSTATES = {"40P01": "deadlock", "40001": "serialization_failure"}
+LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout: someone holds a lock too long
+RETRY_AFTER_SECONDS = 1
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    return getattr(getattr(exc, "orig", None), "pgcode", None)
+
+
+def busy(reason: str, details: dict[str, Any] | None = None) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        f"the service is busy ({reason}); retry with the same Idempotency-Key",
+        {"reason": reason, "retry_after": RETRY_AFTER_SECONDS, **(details or {})},
+    )
 
 Evolve = Callable[[Any, StoredEvent], Any]  # (state, event) -> the next state
 Decide = Callable[[Any], list[NewEvent]]  # state -> the events a command adds (or raises)
@@ -60,6 +77,7 @@ def run_in_transaction(session_factory: Callable[[], Session], service: str, com
             try:
                 store = EventStore(session)
                 if key:
+                    store.lock_idempotency_key(key)
                     remembered = store.remembered_result(key, command_type)
                     if remembered is not None:
                         session.rollback()
@@ -83,6 +101,19 @@ def run_in_transaction(session_factory: Callable[[], Session], service: str, com
                         {"constraint": constraint},
                     ) from None
                 raise Conflict("this would duplicate an existing record", {"constraint": constraint}) from None
+            except DBAPIError as exc:
+                session.rollback()
+                state = sqlstate(exc)
+                if state in RETRYABLE_SQLSTATES:
+                    TRANSACTION_RETRIES.labels(service, RETRYABLE_SQLSTATES[state]).inc()
+                    if attempt < RETRIES_ON_CONFLICT:
+                        time.sleep(random.uniform(0, 0.05 * 2 ** attempt))  # noqa: S311 - jitter, not crypto
+                        continue
+                    raise busy(RETRYABLE_SQLSTATES[state]) from None
+                if state == LOCK_NOT_AVAILABLE:
+                    TRANSACTION_RETRIES.labels(service, "lock_timeout").inc()
+                    raise busy("lock_timeout") from None
+                raise
             except BaseException:
                 session.rollback()
                 raise
@@ -111,24 +142,96 @@ def run_command(
     With `expected_version`, a stream that moved on is a 409 instead of a silent retry.
     """
 
-    def work(store: Any, metadata: Any) -> Any:
-        store.lock_stream(stream_type, stream_id)
-        history = store.load(stream_type, stream_id)
-        version = len(history)
+    def work(streams: "Streams") -> Any:
+        state = streams.load(stream_type, stream_id, evolve, initial, lock=True)
+        version = streams.version(stream_type, stream_id)
         if expected_version is not None and expected_version != version:
             raise ConcurrencyConflict(
                 "the record changed since you read it",
                 {"expected_version": expected_version, "current_version": version},
             )
-        state = fold(evolve, initial, history)
-        new_events = decide(state)
-        stored = store.append(stream_type, stream_id, version, new_events, metadata)
-        for event in stored:
-            state = evolve(state, event)
-            project(store.session, event)
+        stored = streams.append(stream_type, stream_id, decide(state))
+        state = streams.state(stream_type, stream_id)
         if result is None:
             return {"stream_id": stream_id, "version": version + len(stored),
                     "events": [event.type for event in stored]}
         return result(state, stored)
 
-    return run_in_transaction(session_factory, service, command_type, work, context, nudge)
+    return run_streams(session_factory, service, command_type, work, project=project, context=context, nudge=nudge)
+
+
+class Streams:
+    """The streams one command reads and writes, in one transaction: the one way to write
+    several streams (bulk imports, a settlement over many loans, a decision that takes a quota).
+
+    `lock(*keys)` locks (stream_type, stream_id) pairs in one global order and refuses once
+    anything was appended (stream locks always come before the append lock, for every writer);
+    `load` folds a stream and remembers its version; `append` appends after that version,
+    projects each event and keeps the folded state. Retries, idempotency and the commit are
+    `run_streams`'s (run_in_transaction's) business, in one place.
+    """
+
+    def __init__(self, store: EventStore, metadata: Any, project: Callable[..., Any]) -> None:
+        self.store, self.metadata, self.project = store, metadata, project
+        self.session = store.session
+        self._versions: dict[tuple[str, str], int] = {}
+        self._states: dict[tuple[str, str], Any] = {}
+        self._evolvers: dict[tuple[str, str], Evolve] = {}
+
+    def lock(self, *keys: tuple[str, str]) -> "Streams":
+        self.store.lock_streams(keys)
+        return self
+
+    def load(self, stream_type: str, stream_id: str, evolve: Evolve, initial: Any = None, *, lock: bool = False) -> Any:
+        """The folded state of a stream (`lock=True` locks it first). Its version is remembered
+        for `append`."""
+        if lock:
+            self.store.lock_stream(stream_type, stream_id)
+        history = self.store.load(stream_type, stream_id)
+        key = (stream_type, stream_id)
+        self._versions[key] = len(history)
+        self._evolvers[key] = evolve
+        self._states[key] = state = fold(evolve, initial, history)
+        return state
+
+    def read(self, stream_type: str, stream_id: str, evolve: Evolve, initial: Any = None) -> Any:
+        """The folded state of a stream this command only reads (not locked, not appended to)."""
+        return fold(evolve, initial, self.store.load(stream_type, stream_id))
+
+    def version(self, stream_type: str, stream_id: str) -> int:
+        return self._versions[(stream_type, stream_id)]
+
+    def state(self, stream_type: str, stream_id: str) -> Any:
+        return self._states[(stream_type, stream_id)]
+
+    def append(self, stream_type: str, stream_id: str, new_events: list[NewEvent],
+               project_with_state: bool = False) -> list[StoredEvent]:
+        """Append after the loaded version (a stream never loaded is new: version 0), project
+        each event (`project(session, event, state)` when `project_with_state`); returns the
+        StoredEvents. The stream's state afterwards is `state(stream_type, stream_id)`."""
+        key = (stream_type, stream_id)
+        version = self._versions.get(key, 0)
+        evolve = self._evolvers.get(key)
+        state = self._states.get(key)
+        stored = self.store.append(stream_type, stream_id, version, new_events, self.metadata)
+        for event in stored:
+            if evolve is not None:
+                state = evolve(state, event)
+            if project_with_state:
+                self.project(self.session, event, state)
+            else:
+                self.project(self.session, event)
+        self._versions[key] = version + len(stored)
+        self._states[key] = state
+        return stored
+
+
+def run_streams(session_factory: Callable[[], Session], service: str, command_type: str,
+                work: Callable[["Streams"], Any], *, project: Callable[..., Any], context: Any = None,
+                nudge: Callable[[], Any] | None = None) -> Any:
+    """Run `work(streams: Streams) -> result dict` in one transaction with idempotency (checked
+    under the key's lock), retries on version conflicts, deadlocks and serialization failures."""
+    return run_in_transaction(
+        session_factory, service, command_type,
+        lambda store, metadata: work(Streams(store, metadata, project)), context, nudge,
+    )

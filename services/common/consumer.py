@@ -5,25 +5,36 @@ as they are published, and a catch-up loop asks each source for `events_since(ch
 at start and on a timer. Both paths go through the inbox (keyed by event id, written in the
 same transaction as the read-model change), so an event applied by one is skipped by the other.
 """
+import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
-from nameko.rpc import rpc
 from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from .events import StoredEvent
 from .metrics import CONSUMER_LAG
-from .store import consumer_checkpoints, inbox
+from .rpc import rpc
+from .store import consumer_checkpoints, inbox, quarantine
+
+log = logging.getLogger(__name__)
 
 
-def apply_new(session: Session, source: Any, envelopes: Any, apply_events: Any) -> Any:
+def apply_new(session: Session, source: Any, envelopes: Any, apply_events: Any, quarantine_poison: bool = False) -> Any:
     """Apply, as one list, those of `envelopes` (StoredEvent dicts) whose ids are not yet in the
     inbox: one delivery, or a whole catch-up batch. Call inside the caller's transaction.
 
     One multi-row inbox insert per batch instead of one per event: a replay of a million events
     spends its time in statements, not in business logic. Returns how many were new.
+
+    With `quarantine_poison` (catch-up), a batch that fails is applied again event by event, each
+    in a savepoint: an event that cannot be applied (bad data, a bug meeting an odd payload) is
+    set aside in `quarantine` with its error, and the rest of its source goes on instead of the
+    whole source being retried, and failing, every tick. A failure of the database itself
+    (connection, lock timeout) is no event's fault: it is raised, and the batch retried later.
     """
     if not envelopes:
         return 0
@@ -35,9 +46,55 @@ def apply_new(session: Session, source: Any, envelopes: Any, apply_events: Any) 
         .returning(inbox.c.event_id)
     ).scalars())
     fresh = [StoredEvent.from_dict(e) for e in envelopes if e["event_id"] in new_ids]
-    if fresh:
+    if not fresh:
+        return 0
+    if not quarantine_poison:
         apply_events(session, source, fresh)
-    return len(fresh)
+        return len(fresh)
+    try:
+        with session.begin_nested():
+            apply_events(session, source, fresh)
+        return len(fresh)
+    except Exception as exc:  # noqa: BLE001 - sorted out below, one event at a time
+        if not is_poison(exc):
+            raise
+    applied = 0
+    by_id = {e["event_id"]: e for e in envelopes}
+    for event in fresh:
+        try:
+            with session.begin_nested():
+                apply_events(session, source, [event])
+            applied += 1
+        except Exception as exc:  # noqa: BLE001
+            if not is_poison(exc):
+                raise
+            quarantine_event(session, source, by_id[event.event_id], exc)
+    return applied
+
+
+def is_poison(exc: BaseException) -> bool:
+    """An error the event itself causes (its data, or code meeting it), not the database's state."""
+    if isinstance(exc, (DataError, IntegrityError)):
+        return True
+    return not isinstance(exc, DBAPIError)
+
+
+def quarantine_event(session: Session, source: str, envelope: dict[str, Any], exc: BaseException) -> None:
+    from .metrics import EVENTS_QUARANTINED
+
+    error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:2000]
+    log.error("quarantined %s event %s (%s at position %s): %s", source, envelope["event_id"],
+              envelope.get("type"), envelope.get("global_position"), error)
+    row = {"event_id": envelope["event_id"], "source": source, "global_position": envelope["global_position"],
+           "event_type": str(envelope.get("type") or ""), "error": error.replace("\x00", "")}
+    try:
+        with session.begin_nested():  # the envelope may itself be what PostgreSQL refuses (a NUL)
+            session.execute(pg_insert(quarantine).values(**row, envelope=json.loads(json.dumps(envelope, default=str)))
+                            .on_conflict_do_nothing())
+    except DataError:
+        unreadable = {"unreadable": json.dumps(envelope, default=str)[:100_000]}
+        session.execute(pg_insert(quarantine).values(**row, envelope=unreadable).on_conflict_do_nothing())
+    EVENTS_QUARANTINED.labels(session.info.get("service", "unknown"), source).inc()
 
 
 def checkpoint(session: Session, source: Any) -> Any:
@@ -64,7 +121,8 @@ def catch_up(session_factory: Callable[[], Session], service: str, source: str,
     while True:
         session = session_factory()
         try:
-            if wait:
+            if wait:  # a rebuild waits as long as the batch in hand takes, not lock_timeout
+                session.execute(text("SET LOCAL lock_timeout = 0"))
                 session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"fupin.catchup.{source}"})
                 got_lock: bool | None = True
             else:
@@ -75,9 +133,10 @@ def catch_up(session_factory: Callable[[], Session], service: str, source: str,
             if not got_lock:
                 session.rollback()
                 return applied
+            session.info["service"] = service
             position = checkpoint(session, source)
             batch = fetch(position, batch_size)
-            applied += apply_new(session, source, batch, apply_events)
+            applied += apply_new(session, source, batch, apply_events, quarantine_poison=True)
             if batch:
                 session.execute(
                     update(consumer_checkpoints).where(consumer_checkpoints.c.source == source)

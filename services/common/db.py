@@ -23,13 +23,28 @@ def make_cooperative() -> None:
         _patched = True
 
 
-def create_db_engine(database_url: Any, pool_size: int = 10) -> Any:
+# One stuck client must not stop every write of a service: a lock waited for longer than
+# LOCK_TIMEOUT_MS fails (the command answers 503 with Retry-After, the client retries with its
+# key), and a session left idle inside a transaction is ended by the server, releasing its locks.
+DEFAULT_LOCK_TIMEOUT_MS = 10_000
+DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
+
+
+def session_options(config: Any) -> str:
+    """libpq `options` for every connection of a service, from its config."""
+    lock_ms = int(config.get("LOCK_TIMEOUT_MS") or DEFAULT_LOCK_TIMEOUT_MS)
+    idle_ms = int(config.get("IDLE_IN_TRANSACTION_TIMEOUT_MS") or DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_MS)
+    return f"-c lock_timeout={lock_ms} -c idle_in_transaction_session_timeout={idle_ms}"
+
+
+def create_db_engine(database_url: Any, pool_size: int = 10, options: str | None = None) -> Any:
     return create_engine(
         database_url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         future=True,
+        connect_args={"options": options if options is not None else session_options({})},
     )
 
 
@@ -71,7 +86,8 @@ class Database(DependencyProvider):
 
     def setup(self) -> None:
         make_cooperative()
-        self.engine = create_db_engine(self.container.config["DATABASE_URL"])
+        config = self.container.config
+        self.engine = create_db_engine(config["DATABASE_URL"], options=session_options(config))
         self._by_worker: weakref.WeakKeyDictionary[Any, _WorkerDb] = weakref.WeakKeyDictionary()
 
     def stop(self) -> None:

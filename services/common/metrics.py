@@ -19,6 +19,21 @@ CONSUMER_LAG = Gauge(
 HANDLER_ERRORS = Counter(
     "fupin_handler_errors_total", "Event handler or catch-up failures", ["service", "source"]
 )
+TRANSACTION_RETRIES = Counter(
+    "fupin_transaction_retries_total",
+    "Command transactions PostgreSQL asked to re-run (deadlock, serialization) or that hit lock_timeout",
+    ["service", "reason"],
+)
+EVENTS_QUARANTINED = Counter(
+    "fupin_events_quarantined_total", "Source events a consumer could not apply, set aside in its quarantine table",
+    ["service", "source"],
+)
+UNUSABLE_FACTS = Gauge(
+    "fupin_unusable_facts", "Stored source events the scores had to leave out (a handler failed on them)", ["service"]
+)
+RPC_REPLIES_LOST = Counter(
+    "fupin_rpc_replies_lost_total", "RPC replies that could not be published (broker unreachable)", ["service"]
+)
 HTTP_REQUESTS = Counter(
     "fupin_http_requests_total", "HTTP requests by route and status", ["route", "method", "status"]
 )

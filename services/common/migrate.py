@@ -85,3 +85,20 @@ def create_event_store(op: Any) -> None:
         sa.Column("source", sa.Text, primary_key=True),
         sa.Column("position", sa.BigInteger, nullable=False),
     )
+
+
+def add_quarantine_and_retention(op: Any) -> None:
+    """Version 2 of the event-store tables: the quarantine of events a consumer could not apply,
+    and the indexes the pruning jobs (idempotency keys, inbox) delete by."""
+    op.create_table(
+        "quarantine",
+        sa.Column("event_id", postgresql.UUID(as_uuid=False), primary_key=True),
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("global_position", sa.BigInteger, nullable=False),
+        sa.Column("event_type", sa.Text, nullable=False),
+        sa.Column("envelope", postgresql.JSONB, nullable=False),
+        sa.Column("error", sa.Text, nullable=False),
+        sa.Column("quarantined_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+    op.create_index("ix_idempotency_keys_recorded_at", "idempotency_keys", ["recorded_at"])
+    op.create_index("ix_inbox_applied_at", "inbox", ["applied_at"])

@@ -7,7 +7,7 @@ for "greater than", so gaps are harmless.
 """
 import dataclasses
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date
 from typing import Any, Protocol
 
@@ -50,6 +50,7 @@ idempotency_keys = Table(
     Column("command_type", Text, nullable=False),
     Column("result", JSONB, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_idempotency_keys_recorded_at", "recorded_at"),
 )
 
 relay_checkpoint = Table(
@@ -64,6 +65,20 @@ inbox = Table(
     Column("source", Text, nullable=False),
     Column("global_position", BigInteger, nullable=False),
     Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_inbox_applied_at", "applied_at"),
+)
+
+# Events a consumer could not apply: set aside (with the error) instead of retried forever, so
+# the rest of their source keeps flowing; counted in fupin_events_quarantined_total (alerted).
+quarantine = Table(
+    "quarantine", metadata,
+    Column("event_id", UUID(as_uuid=False), primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("global_position", BigInteger, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("envelope", JSONB, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("quarantined_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 consumer_checkpoints = Table(
@@ -73,7 +88,7 @@ consumer_checkpoints = Table(
 )
 
 # Every service's first migration creates these; read models come in later revisions.
-EVENT_STORE_TABLES = (events, idempotency_keys, relay_checkpoint, inbox, consumer_checkpoints)
+EVENT_STORE_TABLES = (events, idempotency_keys, relay_checkpoint, inbox, consumer_checkpoints, quarantine)
 
 APPEND_LOCK = "fupin.events.append"
 
@@ -100,6 +115,16 @@ PAYLOAD_CODECS: dict[str, PayloadCodec] = {}
 @deserialize_to_instance
 class ConcurrencyConflict(Conflict):
     """Someone else appended to the stream since it was loaded."""
+
+
+class LockOrderViolation(RuntimeError):
+    """A stream lock asked for after this transaction took the append lock: the reverse of the
+    order every other writer takes them in (stream locks, then the append lock), which is how two
+    commands deadlock. A bug in the command, caught on its first run."""
+
+
+def _lock_key(name: str) -> Any:
+    return text("SELECT pg_advisory_xact_lock(hashtext(:k))").bindparams(k=name)
 
 
 def _row_to_event(row: Any) -> Any:
@@ -133,13 +158,31 @@ class EventStore:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.holds_append_lock = False
 
     def lock_stream(self, stream_type: str, stream_id: str) -> None:
         """Serialise writers of one stream until this transaction ends, so busy streams
-        queue up instead of failing on the version constraint (which stays as the guard)."""
-        self.session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"{stream_type}:{stream_id}"}
-        )
+        queue up instead of failing on the version constraint (which stays as the guard).
+
+        Lock order, for every writer: the idempotency key, then stream locks, then the append
+        lock. A stream lock after an append would be the reverse, so it is refused outright."""
+        if self.holds_append_lock:
+            raise LockOrderViolation(
+                f"lock_stream({stream_type!r}, {stream_id!r}) after an append in the same transaction; "
+                "lock every stream first (Streams.lock)"
+            )
+        self.session.execute(_lock_key(f"{stream_type}:{stream_id}"))
+
+    def lock_streams(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Lock several (stream_type, stream_id) in one global order (sorted), so two commands
+        touching the same streams queue instead of deadlocking."""
+        for stream_type, stream_id in sorted(set(keys)):
+            self.lock_stream(stream_type, stream_id)
+
+    def lock_idempotency_key(self, key: str) -> None:
+        """Taken before the key is looked up: a concurrent retry of the same request waits for
+        the first to commit and then gets its result, instead of running (and refusing) again."""
+        self.session.execute(_lock_key(f"fupin.idempotency:{key}"))
 
     def load(self, stream_type: str, stream_id: str) -> Any:
         rows = self.session.execute(
@@ -180,7 +223,9 @@ class EventStore:
         codec = PAYLOAD_CODECS.get(stream_type)
         payloads = [event.payload for event in new_events]
         sealed = codec.seal(self.session, stream_id, payloads) if codec is not None else payloads
-        self.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": APPEND_LOCK})
+        if not self.holds_append_lock:
+            self.session.execute(_lock_key(APPEND_LOCK))
+            self.holds_append_lock = True
         rows = [
             {
                 "event_id": str(uuid.uuid4()),

@@ -4,10 +4,11 @@ import uuid
 from datetime import date, timedelta
 from decimal import Decimal
 
-from nameko.rpc import RpcProxy, rpc
+from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
 from services.common.chassis import EventSourcedService
+from services.common.rpc import rpc
 from services.common.events import history_item
 from services.common.commands import fold
 from services.common.errors import NotFound, ValidationFailed, call_service
@@ -91,19 +92,17 @@ class CreditService(EventSourcedService):
         rules = self.rules
         household = self._household(command["household_id"]) if command["household_id"] else None
 
-        def work(store, metadata):
+        def work(streams):
             if household is not None:
-                store.lock_stream(BORROWER, command["household_id"])
-            others = projections.household_loans(store.session, command["household_id"]) if household else []
+                streams.lock((BORROWER, command["household_id"]))
+            others = projections.household_loans(streams.session, command["household_id"]) if household else []
             new_events = domain.decide_apply(None, command, rules, household, others)
-            stored = store.append(LOAN, command["loan_id"], 0, new_events, metadata)
-            state = None
-            for event in stored:
-                projections.project(store.session, event)
-                state = domain.evolve(state, event)
-            return {**domain.loan_view(state, rules), "events": [e.type for e in stored]}
+            streams.load(LOAN, command["loan_id"], domain.evolve)
+            stored = streams.append(LOAN, command["loan_id"], new_events)
+            return {**domain.loan_view(streams.state(LOAN, command["loan_id"]), rules),
+                    "events": [e.type for e in stored]}
 
-        return self.handle_many("apply_loan", work, context)
+        return self.handle_streams("apply_loan", work, context)
 
     def _household(self, household_id):
         try:
@@ -135,23 +134,19 @@ class CreditService(EventSourcedService):
             if loan is not None and loan.household_id:
                 borrower = self._household(loan.household_id)
 
-        def work(store, metadata):
-            store.lock_stream(LOAN, command["loan_id"])
-            history = store.load(LOAN, command["loan_id"])
-            state = fold(domain.evolve, None, history)
+        def work(streams):
+            state = streams.load(LOAN, command["loan_id"], domain.evolve, lock=True)
             remaining = 0
             if state is not None and command["approved"] and not state.enterprise:
                 year = command["on"].year
-                store.lock_stream(QUOTA, domain.quota_stream_id(state.township_id, year))
-                remaining = projections.remaining_quota(store.session, state.township_id, year)
+                streams.lock((QUOTA, domain.quota_stream_id(state.township_id, year)))
+                remaining = projections.remaining_quota(streams.session, state.township_id, year)
             new_events = domain.decide_decision(state, command, rules, remaining, borrower)
-            stored = store.append(LOAN, command["loan_id"], len(history), new_events, metadata)
-            for event in stored:
-                projections.project(store.session, event)
-                state = domain.evolve(state, event)
-            return {**domain.loan_view(state, rules), "events": [e.type for e in stored]}
+            stored = streams.append(LOAN, command["loan_id"], new_events)
+            return {**domain.loan_view(streams.state(LOAN, command["loan_id"]), rules),
+                    "events": [e.type for e in stored]}
 
-        return self.handle_many("decide_loan", work, context)
+        return self.handle_streams("decide_loan", work, context)
 
     @rpc
     def disburse_loan(self, data, context=None):
@@ -195,24 +190,22 @@ class CreditService(EventSourcedService):
         rules = self.rules
         first, last = domain.quarter_bounds(quarter)
 
-        def work(store, metadata):
-            candidates = projections.subsidy_candidates(store.session, first, min(last, settled_on),
+        def work(streams):
+            candidates = projections.subsidy_candidates(streams.session, first, min(last, settled_on),
                                                         rules.no_subsidy_industries)
+            # every loan locked before the first append (the append lock comes last, for everyone)
+            streams.lock(*((LOAN, loan_id) for loan_id in candidates))
             payments = []
-            for loan_id in candidates:  # sorted: concurrent settlements lock loans in one order
-                store.lock_stream(LOAN, loan_id)
-                history = store.load(LOAN, loan_id)
-                state = fold(domain.evolve, None, history)
-                for event in store.append(LOAN, loan_id, len(history),
-                                          domain.decide_subsidy(state, quarter, settled_on, rules), metadata):
-                    projections.project(store.session, event)
+            for loan_id in candidates:
+                state = streams.load(LOAN, loan_id, domain.evolve)
+                for event in streams.append(LOAN, loan_id, domain.decide_subsidy(state, quarter, settled_on, rules)):
                     payments.append({**event.payload, "household_id": state.household_id,
                                      "enterprise_name": state.enterprise_name})
             total = sum((Decimal(p["amount"]) for p in payments), Decimal(0))
             return {"quarter": quarter, "settled_on": settled_on.isoformat(), "payments": payments,
                     "total": domain.money(total)}
 
-        return self.handle_many("settle_subsidies", work, context)
+        return self.handle_streams("settle_subsidies", work, context)
 
     # --- queries --------------------------------------------------------------------------------
     @rpc

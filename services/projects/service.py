@@ -3,11 +3,10 @@ import base64
 import binascii
 import uuid
 
-from nameko.rpc import rpc
+from services.common.rpc import rpc
 
 from services.common.chassis import EventSourcedService
 from services.common.events import history_item
-from services.common.commands import fold
 from services.common.errors import NotFound, ValidationFailed
 from services.common.pagination import decode_cursor, page, page_limit
 from services.common.validation import parse_date, validate
@@ -92,24 +91,18 @@ class ProjectsService(EventSourcedService):
         rules, kind, department = self.rules, command["kind"], command["department"]
         rows = bulk_import.read_table(command["filename"], content, kind, rules)
 
-        def work(store, metadata):
-            states, versions = {}, {}
-            for project_id in bulk_import.referenced_projects(rows):  # sorted: imports lock in one order
-                store.lock_stream(STREAM, project_id)
-                history = store.load(STREAM, project_id)
-                versions[project_id] = len(history)
-                states[project_id] = fold(domain.evolve, None, history)
+        def work(streams):
+            referenced = bulk_import.referenced_projects(rows)
+            streams.lock(*((STREAM, project_id) for project_id in referenced))
+            states = {project_id: streams.load(STREAM, project_id, domain.evolve) for project_id in referenced}
             plan = bulk_import.plan_import(kind, rows, states, rules, department)
-            appended = 0
-            for project_id, new_events in plan.streams.items():
-                for event in store.append(STREAM, project_id, versions[project_id], new_events, metadata):
-                    projections.project(store.session, event)
-                    appended += 1
+            appended = sum(len(streams.append(STREAM, project_id, new_events))
+                           for project_id, new_events in plan.streams.items())
             return {"kind": kind, "filename": command["filename"], "applied": len(plan.rows),
                     "unchanged": sum(1 for row in plan.rows if not row["events"]), "events": appended,
                     "rows": plan.rows}
 
-        return self.handle_many("import_projects", work, context)
+        return self.handle_streams("import_projects", work, context)
 
     # --- queries --------------------------------------------------------------------------------
     @rpc

@@ -3,13 +3,12 @@ import logging
 import uuid
 
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
 from sqlalchemy import text
 
 from services.common.chassis import EventSourcedService, rebuild
+from services.common.rpc import rpc
 from services.common.db import Database
 from services.common.events import NewEvent, history_item
-from services.common.commands import fold
 from services.common.errors import NotFound, ValidationFailed
 from services.common.pagination import decode_cursor, page, page_limit
 from services.common.validation import validate
@@ -94,19 +93,14 @@ class RegistryService(EventSourcedService):
     def register_village(self, data, context=None):
         command = validate(schemas.RegisterVillage(), data)
 
-        def work(store, metadata):
+        def work(streams):
             village_id = command["village_id"]
-            store.lock_stream("village", village_id)
-            township = fold(domain.evolve_place, None, store.load("township", command["township_id"]))
-            history = store.load("village", village_id)
-            state = fold(domain.evolve_place, None, history)
-            new_events = domain.decide_register_village(state, command, township)
-            for event in store.append("village", village_id, len(history), new_events, metadata):
-                state = domain.evolve_place(state, event)
-                projections.project(store.session, event)
-            return dict(state)
+            state = streams.load("village", village_id, domain.evolve_place, lock=True)
+            township = streams.read("township", command["township_id"], domain.evolve_place)
+            streams.append("village", village_id, domain.decide_register_village(state, command, township))
+            return dict(streams.state("village", village_id))
 
-        return self.handle_many("register_village", work, context)
+        return self.handle_streams("register_village", work, context)
 
     # --- households ------------------------------------------------------------------------------
     @rpc
@@ -115,48 +109,41 @@ class RegistryService(EventSourcedService):
         command = validate(schemas.RegisterHousehold(), data)
         command["household_id"] = str(uuid.uuid4())
 
-        def work(store, metadata):
+        def work(streams):
             household_id = command["household_id"]
-            store.lock_stream("household_no", command["household_no"])
-            store.lock_stream(HOUSEHOLD, household_id)
-            village = projections.find_village(store.session, command["village_id"])
-            holder = projections.household_with_number(store.session, command["household_no"])
-            history = store.load(HOUSEHOLD, household_id)
-            state = fold(domain.evolve_in_place, None, history)
+            streams.lock(("household_no", command["household_no"]), (HOUSEHOLD, household_id))
+            village = projections.find_village(streams.session, command["village_id"])
+            holder = projections.household_with_number(streams.session, command["household_no"])
+            state = streams.load(HOUSEHOLD, household_id, domain.evolve_in_place)
             new_events = domain.decide_register_household(state, command, village, holder)
-            return self._append(store, metadata, household_id, history, state, new_events)
+            return self._append(streams, household_id, new_events)
 
-        return self.handle_many("register_household", work, context)
+        return self.handle_streams("register_household", work, context)
 
-    def _append(self, store, metadata, household_id, history, state, new_events, extra=None):
-        stored = store.append(HOUSEHOLD, household_id, len(history), new_events, metadata)
-        for event in stored:
-            state = domain.evolve_in_place(state, event)  # this command's own fold: no copy needed
-            projections.project(store.session, event, state)
+    def _append(self, streams, household_id, new_events, extra=None):
+        # evolve_in_place: this command's own fold, no copy needed
+        stored = streams.append(HOUSEHOLD, household_id, new_events, project_with_state=True)
+        state = streams.state(HOUSEHOLD, household_id)
         result = {**domain.household_view(state, reveal_personal_data=False),
                   "events": [event.type for event in stored]}
         return extra(state, stored, result) if extra else result
 
     def _household_command(self, command_name, data, context, decide, extra=None, id_number_of=None):
         """Run one household command in one transaction. `decide(state, command, holder)`;
-        `holder` is the living member holding the command's ID number (locked first), if any."""
+        `holder` is the living member holding the command's ID number (locked too), if any."""
         command = validate(schemas.COMMAND_SCHEMAS[command_name](), data)
 
-        def work(store, metadata):
+        def work(streams):
             household_id = command["household_id"]
-            store.lock_stream(HOUSEHOLD, household_id)
             id_number = id_number_of(command) if id_number_of else None
-            holder = None
-            if id_number:
-                store.lock_stream("id_number", id_number)
-                holder = projections.id_number_holder(store.session, id_number)
-            history = store.load(HOUSEHOLD, household_id)
-            state = fold(domain.evolve_in_place, None, history)
+            streams.lock((HOUSEHOLD, household_id), *([("id_number", id_number)] if id_number else []))
+            holder = projections.id_number_holder(streams.session, id_number) if id_number else None
+            state = streams.load(HOUSEHOLD, household_id, domain.evolve_in_place)
             new_events = decide(state, command, holder)
-            return self._append(store, metadata, household_id, history, state, new_events,
+            return self._append(streams, household_id, new_events,
                                 extra=(lambda s, stored, view: extra(s, stored, command, view)) if extra else None)
 
-        return self.handle_many(command_name, work, context)
+        return self.handle_streams(command_name, work, context)
 
     @rpc
     def add_member(self, data, context=None):
@@ -242,22 +229,20 @@ class RegistryService(EventSourcedService):
         command = validate(personal_data.ErasePersonalData(), data)
         actor = (context or {}).get("actor")
 
-        def work(store, metadata):
+        def work(streams):
             household_id = command["household_id"]
-            store.lock_stream(HOUSEHOLD, household_id)
-            history = store.load(HOUSEHOLD, household_id)
-            if not history:
+            streams.load(HOUSEHOLD, household_id, domain.evolve_in_place, lock=True)
+            if streams.version(HOUSEHOLD, household_id) == 0:
                 raise NotFound(f"no household {household_id}", {"household_id": household_id})
-            personal_data.erase(store.session, household_id, actor, command["reason"])
+            personal_data.erase(streams.session, household_id, actor, command["reason"])
             erased = NewEvent("personal_data_erased", {"household_id": household_id, "reason": command["reason"],
                                                        "fields": list(personal_data.PERSONAL_FIELDS)})
-            stored = store.append(HOUSEHOLD, household_id, len(history), [erased], metadata)
-            projections.project(store.session, stored[-1])  # refolds: the numbers now read as null
-            state = fold(domain.evolve_in_place, None, store.load(HOUSEHOLD, household_id))
+            stored = streams.append(HOUSEHOLD, household_id, [erased])  # projects: refolds, numbers now null
+            state = streams.read(HOUSEHOLD, household_id, domain.evolve_in_place)
             return {**domain.household_view(state, reveal_personal_data=False), "personal_data_erased": True,
                     "events": [event.type for event in stored]}
 
-        return self.handle_many("erase_personal_data", work, context)
+        return self.handle_streams("erase_personal_data", work, context)
 
     @rpc
     def rewrap_household_keys(self):

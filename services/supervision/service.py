@@ -2,7 +2,7 @@
 import uuid
 from datetime import datetime
 
-from nameko.rpc import rpc
+from services.common.rpc import rpc
 
 from services.common.chassis import EventSourcedService
 from services.common.clock import clock_from_config
@@ -87,19 +87,14 @@ class SupervisionService(EventSourcedService):
         command = self._command("submit_weekly_report", data)
         stream_id = domain.report_stream_id(command["campaign_id"], command["unit_id"], command["week"])
 
-        def work(store, metadata):
-            campaign = fold(domain.evolve_campaign, None, store.load(CAMPAIGN, command["campaign_id"]))
-            store.lock_stream(REPORT, stream_id)
-            history = store.load(REPORT, stream_id)
-            previous = fold(domain.evolve_report, None, history)
-            stored = store.append(REPORT, stream_id, len(history),
-                                  domain.decide_weekly_report(campaign, previous, command, rules, now), metadata)
-            for event in stored:
-                previous = domain.evolve_report(previous, event)
-                projections.project(store.session, event)
-            return {**previous, "on_time": not previous["late"], "events": [e.type for e in stored]}
+        def work(streams):
+            campaign = streams.read(CAMPAIGN, command["campaign_id"], domain.evolve_campaign)
+            previous = streams.load(REPORT, stream_id, domain.evolve_report, lock=True)
+            stored = streams.append(REPORT, stream_id, domain.decide_weekly_report(campaign, previous, command, rules, now))
+            report = streams.state(REPORT, stream_id)
+            return {**report, "on_time": not report["late"], "events": [e.type for e in stored]}
 
-        return self.handle_many("submit_weekly_report", work, context)
+        return self.handle_streams("submit_weekly_report", work, context)
 
     # --- the rectification ledger ---------------------------------------------------------------
     def _problem_command(self, name, data, context, decide):

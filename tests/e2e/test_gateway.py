@@ -280,6 +280,27 @@ def test_the_same_post_twice_with_one_key_counts_once(county, user_factory):
     assert len(allocations) == 1
 
 
+def test_a_command_without_a_key_gets_the_gateways_own_so_a_redelivery_runs_once(county, admin, e2e_amqp_uri):
+    from tests import support
+
+    body = {"household_no": f"redeliver-{uuid.uuid4().hex[:6]}", "village_id": county["v1"], "head_name": "张敏",
+            "poverty_causes": ["illness"], "registered_on": "2023-02-01"}
+    created = admin.post("/api/v1/households", body)  # no Idempotency-Key
+    assert created.status_code == 201, created.text
+    household_id = created.json()["household_id"]
+    with support.rpc_client(e2e_amqp_uri) as cluster:
+        [event] = cluster.registry.stream_events("household", household_id)
+        key = event["metadata"]["idempotency_key"]
+        assert key.startswith("gateway:")
+        # nameko redelivers the same RPC message (same body, same context) after a crash between
+        # commit and ack: the command answers with its first result and registers nobody twice
+        context = {"actor": event["metadata"]["actor"], "idempotency_key": key}
+        again = cluster.registry.register_household(dict(body), context)
+    assert again["household_id"] == household_id
+    listed = admin.get("/api/v1/households", village_id=county["v1"], limit=500).json()["items"]
+    assert sum(1 for h in listed if h["household_no"] == body["household_no"]) == 1
+
+
 def test_openapi_validates_and_lists_every_route(gateway_url, admin):
     spec = admin.get("/api/v1/openapi.json").json()
     validate_openapi(spec)

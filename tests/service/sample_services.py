@@ -1,6 +1,6 @@
 """A tiny producer and consumer built only on services/common, to test the chassis itself."""
 from nameko.events import event_handler
-from nameko.rpc import rpc
+from services.common.rpc import rpc
 from nameko.timer import timer
 from sqlalchemy import BigInteger, Column, Integer, MetaData, Table, Text, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert

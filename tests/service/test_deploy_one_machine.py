@@ -134,3 +134,92 @@ def test_logrotate_rotates_a_log_the_process_keeps_open(tmp_path):
         process.flush()
     assert log.read_bytes() == b"after rotation\n"  # written at the start of the emptied file
     assert (log_dir / "registry.log.1").read_bytes() == b"before rotation\n" * 100
+
+
+def test_one_machine_identities_made_by_make_env_work_on_the_real_servers(infra, tmp_path):
+    """make-env.py's RabbitMQ definitions, imported into the real broker, let each process's user
+    in with the password written to .env and keep it to its own queues; postgres-init.sh, run
+    against the real PostgreSQL, makes roles that own their database and cannot even connect to
+    another's. (Names are prefixed so nothing the machine already runs is touched.)"""
+    import json
+
+    from amqp.exceptions import AccessRefused
+    from kombu import Connection, Queue
+    from sqlalchemy.exc import OperationalError
+    made = subprocess.run(["python3", str(ONE_MACHINE / "make-env.py"), "--host", "fupin.county.example.cn",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    env = dict(line.split("=", 1) for line in (tmp_path / ".env").read_text().splitlines() if "=" in line
+               and not line.startswith("#"))
+    assert oct((tmp_path / ".env").stat().st_mode & 0o777) == "0o600"
+    again = subprocess.run(["python3", str(ONE_MACHINE / "make-env.py"), "--host", "x", "--out", str(tmp_path)],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode != 0 and "exists" in again.stderr  # never overwrites the passwords in use
+    definitions = json.loads((tmp_path / "rabbitmq" / "definitions.json").read_text())
+    assert env["AMQP_PASSWORD_REGISTRY"] not in (tmp_path / "rabbitmq" / "definitions.json").read_text()
+
+    # RabbitMQ: the definitions under a test vhost and test user names
+    vhost, prefix = f"{support.PREFIX}_one_machine", f"{support.PREFIX}_om"
+    text_ = json.dumps(definitions).replace('"fupin_', f'"{prefix}_').replace('"vhost": "fupin"', f'"vhost": "{vhost}"')
+    text_ = text_.replace('"name": "fupin", "default_queue_type"', f'"name": "{vhost}", "default_queue_type"')
+    text_ = text_.replace('{"name": "fupin", "password_hash"', f'{{"name": "{prefix}", "password_hash"')
+    text_ = text_.replace('"user": "fupin"', f'"user": "{prefix}"')
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
+    # rabbitmqctl runs as the rabbitmq user, which cannot read pytest's folders: a readable file
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".json", dir="/tmp") as readable:
+        readable.write(text_)
+        readable.flush()
+        os.chmod(readable.name, 0o644)
+        subprocess.run(["rabbitmqctl", "-q", "import_definitions", readable.name], check=True, capture_output=True,
+                       timeout=60)
+    try:
+        uri = f"amqp://{prefix}_registry:{env['AMQP_PASSWORD_REGISTRY']}@127.0.0.1:5672/{vhost}"
+        with Connection(uri, connect_timeout=5) as connection:
+            channel = connection.channel()
+            Queue("rpc-registry", durable=True)(channel).declare()
+        listed = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", vhost, "--no-table-headers", "name", "type"],
+                                check=True, capture_output=True, text=True, timeout=60).stdout
+        assert "rpc-registry\tquorum" in listed
+        with Connection(uri, connect_timeout=5) as connection:
+            with pytest.raises(AccessRefused):
+                Queue("rpc-credit", durable=True)(connection.channel()).declare()
+        with pytest.raises(Exception, match="ACCESS_REFUSED|Login was refused|AccessRefused"):
+            with Connection(uri.replace(env["AMQP_PASSWORD_REGISTRY"], "wrong"), connect_timeout=5) as connection:
+                connection.ensure_connection(max_retries=1)
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
+        for user in [prefix] + [f"{prefix}_{c}" for c in ("gateway", "registry", "assistance", "projects", "credit",
+                                                          "assessment", "supervision")]:
+            subprocess.run(["rabbitmqctl", "-q", "delete_user", user], capture_output=True, timeout=60)
+
+    # PostgreSQL: the init script as the postgres image runs it, with prefixed names
+    db_prefix = f"{support.PREFIX}_om"
+    admin = create_engine(f"{support.PG_BASE}/postgres", isolation_level="AUTOCOMMIT")
+
+    def drop_all():
+        with admin.connect() as conn:
+            for process in ("gateway", "registry", "assistance", "projects", "credit", "assessment", "supervision"):
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{db_prefix}_{process}" WITH (FORCE)'))
+                conn.execute(text(f'DROP ROLE IF EXISTS "{db_prefix}_{process}"'))
+    drop_all()
+    try:
+        host = support.PG_BASE.rsplit("@", 1)[-1].split(":")[0]
+        run = subprocess.run(["bash", str(ONE_MACHINE / "postgres-init.sh")], capture_output=True, text=True, timeout=120,
+                             env=dict(os.environ, **env, FUPIN_DB_PREFIX=db_prefix, PGHOST=host, POSTGRES_USER="postgres"))
+        assert run.returncode == 0, run.stderr
+        with admin.connect() as conn:
+            owners = dict(conn.execute(text(
+                "SELECT datname, pg_get_userbyid(datdba) FROM pg_database WHERE datname LIKE :p"), {"p": f"{db_prefix}_%"}).all())
+        assert owners == {f"{db_prefix}_{c}": f"{db_prefix}_{c}" for c in
+                          ("gateway", "registry", "assistance", "projects", "credit", "assessment", "supervision")}
+        registry = f"postgresql://{db_prefix}_registry:{env['DB_PASSWORD_REGISTRY']}@{host}:5432/{db_prefix}_registry"
+        support.migrate("registry", registry)  # the migrations run as the owner, as compose's migrate does
+        credit_as_registry = registry.rsplit("/", 1)[0] + f"/{db_prefix}_credit"
+        engine = create_engine(credit_as_registry)
+        with pytest.raises(OperationalError, match="permission denied"):
+            engine.connect().close()
+        engine.dispose()
+    finally:
+        drop_all()
+        admin.dispose()

@@ -92,3 +92,27 @@ def test_openapi_health_and_metrics(gateway):
     assert requests.get(f"{gateway}/readyz").status_code == 200
     metrics = requests.get(f"{gateway}/metrics").text
     assert 'fupin_http_requests_total{method="POST",route="/api/v1/auth/token"' in metrics
+
+
+def test_post_users_with_one_idempotency_key_creates_one_user(gateway):
+    admin = token_for(gateway, "admin", ADMIN_PASSWORD).json()["access_token"]
+    headers = {"Authorization": f"Bearer {admin}", "Idempotency-Key": "create-clerk-1"}
+    body = {"username": "clerk-once", "password": "clerk-pw-123", "role": "leading_group"}
+    first = requests.post(f"{gateway}/api/v1/users", headers=headers, json=body)
+    again = requests.post(f"{gateway}/api/v1/users", headers=headers, json=body)  # a client's retry
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.json() == first.json()
+    other_key = requests.post(f"{gateway}/api/v1/users", json=body,
+                              headers={**headers, "Idempotency-Key": "create-clerk-2"})
+    assert other_key.status_code == 409  # a new request for the same name is still a duplicate
+
+
+def test_a_service_nobody_consumes_is_a_fast_503_with_retry_after(gateway):
+    admin = token_for(gateway, "admin", ADMIN_PASSWORD).json()["access_token"]
+    started = time.monotonic()
+    response = requests.post(f"{gateway}/api/v1/townships", headers={"Authorization": f"Bearer {admin}"},
+                             json={"township_id": "t-none", "name": "Nowhere"}, timeout=30)
+    assert time.monotonic() - started < 5  # not the RPC timeout (60 s)
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["details"]["service"] == "registry"
+    assert int(response.headers["Retry-After"]) >= 1

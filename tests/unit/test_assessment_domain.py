@@ -332,3 +332,31 @@ def test_weekly_bulletin(facts):
     assert [r["id"] for r in report["rows"]] == ["transport", "water", "T1", "T2"]
     assert as_csv(report).decode("utf-8-sig").splitlines()[0].startswith("类别 kind")
     assert as_xlsx(report)[:2] == b"PK"
+
+
+def test_a_village_assigned_to_a_unit_twice_counts_in_either_arrival_order():
+    """U1 held V2 in the first half of 2022 and again from March 2023: a live consumer may get the
+    2023 assignment first and a rebuild the 2022 one first; both must score 2023 the same, with V2."""
+    base = county_events()
+
+    def assigned(start, until, position):
+        return StoredEvent(position, str(uuid.uuid4()), "", "", 1, "village_assigned", 1,
+                           {"unit_id": "U1", "village_id": "V2", "from": start, "until": until})
+
+    earlier, later = assigned("2022-01-01", "2022-06-30", 901), assigned("2023-03-01", None, 902)
+    visit = StoredEvent(903, str(uuid.uuid4()), "", "", 1, "village_visit_recorded", 1,
+                        {"visit_id": "vv3", "cadre_id": "C1", "unit_id": "U1", "village_id": "V2",
+                         "visited_on": "2023-04-05", "purpose": ""})
+    cards = [domain.score("unit", "U1", facts_of(base + order + [visit]), PERIOD, AS_OF)
+             for order in ([earlier, later], [later, earlier])]
+    assert cards[0] == cards[1]
+    leaders = indicator(cards[0], "leader_village_visits")
+    assert leaders["denominator"] == 4  # C1 and C4, each for V1 and V2 (held again in 2023)
+
+
+def test_one_unreadable_stored_event_is_left_out_and_listed_not_fatal_to_every_score():
+    events = county_events()
+    broken = StoredEvent(999, str(uuid.uuid4()), "", "", 1, "household_paired", 1, {"pairing_id": "PX"})  # no cadre
+    facts = facts_of(events + [broken])
+    assert domain.score("unit", "U1", facts, PERIOD, AS_OF) == domain.score("unit", "U1", facts_of(events), PERIOD, AS_OF)
+    assert list(facts.unusable) == [broken.event_id] and "KeyError" in facts.unusable[broken.event_id]

@@ -384,11 +384,10 @@ def pinned(image):
 
 
 def test_every_third_party_image_is_pinned_to_a_release(rendered):
-    import yaml
     assert not pinned("rabbitmq:4-management") and not pinned("postgres:17") and pinned("postgres:17.6")
     images = [r["spec"].get("image", "") for t in validate.TREES for r in validate.of_kind(rendered[t], "RabbitmqCluster")]
     images += [c["spec"].get("imageName", "") for t in validate.TREES for c in validate.of_kind(rendered[t], "Cluster")]
-    compose = yaml.safe_load((validate.DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
+    compose = validate.load_compose()
     # Fupin's own image (built here, `build:`) is left out; nameko, once imported, makes PyYAML
     # expand its ${FUPIN_IMAGE:-...}, so the name cannot be relied on.
     images += [s["image"] for s in compose["services"].values() if "build" not in s]
@@ -397,8 +396,7 @@ def test_every_third_party_image_is_pinned_to_a_release(rendered):
 
 
 def test_every_one_machine_container_rotates_its_log():
-    import yaml
-    compose = yaml.safe_load((validate.DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
+    compose = validate.load_compose()
     for name, service in compose["services"].items():
         options = service.get("logging", {}).get("options", {})
         assert options.get("max-size") and options.get("max-file"), f"{name} keeps its log forever"
@@ -456,8 +454,7 @@ def test_login_throttling_sees_the_client_behind_the_ingress_and_the_proxy(rende
         config = validate.of_kind(rendered[tree], "ConfigMap")
         assert any(c["data"].get("FUPIN_CLIENT_ADDRESS_HEADER") == "X-Real-IP" for c in config), tree
     assert validate.proxy_problems({"proxy": {"volumes": [], "ports": []}, "gateway": {"ports": ["8000:8000"]}})
-    import yaml
-    services = yaml.safe_load((validate.DEPLOY / "compose.yaml").read_text(encoding="utf-8"))["services"]
+    services = validate.load_compose()["services"]
     assert not validate.proxy_problems(services)
 
 
@@ -488,7 +485,7 @@ def test_every_file_the_runbook_names_exists():
     runbook = (validate.DEPLOY / "README.md").read_text(encoding="utf-8")
     named = set(re.findall(r"(?<![\w./-])((?:deploy|scripts|tests|\.ci|k8s|one-machine|crds|schemas)"
                            r"/[\w./{},-]*[\w}])", runbook))
-    made_by_the_engineer = {"deploy/.env", "deploy/tls"}
+    made_by_the_engineer = {"deploy/.env", "deploy/tls", "deploy/rabbitmq/definitions.json"}
     missing = []
     for path in sorted(named):
         if "<" in path or "{" in path or path in made_by_the_engineer or path.startswith("deploy/fupin-"):
@@ -497,3 +494,31 @@ def test_every_file_the_runbook_names_exists():
         if not any(candidate.exists() for candidate in candidates):
             missing.append(path)
     assert len(named) > 20 and not missing, missing
+
+
+def test_make_env_sets_every_variable_compose_requires(tmp_path):
+    """deploy/one-machine/make-env.py is how a county makes deploy/.env: a variable compose
+    requires (`${X:?...}`) that it does not write would stop `docker compose up`."""
+    import re
+    import subprocess
+    import sys
+    run = subprocess.run([sys.executable, str(validate.DEPLOY / "one-machine" / "make-env.py"), "--host", "h.example.cn",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    written = dict(line.split("=", 1) for line in (tmp_path / ".env").read_text().splitlines()
+                   if "=" in line and not line.startswith("#"))
+    compose = (validate.DEPLOY / "compose.yaml").read_text(encoding="utf-8")
+    required = set(re.findall(r"\$\{([A-Z_]+):\?", compose))
+    assert required and not [v for v in sorted(required) if not written.get(v)], sorted(required - set(written))
+    offered = set(re.findall(r"^([A-Z_]+)=", (validate.DEPLOY / ".env.example").read_text(encoding="utf-8"), re.M))
+    assert not offered - set(written) - {"FUPIN_IMAGE"}, offered - set(written)
+
+
+def test_compose_is_read_as_compose_reads_it_even_after_nameko_set_up_its_yaml_parser():
+    """The full suite loads service configs first, which makes PyYAML's SafeLoader expand
+    `${VAR:-}` itself; compose.yaml must still be read literally."""
+    from nameko.cli.main import setup_yaml_parser
+    setup_yaml_parser()
+    assert validate.load_compose()["services"]["registry"]["environment"]["FUPIN_RULES"] == "${FUPIN_RULES_REGISTRY:-}"
+    problems = validate.compose_problems()
+    assert not problems, report(problems)
