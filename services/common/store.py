@@ -229,7 +229,8 @@ def snapshot_fingerprint(evolve: Callable[..., Any]) -> str:
     if known is not None:
         return known
     module = inspect.getmodule(evolve)
-    digest = hashlib.sha256(f"{evolve.__module__}.{evolve.__qualname__}".encode())
+    code = getattr(evolve, "__code__", None)  # two lambdas in one function share a qualname, not a line
+    digest = hashlib.sha256(f"{evolve.__module__}.{evolve.__qualname__}:{getattr(code, 'co_firstlineno', 0)}".encode())
     digest.update(inspect.getsource(module).encode() if module is not None else b"")
     for key in sorted(UPCASTERS):
         digest.update(repr(key).encode())

@@ -120,6 +120,9 @@ def test_a_snapshot_of_other_code_or_unreadable_is_ignored_and_the_whole_stream_
 
 def test_the_fingerprint_changes_with_the_evolve_code_and_with_the_upcasters():
     assert snapshot_fingerprint(evolve) != snapshot_fingerprint(registry_domain.evolve_in_place)
+    first = lambda state, event: event.payload  # noqa: E731 - two folds of one function, as services write them
+    second = lambda state, event: (state or 0) + 1  # noqa: E731
+    assert snapshot_fingerprint(first) != snapshot_fingerprint(second)
     before = snapshot_fingerprint(evolve)
     store_module.UPCASTERS[("incremented", 1)] = lambda payload: {**payload, "by": payload["by"]}
     try:
