@@ -218,3 +218,18 @@ def test_a_registry_household_from_its_snapshot_is_the_household_folded_from_eve
         assert [m["id_number"] for m in after.state.living_members()] == [None]
     finally:
         engine.dispose()
+
+
+def test_a_state_that_cannot_be_pickled_gets_no_snapshot_and_the_command_still_succeeds(engine):
+    def evolve_unpicklable(state, event):
+        return {"total": ((state or {}).get("total", 0)) + event.payload["by"], "hook": lambda: None}
+
+    with Session(engine) as session:
+        EventStore(session).append("counter", "odd", 0, [NewEvent("incremented", {"by": 1})] * SNAPSHOT_EVERY)
+        session.commit()
+    answer = commands.run_command(
+        lambda: Session(engine), "ledger", "increment", stream_type="counter", stream_id="odd",
+        evolve=evolve_unpicklable, decide=lambda state: [NewEvent("incremented", {"by": 1})],
+        project=lambda session, event: None, result=lambda state, stored: {"total": state["total"]})
+    assert answer == {"total": SNAPSHOT_EVERY + 1}
+    assert snapshot_row(engine, "odd") is None
