@@ -15,6 +15,8 @@ from decimal import Decimal
 
 from services.common.values import add_months, money
 
+from .demo_sprint import sprint
+
 YEAR = 2023
 AS_OF = date(YEAR, 12, 31)
 
@@ -518,7 +520,7 @@ def supervision(draft):
 
 # The county's sections in the order they are sent (each may use what an earlier one drew).
 SECTIONS = (county_and_users, household_register, income_and_exits, units_and_cadres, pairings, cadre_work, unit_work,
-            awareness_checks, projects, loans, supervision)
+            awareness_checks, projects, loans, supervision, sprint)  # sprint: fupin/demo_sprint.py (seed 001)
 
 
 def _quarter_end(quarter):

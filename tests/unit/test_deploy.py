@@ -534,3 +534,15 @@ def test_prometheus_may_scrape_pgbouncer_and_an_alert_says_when_its_pools_are_sh
     assert validate.selects(monitor["spec"]["selector"], pooler_pod)
     rules = [r for g in validate.named(prod, "PrometheusRule", "fupin-alerts")["spec"]["groups"] for r in g["rules"]]
     assert any("cnpg_pgbouncer_pools_cl_waiting" in r["expr"] for r in rules)
+
+
+def test_kind_smoke_test_creates_every_secret_people_choose(rendered):
+    """The secrets neither an operator nor External Secrets makes in the dev overlay must be
+    created by the smoke test, or its pods would never start."""
+    import re
+    objects = rendered["overlays/dev"]
+    made = set(validate.operator_secrets(objects))
+    needed = {name for _, name, _ in validate.secret_references(objects)} - made
+    script = (validate.REPO / "scripts" / "kind-smoke.sh").read_text(encoding="utf-8")
+    created = set(re.findall(r"create secret (?:generic|tls) ([a-z0-9-]+)", script))
+    assert needed and needed <= created, needed - created
