@@ -34,9 +34,11 @@ class CreditService(EventSourcedService):
 
     registry = RpcProxy("registry")
 
+    rules_class = domain.Rules  # this service's section of the county rulebook
+
     def _loan_command(self, command_name, data, context, decide):
         command = validate(schemas.COMMAND_SCHEMAS[command_name](), data)
-        rules = self.rules
+        rules = self.rules_on(command["on"])  # the rulebook version in force on the step's date
         return self.handle(
             command_name, stream_type=LOAN, stream_id=command["loan_id"], evolve=domain.evolve,
             decide=lambda state: decide(state, command, rules),
@@ -67,7 +69,7 @@ class CreditService(EventSourcedService):
             data = {key: value for key, value in data.items() if key != "loan_id"}
         command = validate(schemas.ApplyLoan(), data)
         command["loan_id"] = str(uuid.uuid4())
-        rules = self.rules
+        rules = self.rules_on(command["applied_on"])
         household = self._household(command["household_id"]) if command["household_id"] else None
 
         def work(streams):
@@ -105,7 +107,7 @@ class CreditService(EventSourcedService):
         """The credit union's decision. An approval takes the township-year quota lock so that
         concurrent approvals can never together exceed the quota."""
         command = validate(schemas.DecideLoan(), data)
-        rules = self.rules
+        rules = self.rules_on(command["on"])
         borrower = None
         if command["approved"]:  # the borrower's standing is checked again on the decision day
             loan = self.load_stream(LOAN, command["loan_id"], domain.evolve)
@@ -165,7 +167,7 @@ class CreditService(EventSourcedService):
         command = validate(schemas.SettleSubsidies(), data)
         quarter, settled_on = command["quarter"], command["settled_on"]
         domain.check_settlement_date(quarter, settled_on)
-        rules = self.rules
+        rules = self.rules_on(settled_on)
         first, last = domain.quarter_bounds(quarter)
 
         def work(streams):
@@ -211,7 +213,7 @@ class CreditService(EventSourcedService):
         as_of = parse_date(as_of, "as_of") if as_of else self.clock.today()
         with self.db.new_session() as session:
             maturing = projections.maturing(session, township_id, year, as_of)
-        return {**domain.recovery(township_id, year, maturing, self.rules), "as_of": as_of.isoformat()}
+        return {**domain.recovery(township_id, year, maturing, self.rules_on(as_of)), "as_of": as_of.isoformat()}
 
     @rpc
     def quota_use(self, township_id, year):

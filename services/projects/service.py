@@ -19,7 +19,7 @@ STREAM = "project"
 class ProjectsService(EventSourcedService):
     name = "projects"
     projections = projections
-    rules_class = domain.Rules
+    rules_class = domain.Rules  # this service's section of the county rulebook
     owners = {"project": (projections.projects, "project_id", ("department",))}
 
     def _run(self, command_name, data, context, decide):
@@ -122,7 +122,7 @@ class ProjectsService(EventSourcedService):
         plan_year, as_of = query["plan_year"], query["as_of"]
         with self.db.new_session() as session:
             facts, movements = projections.department_facts(session, department, plan_year)
-        return domain.department_statistics(department, plan_year, as_of, facts, movements, self.rules)
+        return domain.department_statistics(department, plan_year, as_of, facts, movements, self.rules_on(as_of))
 
     @rpc
     def village_infrastructure(self, village_id):

@@ -5,7 +5,6 @@ from datetime import datetime
 from services.common.rpc import rpc
 
 from services.common.chassis import EventSourcedService
-from services.common.clock import clock_from_config
 from services.common.commands import fold
 from services.common.errors import NotFound, ValidationFailed
 from services.common.events import history_item
@@ -21,12 +20,13 @@ CAMPAIGN, REPORT, PROBLEM = "campaign", "weekly_report", "problem"
 class SupervisionService(EventSourcedService):
     name = "supervision"
     projections = projections
-    rules_class = domain.Rules
+    rules_class = domain.Rules  # this service's section of the county rulebook
     owners = {"problem": (projections.problems, "problem_id", ("unit_id", "township_id"))}
 
     def now(self):
-        """County time now (services/common/clock.py): config NOW freezes it (tests, replays)."""
-        return clock_from_config(self.config, self.rules.timezone).now()
+        """County time now (services/common/clock.py; the rulebook's county `timezone`): config NOW
+        freezes it (tests, replays)."""
+        return self.clock.now()
 
     def _as_of(self, as_of):
         """A query's as-of moment: a date means the end of that county day; default now."""
