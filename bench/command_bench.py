@@ -1,7 +1,8 @@
 """The command path: ours beside pyeventsourcing 9.5.6 and raw psycopg2, and its cost by history length.
 
 In one run, on the same PostgreSQL, one command at a time (no concurrency, so the figures are
-the cost of one command, not of the machine's parallelism):
+the cost of one command, not of the machine's parallelism), the measures taking turns in rounds
+(`--rounds`) so that a shared machine's changing load falls on all of them alike:
   1. raw psycopg2: one INSERT of an event row per transaction (the floor);
   2. pyeventsourcing 9.5.6 (PostgreSQL persistence): repository.get + trigger + save of an
      aggregate with a 10-event history;
@@ -10,7 +11,7 @@ the cost of one command, not of the machine's parallelism):
      10-event history;
   4. ours again on households with a 500-event history: the cost must not grow with history.
 Databases: fupin_bench_cmd_registry, fupin_bench_cmd_es, fupin_bench_cmd_raw (dropped after).
-Run: .venv/bin/python bench/command_bench.py [--commands N] [--long-history 500]
+Run: .venv/bin/python bench/command_bench.py [--commands N] [--rounds R] [--long-history 500]
 """
 import argparse
 import json
@@ -62,7 +63,8 @@ def timed_each(calls):
 
 # --- raw psycopg2 ------------------------------------------------------------------------------------
 
-def raw_one_row_commits(count):
+def raw_one_row_commits():
+    """Returns run(count) -> latencies, and close()."""
     url = f"{PG}/fupin_bench_cmd_raw"
     drop_database(url)
     ensure_database(url)
@@ -74,18 +76,17 @@ def raw_one_row_commits(count):
     sql = ("INSERT INTO events (event_id, stream_type, stream_id, version, event_type, payload, metadata) "
            "VALUES (%s, 'household', %s, 1, 'income_assessed', %s, '{}')")
 
-    def one(i):
-        cur.execute(sql, (str(uuid.uuid4()), f"raw-{i}", Json(PAYLOAD)))
+    def one():
+        cur.execute(sql, (str(uuid.uuid4()), f"raw-{uuid.uuid4().hex}", Json(PAYLOAD)))
         conn.commit()
 
-    latencies = timed_each(lambda i=i: one(i) for i in range(count))
-    conn.close()
-    return latencies
+    return (lambda count: timed_each(one for _ in range(count))), conn.close
 
 
 # --- pyeventsourcing ---------------------------------------------------------------------------------
 
-def pyeventsourcing_commands(count, history, streams):
+def pyeventsourcing_commands(history, streams):
+    """Returns run(count) -> latencies, and close()."""
     from eventsourcing.application import Application
     from eventsourcing.domain import Aggregate, event
 
@@ -122,10 +123,12 @@ def pyeventsourcing_commands(count, history, streams):
     for household_id in ids:
         for _ in range(history - 1):
             app.assess_income(household_id, 2023, "5230.00", "2023-06-30")
-    latencies = timed_each(
-        lambda n=n: app.assess_income(ids[n % streams], 2023, "5230.00", "2023-06-30") for n in range(count))
-    app.close()
-    return latencies
+
+    def run(count):
+        return timed_each(
+            lambda n=n: app.assess_income(ids[n % streams], 2023, "5230.00", "2023-06-30") for n in range(count))
+
+    return run, app.close
 
 
 # --- ours: the registry service's own command ------------------------------------------------------------
@@ -135,7 +138,7 @@ class BenchRegistry(RegistryService):
 
     def __init__(self, engine):
         self.db = _WorkerDb(engine)
-        self.config = {"RULES": {}}
+        self.config = {}
         self.nudge = lambda: None
 
 
@@ -164,7 +167,8 @@ def our_commands(registry, household_ids, count):
     return timed_each(lambda n=n: one(n) for n in range(count))
 
 
-def ours(count, long_history, streams):
+def ours(long_history, streams):
+    """Returns {name: run(count) -> latencies} for 10-event and long histories, and close()."""
     url = f"{PG}/fupin_bench_cmd_registry"
     drop_database(url)
     migrate("registry", url)
@@ -175,32 +179,47 @@ def ours(count, long_history, streams):
     short = [seed_household(registry, engine, 10) for _ in range(streams)]
     long = [seed_household(registry, engine, long_history) for _ in range(streams)]
     our_commands(registry, short + long, 2 * streams)  # warm up: first snapshots, caches, connections
-    results = {}
-    for name, ids in (("history_10", short), (f"history_{long_history}", long),
-                      ("history_10_again", short)):
-        results[name] = our_commands(registry, ids, count)
-    engine.dispose()
-    return results
+    runs = {"history_10": lambda count: our_commands(registry, short, count),
+            f"history_{long_history}": lambda count: our_commands(registry, long, count)}
+    return runs, engine.dispose
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--commands", type=int, default=1000)
+    parser.add_argument("--commands", type=int, default=1000, help="per measure, over all rounds")
+    parser.add_argument("--rounds", type=int, default=10,
+                        help="the measures take turns in this many rounds, so a change in the machine's "
+                             "load touches all of them alike")
     parser.add_argument("--long-history", type=int, default=500)
     parser.add_argument("--streams", type=int, default=20)
     parser.add_argument("--only", choices=("ours", "all"), default="all")
     args = parser.parse_args()
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-               "load_average_at_start": os.getloadavg(), "commands": args.commands,
+               "load_average_at_start": os.getloadavg(), "commands": args.commands, "rounds": args.rounds,
                "date": date.today().isoformat()}
-    mine = ours(args.commands, args.long_history, args.streams)
-    results["ours"] = {name: summary(latencies) for name, latencies in mine.items()}
-    short = mine["history_10"] + mine["history_10_again"]
-    long = mine[f"history_{args.long_history}"]
-    results["ours"]["long_over_short_p50"] = round(statistics.median(long) / statistics.median(short), 3)
+    runs, closers = {}, []
+    mine, close = ours(args.long_history, args.streams)
+    runs.update(mine)
+    closers.append(close)
     if args.only == "all":
-        results["pyeventsourcing_9_5_6_history_10"] = summary(pyeventsourcing_commands(args.commands, 10, args.streams))
-        results["raw_psycopg2_one_row_commits"] = summary(raw_one_row_commits(args.commands))
+        runs["pyeventsourcing_9_5_6_history_10"], close = pyeventsourcing_commands(10, args.streams)
+        closers.append(close)
+        runs["raw_psycopg2_one_row_commits"], close = raw_one_row_commits()
+        closers.append(close)
+    latencies: dict = {name: [] for name in runs}
+    per_round = max(1, args.commands // args.rounds)
+    for _ in range(args.rounds):
+        for name, run in runs.items():
+            latencies[name] += run(per_round)
+    for close in closers:
+        close()
+    long_name = f"history_{args.long_history}"
+    results["ours"] = {name: summary(latencies[name]) for name in ("history_10", long_name)}
+    results["ours"]["long_over_short_p50"] = round(
+        statistics.median(latencies[long_name]) / statistics.median(latencies["history_10"]), 3)
+    if args.only == "all":
+        for name in ("pyeventsourcing_9_5_6_history_10", "raw_psycopg2_one_row_commits"):
+            results[name] = summary(latencies[name])
         ours_rate = results["ours"]["history_10"]["per_s"]
         results["ours_over_pyeventsourcing"] = round(ours_rate / results["pyeventsourcing_9_5_6_history_10"]["per_s"], 2)
         results["ours_over_raw"] = round(ours_rate / results["raw_psycopg2_one_row_commits"]["per_s"], 2)

@@ -12,6 +12,7 @@ import click
 import requests
 
 from .demo_county import AS_OF, YEAR, generate
+from .demo_sprint import print_campaign
 
 GATEWAY = "http://127.0.0.1:8000"
 ADMIN_PASSWORD_DEFAULT = "fupin-admin"
@@ -203,6 +204,7 @@ def print_view(loader, county):
         rows.append([township_id, recovery.get("principal_due"), recovery.get("principal_repaid_on_time"),
                      "—" if rate is None else f"{float(rate) * 100:.1f} %", recovery.get("recommendation")])
     table(["township", "principal due", "repaid on time", "rate", "recommendation"], rows)
+    print_campaign(get, table)
     click.echo(f"""
 Where to look next:
   API and docs     {loader.base}/api/v1/openapi.json
@@ -210,4 +212,5 @@ Where to look next:
                      -d '{{"username":"leading-group","password":"{USER_PASSWORD}"}}'
   a cadre's score  curl -s '{loader.base}/api/v1/scores/cadre/C001?period={YEAR}&as_of={AS_OF}' -H "Authorization: Bearer $TOKEN"
   weekly bulletin  curl -s '{loader.base}/api/v1/bulletins/weekly?week={YEAR}-W48&format=csv' -H "Authorization: Bearer $TOKEN"
+  the sprint       {loader.base}/ui/#/campaigns/sprint-2023?as_of=2023-09-30 and #/ledger (or GET /api/v1/campaigns/sprint-2023)
   every user of the demo has the password {USER_PASSWORD} (admin: $FUPIN_ADMIN_PASSWORD); stop with `make down`.""")

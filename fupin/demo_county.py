@@ -11,7 +11,11 @@ import calendar
 import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
+
+from services.common.values import add_months, money
+
+from .demo_sprint import sprint
 
 YEAR = 2023
 AS_OF = date(YEAR, 12, 31)
@@ -34,10 +38,6 @@ CAUSES = ["illness", "disability", "schooling", "disaster", "lack_of_land", "lac
           "lack_of_labour", "lack_of_capital", "poor_transport", "lack_of_motivation"]
 CAUSE_WEIGHTS = [30, 14, 10, 4, 5, 4, 12, 9, 8, 3, 1]
 COUNTY_CODE = "431222"  # a six-digit administrative division code
-
-
-def money(value):
-    return str(Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
 def id_number(birth, sequence, female):
@@ -481,7 +481,7 @@ def _loan(draft, loan_ref, ref, township_id, amount):
     if amount > 20000:
         county.append(("POST", f"/api/v1/loans/{{{loan_ref}}}/county-approval",
                        {"on": (decided - timedelta(days=2)).isoformat(), "approved": True}, None))
-    maturity = _add_months(disbursed, term)
+    maturity = add_months(disbursed, term)
     # Late repayments only in the weak township, so exactly one township falls below 90 %
     # recovery (the draws are those of the earlier rule, so the rest of the county is unchanged).
     late = township_id == WEAK_TOWNSHIP and rng.random() < 0.5
@@ -520,13 +520,7 @@ def supervision(draft):
 
 # The county's sections in the order they are sent (each may use what an earlier one drew).
 SECTIONS = (county_and_users, household_register, income_and_exits, units_and_cadres, pairings, cadre_work, unit_work,
-            awareness_checks, projects, loans, supervision)
-
-
-def _add_months(day, months):
-    month = day.month - 1 + months
-    year, month = day.year + month // 12, month % 12 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+            awareness_checks, projects, loans, supervision, sprint)  # sprint: fupin/demo_sprint.py (seed 001)
 
 
 def _quarter_end(quarter):

@@ -95,8 +95,8 @@ def sprint(draft):
                                                                                           isinstance(q, dict) else q),
                          "by_township": {k: _text(v) for k, v in q.items()} if isinstance(q, dict) else {}}
                         for t, n, u, q, _ in targets],
-            "milestones": [{"milestone_id": f"m{i + 1}", "what": what, "due_on": due, "target_id": target,
-                            "quantity": None if quantity is None else _text(quantity)}
+            "milestones": [{"milestone_id": f"m{i + 1}", "what": what, "due_on": due,
+                            **({} if target is None else {"target_id": target, "quantity": _text(quantity)})}
                            for i, (what, due, target, quantity) in enumerate(milestones)]}, None)
         for action_id, name, lead, units, targets, milestones in ACTIONS])
     reports, counts = {}, {"reports": 0, "late_reports": 0, "missing_reports": 0}

@@ -7,7 +7,6 @@ sends can produce a 500.
 """
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import re
@@ -38,6 +37,7 @@ from services.common.validation import refuse_unsafe_values, validate
 from services.common.web import max_request_bytes, method_not_allowed, too_large
 
 from .auth import Principal, Unauthorized, ensure_token_live, principal_from_header
+from .contracts import command_schema
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +51,14 @@ class Route:
     path: str  # werkzeug syntax: /api/v1/households/<household_id>
     handler: Handler
     roles: frozenset  # who may call it at all; scope checks happen in the handler
-    body: type | tuple[str, str] | None = None  # a Schema class for the JSON body, or (service, command)
+    body: type | None = None  # marshmallow Schema class for the JSON body
     query: type | None = None  # marshmallow Schema class for the query string
     status: int = 200
     tag: str = ""
     summary: str = ""
     public: bool = False
     response: str = "json"  # or "file" for downloads
+    body_has_path_ids: bool = False  # a service's command schema: the body is checked with the path ids
 
     @property
     def endpoint(self) -> Any:
@@ -74,24 +75,16 @@ EVERY_ROLE = ANY_SIGNED_IN | {"auditor"}
 def route(method: str, path: str, *, roles: Iterable[str], body: type | tuple[str, str] | None = None,
           query: type | None = None, status: int = 200, tag: str = "", public: bool = False,
           response: str = "json") -> Callable[[Handler], Handler]:
-    """Declare a route. `body` is a Schema class, or `(service, command)` to use that service's
-    `schemas.COMMAND_SCHEMAS[command]` (validating the body merged with the path ids)."""
-    def register(handler: Any) -> Any:
-        ROUTES.append(Route(method, path, handler, frozenset(roles), body, query, status, tag,
-                            (handler.__doc__ or "").strip().split("\n")[0], public, response))
+    """Declare a route. `body` is a Schema class, or `(service, command)` for that service's
+    command schema (gateway.contracts), which checks the body merged with the path ids."""
+    schema = command_schema(*body) if isinstance(body, tuple) else body
+
+    def register(handler: Handler) -> Handler:
+        ROUTES.append(Route(method, path, handler, frozenset(roles), schema, query, status, tag,
+                            (handler.__doc__ or "").strip().split("\n")[0], public, response,
+                            body_has_path_ids=isinstance(body, tuple)))
         return handler
     return register
-
-
-def command_schema(service: str, command: Any) -> Any:
-    module = importlib.import_module(f"services.{service}.schemas")
-    return module.COMMAND_SCHEMAS[command]
-
-
-def body_schema(route_: Any) -> Any:
-    if isinstance(route_.body, tuple):
-        return command_schema(*route_.body)
-    return route_.body
 
 
 def path_fields(route_: Any) -> Any:
@@ -309,10 +302,10 @@ def dispatch(url_map: Any, request: Request, *, rpc: Any, config: Mapping[str, A
         raw_body = body = None
         if matched.method in ("POST", "PUT", "PATCH"):
             raw_body = _parse_body(request, max_request_bytes(config))
-            schema = body_schema(matched)
+            schema = matched.body
             if schema is None:
                 body = raw_body
-            elif isinstance(matched.body, tuple):
+            elif matched.body_has_path_ids:
                 # service command schemas cover the path ids too: check them together
                 if not isinstance(raw_body, dict):
                     raise ValidationFailed("the request body must be a JSON object", {"_body": ["not an object"]})

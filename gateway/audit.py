@@ -16,7 +16,7 @@ from typing import Any
 
 import eventlet
 from nameko.extensions import DependencyProvider
-from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, Table, Text, func, select, text
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, Table, Text, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Request
@@ -31,11 +31,13 @@ metadata = MetaData()
 audit_log = Table(
     "audit_log", metadata,
     Column("audit_id", BigInteger, primary_key=True),
-    Column("at", DateTime(timezone=True), server_default=func.now()),
-    Column("actor_id", Text), Column("actor_username", Text), Column("actor_role", Text),
-    Column("method", Text), Column("path", Text), Column("status", Integer),
-    Column("idempotency_key", Text), Column("correlation_id", Text), Column("resource", JSONB),
-    Column("prev_hash", Text), Column("row_hash", Text),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("actor_id", Text, nullable=False), Column("actor_username", Text, nullable=False),
+    Column("actor_role", Text, nullable=False), Column("method", Text, nullable=False),
+    Column("path", Text, nullable=False), Column("status", Integer, nullable=False),
+    Column("idempotency_key", Text), Column("correlation_id", Text, nullable=False), Column("resource", JSONB),
+    Column("prev_hash", Text, nullable=False), Column("row_hash", Text, nullable=False),
+    Index("ix_audit_log_actor", "actor_id", "at"),
 )
 GENESIS = "0" * 64
 HASHED = ("at", "actor_id", "actor_username", "actor_role", "method", "path", "status", "idempotency_key",

@@ -11,7 +11,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from datetime import datetime, timedelta, timezone
 from sqlalchemy.orm import Session
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, Float, MetaData, Table, Text, delete, func, select, update
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Float, Index, MetaData, Table, Text, delete, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 
 from services.common.errors import Conflict, FupinError, NotFound, ValidationFailed
@@ -36,7 +36,7 @@ users = Table(
     Column("role", Text, nullable=False),
     Column("scope", JSONB, nullable=False),
     Column("active", Boolean, nullable=False),
-    Column("created_at", DateTime(timezone=True), server_default=func.now()),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("locked_until", DateTime(timezone=True)),
     Column("failures_reset_at", DateTime(timezone=True)),
     Column("tokens_valid_after", Float),
@@ -48,13 +48,16 @@ login_failures = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     Column("username", Text, nullable=False),
     Column("client_address", Text, nullable=False),
+    Index("ix_login_failures_username", "username", "at"),
+    Index("ix_login_failures_address", "client_address", "at"),
 )
 password_history = Table(
     "password_history", metadata,
     Column("entry_id", BigInteger, primary_key=True),
     Column("user_id", Text, nullable=False),
     Column("password_hash", Text, nullable=False),
-    Column("set_at", DateTime(timezone=True), server_default=func.now()),
+    Column("set_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_password_history_user", "user_id", "entry_id"),
 )
 revoked_tokens = Table(
     "revoked_tokens", metadata,
@@ -172,11 +175,12 @@ def create_user(session: Session, username: str, password: str, role: str, scope
     if exists:
         raise Conflict("a user with this username exists", {"username": username})
     user_id = str(uuid.uuid4())
+    password_hash = _hasher.hash(password)
     session.execute(users.insert().values(
-        user_id=user_id, username=username, password_hash=_hasher.hash(password),
+        user_id=user_id, username=username, password_hash=password_hash,
         role=role, scope=scope, active=True, password_changed_at=_now(),
     ))
-    session.execute(password_history.insert().values(user_id=user_id, password_hash=_hasher.hash(password)))
+    session.execute(password_history.insert().values(user_id=user_id, password_hash=password_hash))
     return {"user_id": user_id, "username": username, "role": role, "scope": scope}
 
 
@@ -249,7 +253,8 @@ def authenticate(session: Session, username: str, password: str, client_address:
         if row.locked_until > now:
             raise AccountLocked("the account is locked after too many wrong passwords; try again later or ask "
                                 "the administrator to unlock it",
-                                {"locked_until": row.locked_until.isoformat(), "username": username})
+                                {"locked_until": row.locked_until.isoformat(), "username": username,
+                                 "retry_after": max(1, int((row.locked_until - now).total_seconds()) + 1)})
         session.execute(update(users).where(users.c.user_id == row.user_id)
                         .values(locked_until=None, failures_reset_at=now))
         write([_audit_event(username, client_address, 200, {"event": "account_unlocked", "reason": "lock expired",
@@ -265,6 +270,7 @@ def authenticate(session: Session, username: str, password: str, client_address:
             ok = False
     if ok and row is not None:
         session.execute(update(users).where(users.c.user_id == row.user_id).values(failures_reset_at=now))
+        write([_audit_event(username, client_address, 200, {"event": "login_succeeded"}, row)])
         return Principal(row.user_id, row.username, row.role, row.scope or {})
     session.execute(login_failures.insert().values(at=now, username=username, client_address=client_address))
     events = [_audit_event(username, client_address, 401, {"event": "login_failed"}, row)]
@@ -283,7 +289,8 @@ def authenticate(session: Session, username: str, password: str, client_address:
                 "window_seconds": rules.failure_window_seconds, "locked_until": locked_until.isoformat()}, row))
             write(events)
             raise AccountLocked(f"{failures} wrong passwords: the account is locked for {rules.lock_seconds // 60} "
-                                "minutes", {"locked_until": locked_until.isoformat(), "username": username})
+                                "minutes", {"locked_until": locked_until.isoformat(), "username": username,
+                                            "retry_after": rules.lock_seconds})
     write(events)
     raise Unauthorized("wrong username or password")
 
@@ -306,7 +313,7 @@ def change_password(session: Session, principal: Principal, current: Any, new: A
     try:
         _hasher.verify(row.password_hash, current or "")
     except (VerificationError, InvalidHashError):
-        raise ValidationFailed("the current password is wrong", {"current_password": ["wrong password"]}) from None
+        raise ValidationFailed("the current password is wrong", {"old_password": ["wrong password"]}) from None
     check_password_policy(new, rules, "new_password")
     recent = session.execute(select(password_history.c.password_hash).where(password_history.c.user_id == row.user_id)
                              .order_by(password_history.c.entry_id.desc()).limit(rules.password_history)).scalars()

@@ -6,7 +6,7 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from .app import ROUTES, RequestContext, Route, body_schema, path_fields, route
+from .app import ROUTES, RequestContext, Route, path_fields, route
 
 
 ERROR_CODES = {"400": "validation_error", "401": "unauthorized", "403": "forbidden", "404": "not_found",
@@ -44,7 +44,7 @@ def build_spec() -> Any:
                                      "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
             operation = {"summary": r.summary, "tags": [r.tag] if r.tag else [], "parameters": parameters,
                          "responses": responses, "operationId": f"{r.method.lower()}_{r.handler.__name__}"}
-            schema = body_schema(r)
+            schema = r.body
             if schema is not None:
                 # path ids travel in the path, not the body
                 instance = schema(exclude=[f for f in path_fields(r) if f in schema().fields])

@@ -17,11 +17,11 @@ def _deny(ctx: RequestContext, what: Any) -> None:
 
 
 def township_of_village(ctx: RequestContext, village_id: Any) -> Any:
-    return ctx.call("registry", "get_village", village_id)["township_id"]
+    return ctx.call("registry", "owner", "village", village_id)["township_id"]
 
 
 def township_of_household(ctx: RequestContext, household_id: Any) -> Any:
-    return ctx.call("registry", "get_household", household_id)["township_id"]
+    return ctx.call("registry", "owner", "household", household_id)["township_id"]
 
 
 def unit_of_cadre(ctx: RequestContext, cadre_id: Any) -> Any:

@@ -77,9 +77,12 @@ kubectl -n "$namespace" create secret generic fupin-gateway \
     --from-literal=jwt-secret="$(openssl rand -hex 32)" \
     --from-literal=admin-password="$admin_password" \
     --from-literal=auditor-password="Audit-$(openssl rand -hex 8)-B2"
-kubectl -n "$namespace" create secret tls fupin-gateway-tls \
-    --cert=<(openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=fupin-dev.example.org -keyout "$work/tls.key" 2>/dev/null) \
-    --key="$work/tls.key"
+kubectl -n "$namespace" create secret generic fupin-registry \
+    --from-literal=pii-kek="$(openssl rand -base64 32)" \
+    --from-literal=pii-hash-key="$(openssl rand -base64 32)"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=fupin-dev.example.org \
+    -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
+kubectl -n "$namespace" create secret tls fupin-gateway-tls --cert="$work/tls.crt" --key="$work/tls.key"
 FUPIN_ROLLOUT_TIMEOUT=${FUPIN_ROLLOUT_TIMEOUT:-15m} deploy/k8s/rollout.sh "$work/overlay"
 
 echo "5/6 every process ready, as its own database role and broker user"

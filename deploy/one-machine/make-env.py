@@ -88,7 +88,6 @@ def main(argv=None):
               f"FUPIN_PII_KEK={base64.b64encode(os.urandom(32)).decode()}",
               f"FUPIN_PII_HASH_KEY={base64.b64encode(os.urandom(32)).decode()}",
               f"FUPIN_HOST={args.host}", "FUPIN_TLS_DIR=./tls"]
-    lines += [f"FUPIN_RULES_{c.upper()}=" for c in validate.SERVICES if c != "assessment"]
     (args.out / "rabbitmq").mkdir(parents=True, exist_ok=True)
     definitions_file = args.out / "rabbitmq" / "definitions.json"
     definitions_file.write_text(json.dumps(definitions(amqp, rabbitmq_admin), indent=1) + "\n", encoding="utf-8")

@@ -71,10 +71,7 @@ def subject_score(ctx: RequestContext) -> Any:
                     ctx.query["as_of"].isoformat(), ctx.query.get("version"), mask_names)
 
 
-@route("GET", "/api/v1/rulebook", roles=ANY_SIGNED_IN, tag="assessment")
-def get_rulebook(ctx: RequestContext) -> Any:
-    """The newest rulebook (weights, thresholds, lines, rates) with its version."""
-    return ctx.call("assessment", "get_rulebook")
+# GET /api/v1/rulebook (the whole county rulebook, this one included) is in routes/rulebook.py.
 
 
 @route("PUT", "/api/v1/rulebook", roles=JUDGES, body=("assessment", "publish_rulebook"), tag="assessment")

@@ -1,9 +1,10 @@
 """Credit: subsidised household loans, from application to subsidy (贴息)."""
 from typing import Any
 
-from marshmallow import fields, validate as v
+from marshmallow import fields
 
 from ..app import command, ListQuery, RequestContext, route
+from ..contracts import credit
 from ..scopes import require_township
 
 STATION = ("admin", "township")
@@ -33,10 +34,8 @@ command("POST", "/api/v1/loans/<loan_id>/repayments", "credit", "record_repaymen
 command("POST", "/api/v1/subsidy-settlements", "credit", "settle_subsidies", roles=CREDIT_UNION)
 
 
-class LoanQuery(ListQuery):
-    township_id = fields.String()
-    status = fields.String()
-    household_id = fields.String()
+class LoanQuery(ListQuery, credit.LoanFilters):
+    """Loans by township, status and household, a page at a time."""
 
 
 @route("GET", "/api/v1/loans", roles=LOAN_READERS, query=LoanQuery, tag="credit")
@@ -57,8 +56,8 @@ def get_loan(ctx: RequestContext) -> Any:
     return loan
 
 
-class YearQuery(ListQuery):
-    year = fields.Integer(required=True, validate=v.Range(2000, 2100))
+class YearQuery(ListQuery, credit.YearQuery):
+    pass
 
 
 class RecoveryQuery(YearQuery):
@@ -83,8 +82,8 @@ def quota_use(ctx: RequestContext) -> Any:
     return ctx.call("credit", "quota_use", township_id, ctx.query["year"])
 
 
-class MonthQuery(ListQuery):
-    month = fields.String(required=True, validate=v.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="a month YYYY-MM"))
+class MonthQuery(ListQuery, credit.MonthQuery):
+    pass
 
 
 @route("GET", "/api/v1/townships/<township_id>/loan-notice", roles=LOAN_READERS, query=MonthQuery, tag="credit")

@@ -29,7 +29,7 @@ class NewUser(Schema):
 
 
 class PasswordChange(Schema):
-    current_password = fields.String(required=True, load_only=True)
+    old_password = fields.String(required=True, load_only=True)
     new_password = fields.String(required=True, load_only=True)
 
 
@@ -66,7 +66,7 @@ def password(ctx: RequestContext) -> Any:
     """Change your own password (policy, no reuse of the last five); every earlier token stops
     working and a new one is returned."""
     with ctx.db.new_session() as session:
-        principal = change_password(session, ctx.user, ctx.body["current_password"], ctx.body["new_password"],
+        principal = change_password(session, ctx.user, ctx.body["old_password"], ctx.body["new_password"],
                                     SecurityRules.from_config(ctx.config))
         session.commit()
     ctx.audit_resource = {"event": "password_changed", "user_id": principal.user_id}

@@ -4,6 +4,7 @@ from typing import Any
 from marshmallow import Schema, fields, validate as v
 
 from ..app import ANY_SIGNED_IN, command, ListQuery, RequestContext, route
+from ..contracts import projects
 from ..scopes import require_department
 
 DEPARTMENT_WRITERS = ("admin", "department")
@@ -47,12 +48,8 @@ def import_projects(ctx: RequestContext) -> Any:
     return ctx.command("projects", "import_projects", data)
 
 
-class ProjectQuery(ListQuery):
-    department = fields.String()
-    status = fields.String()
-    plan_year = fields.Integer(validate=v.Range(2000, 2100))
-    township_id = fields.String()
-    village_id = fields.String()
+class ProjectQuery(ListQuery, projects.ProjectFilters):
+    """Projects by department, status, plan year, township and village, a page at a time."""
 
 
 @route("GET", "/api/v1/projects", roles=ANY_SIGNED_IN, query=ProjectQuery, tag="projects")
@@ -73,9 +70,8 @@ def get_project(ctx: RequestContext) -> Any:
     return project
 
 
-class DepartmentStatsQuery(ListQuery):
-    plan_year = fields.Integer(required=True, validate=v.Range(2000, 2100))
-    as_of = fields.Date(required=True)
+class DepartmentStatsQuery(ListQuery, projects.StatisticsQuery):
+    pass
 
 
 @route("GET", "/api/v1/departments/<department>/statistics", roles=ANY_SIGNED_IN, query=DepartmentStatsQuery,

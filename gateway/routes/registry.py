@@ -5,6 +5,7 @@ from typing import Any
 from marshmallow import Schema, fields, validate as v
 
 from ..app import ANY_SIGNED_IN, command, ListQuery, RequestContext, route
+from ..contracts import registry
 from ..scopes import reveals_personal_data, require_township, township_of_household, township_of_village
 
 STATIONS = ("admin", "township")
@@ -57,11 +58,8 @@ def erase_personal_data(ctx: RequestContext) -> Any:
     return result
 
 
-class HouseholdQuery(ListQuery):
-    village_id = fields.String()
-    township_id = fields.String()
-    status = fields.String(validate=v.OneOf(("poor", "exited", "monitored")))
-    monitored = fields.Boolean()
+class HouseholdQuery(ListQuery, registry.HouseholdFilters):
+    """Households by village, township, status and monitoring, a page at a time."""
 
 
 @route("GET", "/api/v1/households/<household_id>", roles=ANY_SIGNED_IN, tag="registry")
@@ -98,8 +96,8 @@ def household_history(ctx: RequestContext) -> Any:
     return {"items": ctx.call("registry", "household_history", household_id), "next_cursor": None}
 
 
-class StatisticsQuery(ListQuery):
-    year = fields.Integer(required=True, validate=v.Range(2000, 2100))
+class StatisticsQuery(ListQuery, registry.YearQuery):
+    pass
 
 
 @route("GET", "/api/v1/villages/<village_id>/statistics", roles=ANY_SIGNED_IN, query=StatisticsQuery, tag="registry")

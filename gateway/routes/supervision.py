@@ -8,16 +8,16 @@ caller's scope holds.
 """
 from typing import Any
 
-from marshmallow import fields, validate as v
+from marshmallow import fields
 
 from services.common.errors import Forbidden, NotFound
 
 from ..app import command, ListQuery, RequestContext, route
+from ..contracts import supervision
 
 JUDGES = ("admin", "leading_group")
 REPORTERS = ("admin", "unit", "department", "township")
 READERS = ("admin", "leading_group", "inspector", "unit", "department", "township")
-PROBLEM_STATUSES = ("open", "awaiting_verification", "closed", "overdue")
 
 
 def own_party(ctx: RequestContext) -> Any:
@@ -118,11 +118,7 @@ def get_campaign(ctx: RequestContext) -> Any:
     return _scoped_view(ctx, view)
 
 
-class ProblemQuery(ListQuery):
-    unit_id = fields.String()
-    township_id = fields.String()
-    source = fields.String()
-    status = fields.String(validate=v.OneOf(PROBLEM_STATUSES))
+class ProblemQuery(ListQuery, supervision.ProblemFilters):
     as_of = fields.String(metadata={"description": "overdue as of this date; default today (county time)"})
 
 

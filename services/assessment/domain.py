@@ -35,14 +35,37 @@ DEFAULT_RULES = {
     # 000 §三 prints "202300元", a digit garble ("2023" stands for "10" as in "9月、2023月、年底"): 1,000.
     "reward_per_external_good": "1000.00",
     "restriction_years": 1,
-    "leader_village_visits_per_year": {"head": 2, "leader": 4},
-    "residency_min_days": 15,
-    "visits_per_month": 1,
     "loan_recovery_target": "0.95",
-    "disbursement_target": "0.95",
-    "disbursement_by": "09-30",
     "rating_values": {"good": "1.0", "fair": "0.7", "poor": "0"},
 }
+
+
+# Values the scores use whose home is another service's rulebook section (one home each): the
+# assessment reads them from that section's `rules_changed` events, in force on the scoring date
+# (min(period end, as-of)). {scoring key: (section, section key)}; leader visits combine two keys.
+MOVED_RULES = {
+    "visits_per_month": ("assistance", "visits_per_month"),
+    "residency_min_days": ("assistance", "residency_min_days"),
+    "leader_village_visits_per_year": ("assistance", ("head_village_visits_per_year",
+                                                      "leader_village_visits_per_year")),
+    "disbursement_target": ("projects", "disbursement_target_rate"),
+    "disbursement_by": ("projects", "disbursement_target_date"),
+}
+# DOMAIN.md's defaults of those section keys, read only while the owning section has no change
+# (the sections' version 0 is their code's defaults; no service imports another's code).
+SECTION_DEFAULTS = {
+    "assistance": {"visits_per_month": 1, "residency_min_days": 15, "head_village_visits_per_year": 2,
+                   "leader_village_visits_per_year": 4},
+    "projects": {"disbursement_target_rate": "0.95", "disbursement_target_date": "09-30"},
+}
+
+
+def upcast_rulebook(rules):
+    """A rulebook_published payload as this code reads it. Before the one-home rulebook (issue
+    18) a published version also carried the moved keys: the values it carried still hold for
+    scores under that version (so a recomputed past period does not change); a version
+    published since carries none, and the owning section's value holds."""
+    return rules
 
 
 # --- periods ---------------------------------------------------------------------------------
@@ -181,6 +204,7 @@ class Facts(supervision.SupervisionFacts):
         self.ratings = {}  # rating_id -> dict
         self.vetoes = {}
         self.rulebooks = {1: copy.deepcopy(DEFAULT_RULES)}
+        self.section_changes = {}  # section -> {event_id: rules_changed payload}
 
     # - applying ---------------------------------------------------------------------------
     def apply(self, event):
@@ -345,7 +369,31 @@ class Facts(supervision.SupervisionFacts):
         self.vetoes[p["veto_id"]] = {**p, "on": _d(p["on"])}
 
     def _on_rulebook_published(self, p, e):
-        self.rulebooks[int(p["version"])] = p["rules"]
+        self.rulebooks[int(p["version"])] = upcast_rulebook(p["rules"])
+
+    # the rulebook sections the scores read (assistance, projects)
+    def _on_rules_changed(self, p, e):
+        self.section_changes.setdefault(p["section"], {})[e.event_id] = p
+
+    def moved_rules(self, day):
+        """The MOVED_RULES values in force on `day`, and the section versions they came from."""
+        values, versions = {}, {}
+        in_force = {}
+        for section, defaults in SECTION_DEFAULTS.items():
+            current, number = dict(defaults), 0
+            changes = sorted(self.section_changes.get(section, {}).values(),
+                             key=lambda p: (p["effective_from"], int(p["version"])))
+            for change in changes:
+                if _d(change["effective_from"]) <= day:
+                    current.update({k: v for k, v in change["changes"].items() if k in current})
+                    number = int(change["version"])
+            in_force[section], versions[section] = current, number
+        for key, (section, source) in MOVED_RULES.items():
+            if isinstance(source, tuple):
+                values[key] = {"head": int(in_force[section][source[0]]), "leader": int(in_force[section][source[1]])}
+            else:
+                values[key] = in_force[section][source]
+        return values, versions
 
     # - lookups --------------------------------------------------------------------------------
     def rulebook(self, version=None):
@@ -708,6 +756,9 @@ def score(subject_type, subject_id, facts, period, as_of, version=None):
     if subject_type not in SUBJECT_TYPES:
         raise ValidationFailed("unknown subject type", {"subject_type": [f"one of {', '.join(SUBJECT_TYPES)}"]})
     version, rules = facts.rulebook(version)
+    moved, section_versions = facts.moved_rules(min(period.end, as_of))
+    # a version published before the moved keys left it keeps its own values (see upcast_rulebook)
+    rules = {**moved, **rules}
     found = indicators(subject_type, subject_id, facts, period, as_of, rules)
     weights = sum(i.weight for i in found)
     value = None
@@ -727,7 +778,7 @@ def score(subject_type, subject_id, facts, period, as_of, version=None):
     grade = None if value is None else ("poor" if vetoed else grade_of(value, rules))
     card = {"subject_type": subject_type, "subject_id": subject_id, "name": facts.name_of(subject_type, subject_id),
             "score": None if value is None else float(value), "grade": grade, "vetoed": vetoed,
-            "veto_reasons": reasons, "rulebook_version": version, "period": period.label, "as_of": as_of.isoformat(),
+            "veto_reasons": reasons, "rulebook_version": version, "rulebook_sections": section_versions, "period": period.label, "as_of": as_of.isoformat(),
             "indicators": [i.as_dict() for i in found]}
     if subject_type == "cadre":
         card["pay"] = cadre_pay(subject_id, grade if grade else ("poor" if vetoed else None), index, period, as_of, rules)
@@ -815,8 +866,12 @@ def decide_veto(command, veto_id):
 
 def merge_rules(base, changes):
     """A new rulebook is the newest one with the given parts replaced (nested mappings merge)."""
-    merged = copy.deepcopy(base)
+    merged = {key: value for key, value in copy.deepcopy(base).items() if key not in MOVED_RULES}
     for key, value in changes.items():
+        if key in MOVED_RULES:
+            section = MOVED_RULES[key][0]
+            raise ValidationFailed(f"{key} lives in the {section} section of the rulebook",
+                                   {key: [f"change it with PUT /api/v1/rulebook/{section}"]})
         if key not in DEFAULT_RULES:
             raise ValidationFailed("unknown rulebook entry", {key: ["not a rulebook entry"]})
         if isinstance(value, dict) and isinstance(merged.get(key), dict):

@@ -1,6 +1,13 @@
 """The assessment's read model: the source events scores are made of, and the Facts built
 from them (with the assessment's own ratings, vetoes and rulebooks) kept in memory until a new
 event arrives."""
+import hashlib
+import inspect
+import logging
+import pickle
+import sys
+
+import psycopg2
 from eventlet.semaphore import Semaphore
 from sqlalchemy import BigInteger, Column, Date, DateTime, Index, MetaData, Table, Text, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
@@ -12,6 +19,8 @@ from services.common.store import EventStore, events as own_events, inbox
 
 from . import periods
 from .domain import Facts
+
+log = logging.getLogger(__name__)
 
 metadata = MetaData()
 source_events = Table(
@@ -93,6 +102,70 @@ def _apply_source_rows(facts, session, after_seq=0, page=10_000):
     return count, max_seq
 
 
+# --- the facts, persisted: a restart starts from them instead of every row ------------------------
+# A cache like the event store's snapshots (same table): the pickled Facts with what they were
+# built from. Ignored when the code that builds Facts changed (fingerprint) or the table was emptied
+# since (first row); rows past its last seq and own events past its head are applied on top.
+FACTS_SNAPSHOT = ("assessment_facts", "all")
+FACTS_SNAPSHOT_EVERY = 20_000  # source rows applied since the last one before the timer saves another
+
+
+def facts_fingerprint():
+    modules = sorted({cls.__module__ for cls in Facts.__mro__ if cls is not object})
+    digest = hashlib.sha256()
+    for name in modules:
+        digest.update(name.encode())
+        digest.update(inspect.getsource(sys.modules[name]).encode())
+    return "facts:" + digest.hexdigest()[:24]
+
+
+def save_facts_snapshot(session):
+    """Persist the cached facts (after load_facts) if rows were applied since the last save, or
+    always with `force`; returns the number of source rows they hold, or None if not saved."""
+    cache = _cache_for(session)
+    facts = cache["facts"]
+    if facts is None:
+        return None
+    state = {name: value for name, value in vars(facts).items() if name not in ("_index", "loaded_version")}
+    pickled = pickle.dumps({"first": cache["first"], "max_seq": cache["max_seq"], "head": cache["head"],
+                            "facts": state}, protocol=pickle.HIGHEST_PROTOCOL)
+    with session.connection().connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO snapshots (stream_type, stream_id, version, fingerprint, state) VALUES (%s, %s, 0, %s, %s) "
+            "ON CONFLICT (stream_type, stream_id) DO UPDATE SET fingerprint = excluded.fingerprint, "
+            "state = excluded.state, taken_at = now()",
+            (*FACTS_SNAPSHOT, facts_fingerprint(), psycopg2.Binary(pickled)))
+    cache["saved_seq"] = cache["max_seq"]
+    return cache["max_seq"]
+
+
+def save_facts_snapshot_if_due(session):
+    cache = _cache_for(session)
+    if cache["facts"] is not None and cache["max_seq"] - cache.get("saved_seq", 0) >= FACTS_SNAPSHOT_EVERY:
+        return save_facts_snapshot(session)
+    return None
+
+
+def _restore_facts(session, first):
+    """(facts, last seq, head) from the persisted facts, or None when there are none that fit."""
+    with session.connection().connection.cursor() as cursor:
+        cursor.execute("SELECT fingerprint, state FROM snapshots WHERE stream_type = %s AND stream_id = %s",
+                       FACTS_SNAPSHOT)
+        row = cursor.fetchone()
+    if row is None or row[0] != facts_fingerprint():
+        return None
+    try:
+        saved = pickle.loads(bytes(row[1]))
+    except Exception:  # noqa: BLE001 - only a cache: load every row instead
+        log.warning("unreadable persisted assessment facts; loading every source row")
+        return None
+    if saved["first"] != first:  # the table was emptied and refilled since
+        return None
+    facts = Facts.__new__(Facts)
+    vars(facts).update(saved["facts"])
+    return facts, saved["max_seq"], saved["head"]
+
+
 def load_facts(session):
     """Facts for everything applied so far, kept per database and brought up to date per call.
 
@@ -108,7 +181,10 @@ def load_facts(session):
         first = None if first is None else tuple(first)
         facts, last_seq, last_head = cache["facts"], cache["max_seq"], cache["head"]
         if facts is None or cache["first"] != first:
-            facts, last_seq, last_head = Facts(), 0, 0
+            restored = _restore_facts(session, first) if first is not None else None
+            facts, last_seq, last_head = restored or (Facts(), 0, 0)
+            cache["saved_seq"] = last_seq
+            cache["restored"] = restored is not None
         # Applied in place: scoring is pure CPU, so under eventlet no reader is interrupted
         # halfway through a ranking, and apply() only ever adds events a reader may also see.
         _, newest = _apply_source_rows(facts, session, after_seq=last_seq)

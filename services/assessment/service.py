@@ -74,8 +74,12 @@ class AssessmentService(EventSourcedService, EventConsumer):
     def catch_up(self):
         self.catch_up_all()
         # Keep the facts cache warm here, so no request pays for loading a large history
-        # (a full load of a million events takes tens of seconds; an up-to-date check, a few ms).
-        self._facts()
+        # (a full load of a million events takes tens of seconds; an up-to-date check, a few ms),
+        # and persist them now and then, so a restart starts from them (projections.FACTS_SNAPSHOT).
+        with self.db.new_session() as session:
+            projections.load_facts(session)
+            if projections.save_facts_snapshot_if_due(session) is not None:
+                session.commit()
 
     @rpc
     def rebuild_read_models(self):
@@ -90,6 +94,8 @@ class AssessmentService(EventSourcedService, EventConsumer):
         with self.db.new_session() as session:
             replayed = projections.replayed_counts(session)
             projections.load_facts(session)  # warm again, before the first ranking asks
+            projections.save_facts_snapshot(session)  # and what a restart will start from
+            session.commit()
         sources = {source: (replayed.get(source, 0) if applied[source] is not None else None)
                    for source in self.sources}
         return {"service": self.name, "events_replayed": sum(n or 0 for n in sources.values()), "sources": sources,

@@ -132,6 +132,17 @@ def cadre_view(cadre):
     return {name: getattr(cadre, name) for name in CADRE_FIELDS}
 
 
+def _registered_once(kind, state, view, payload):
+    """The `<kind>_registered` event; nothing when the same registration comes again; a Conflict
+    when it differs from what is recorded."""
+    if state is None:
+        return [NewEvent(f"{kind}_registered", payload)]
+    recorded, key = view(state), f"{kind}_id"
+    if recorded == payload:
+        return []  # the same registration again changes nothing
+    raise Conflict(f"{kind} {recorded[key]} is already registered differently", {key: recorded[key], "recorded": recorded})
+
+
 def decide_register_unit(state, command, rules, parent=None):
     """`parent`: the parent unit's state when the command names one (None when unknown)."""
     if command["department"] not in rules.departments:
@@ -144,13 +155,7 @@ def decide_register_unit(state, command, rules, parent=None):
             raise NotFound(f"no parent unit {parent_id}", {"parent_unit_id": parent_id})
     payload = {"unit_id": command["unit_id"], "name": command["name"], "department": command["department"],
                "parent_unit_id": parent_id}
-    if state is not None:
-        recorded = unit_view(state)
-        if recorded == payload:
-            return []  # the same registration again changes nothing
-        raise Conflict(f"unit {state.unit_id} is already registered differently",
-                       {"unit_id": state.unit_id, "recorded": recorded})
-    return [NewEvent("unit_registered", payload)]
+    return _registered_once("unit", state, unit_view, payload)
 
 
 def decide_assign_village(unit, command):
@@ -209,13 +214,7 @@ def decide_register_cadre(state, command, unit):
         raise NotFound(f"no unit {command['unit_id']}", {"unit_id": command["unit_id"]})
     payload = {"cadre_id": command["cadre_id"], "unit_id": unit.unit_id, "name": command["name"],
                "rank": command["rank"], "deputy_section_or_above": bool(command["deputy_section_or_above"])}
-    if state is not None:
-        recorded = cadre_view(state)
-        if recorded == payload:
-            return []
-        raise Conflict(f"cadre {state.cadre_id} is already registered differently",
-                       {"cadre_id": state.cadre_id, "recorded": recorded})
-    return [NewEvent("cadre_registered", payload)]
+    return _registered_once("cadre", state, cadre_view, payload)
 
 
 def _known_cadre(cadre, command):

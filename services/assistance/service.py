@@ -35,6 +35,8 @@ class AssistanceService(EventSourcedService):
               "pairing": (projections.pairings, "pairing_id", ("cadre_id",))}
     registry = RpcProxy("registry")
 
+    rules_class = domain.Rules  # this service's section of the county rulebook
+
     def today(self):
         """The business date in the county's time zone (config NOW freezes it)."""
         return self.clock.today()
@@ -198,7 +200,8 @@ class AssistanceService(EventSourcedService):
 
     @rpc
     def record_exam_score(self, data, context=None):
-        command, today, rules = self._command("record_exam_score", data), self.today(), self.rules
+        command, today = self._command("record_exam_score", data), self.today()
+        rules = self.rules_on(command["taken_on"])
         return self._write(
             "record_exam_score", context, CADRE, command["cadre_id"], domain.evolve_cadre,
             lambda cadre: domain.decide_exam_score(cadre, command, today, rules),
@@ -218,7 +221,8 @@ class AssistanceService(EventSourcedService):
 
     @rpc
     def report_residency(self, data, context=None):
-        command, today, rules = self._command("report_residency", data), self.today(), self.rules
+        command, today = self._command("report_residency", data), self.today()
+        rules = self.rules_on(date.fromisoformat(command["month"] + "-01"))
         return self._write(
             "report_residency", context, CADRE, command["cadre_id"], domain.evolve_cadre,
             lambda cadre: domain.decide_residency(cadre, command, today),
@@ -288,7 +292,7 @@ class AssistanceService(EventSourcedService):
         """Each (pairing, month) from the pairing's start through the as-of month in which the
         cadre's paired household still lacks its visit."""
         as_of = parse_date(as_of, "as_of")
-        rules = self.rules
+        rules = self.rules_on(as_of)
         with self.db.new_session() as session:
             if projections.find(session, projections.cadres, "cadre_id", cadre_id) is None:
                 raise NotFound(f"no cadre {cadre_id}", {"cadre_id": cadre_id})
@@ -302,7 +306,7 @@ class AssistanceService(EventSourcedService):
         """A unit's cadres (pairings, leaders' village visits, inspections), its villages, and the
         monthly visit compliance of its pairings in the as-of year."""
         as_of = parse_date(as_of, "as_of")
-        rules = self.rules
+        rules = self.rules_on(as_of)
         year_start = date(as_of.year, 1, 1)
         with self.db.new_session() as session:
             row = projections.find(session, projections.units, "unit_id", unit_id)

@@ -5,8 +5,12 @@ module) and adds its own `@rpc` entrypoints, which call `self.handle(...)` for c
 """
 import json
 import logging
+import time
 from collections.abc import Callable
+from datetime import date
 from typing import Any
+
+import eventlet
 
 from kombu import Connection
 from nameko.dependency_providers import Config
@@ -17,12 +21,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Request, Response
 
-from . import commands, retention
+from . import commands, retention, rulebook
+from .clock import DEFAULT_TIMEZONE, clock_from_config
 from .commands import Decide, Evolve
-from .clock import clock_from_config
-from .config import rules_from_config
 from .db import Database
-from .errors import NotFound
+from .errors import NotFound, ValidationFailed
 from .metrics import exposition
 from .relay import RelayDoorbell, relay_loop, relay_pending
 from .rpc import rpc
@@ -31,6 +34,11 @@ from .web import http
 
 log = logging.getLogger(__name__)
 PRUNE_INTERVAL_SECONDS = 3600
+
+# The county section of the rulebook: values every service reads, owned by the registry.
+COUNTY_KEYS = ("timezone", "departments")
+COUNTY_SECTION = "county"
+COUNTY_REFRESH_SECONDS = 60
 
 
 def json_response(status: int, body: Any) -> Any:
@@ -87,20 +95,105 @@ class EventSourcedService(HealthEndpoints):
     dispatch = EventDispatcher()
     nudge = RelayDoorbell()
 
-    county_timezone = None  # the rulebook's `timezone`; None = the county default (clock.DEFAULT_TIMEZONE)
-    rules_class: type | None = None  # the domain's `Rules` dataclass; config RULES overrides its defaults
+    # The service's section of the county rulebook (services/common/rulebook.py, docs/rulebook.md):
+    # the domain's `Rules` dataclass; its fields named in COUNTY_KEYS are the county section's (the
+    # registry owns them), every other field is this service's own, kept as `rules_changed` events.
+    rules_class: Any = None
     # kind -> (read-model table, its key column, the columns a gateway scope check reads); see `owner`
     owners: dict[str, tuple[Table, str, tuple[str, ...]]] = {}
 
+    def refresh_county_rules(self) -> None:
+        """Keep the county section (timezone, departments) as the registry has it in force: the
+        relay's loop calls this every second; it asks the registry once a minute, in a green
+        thread of its own so the relay never waits for it."""
+        if getattr(self, "owns_county_section", False):
+            return
+        now = time.monotonic()
+        if now - _county_asked.get(self.name, -COUNTY_REFRESH_SECONDS) < COUNTY_REFRESH_SECONDS:
+            return
+        _county_asked[self.name] = now
+
+        def ask() -> None:
+            try:
+                fetch_county_values(self)
+            except Exception:  # noqa: BLE001 - the last values (or the defaults) hold until the next try
+                log.info("%s: the county rulebook section could not be read from the registry yet", self.name)
+
+        eventlet.spawn_n(ask)
+
+    @rpc
+    def reload_county_rules(self) -> Any:
+        """Read the county section from the registry now (after a change, instead of waiting a minute)."""
+        if getattr(self, "owns_county_section", False):
+            return self.county_section_values()  # type: ignore[attr-defined]
+        return fetch_county_values(self)
+
     @property
-    def rules(self) -> Any:
-        """The service's rules: `rules_class` with the config's RULES applied."""
-        return rules_from_config(self.config, self.rules_class)
+    def county_timezone(self) -> str:
+        """The rulebook's `timezone` (county section, owned by the registry)."""
+        return county_values(self).get("timezone") or DEFAULT_TIMEZONE
 
     @property
     def clock(self) -> Any:
         """The county's clock (config NOW freezes it): `self.clock.today()` is the business date."""
         return clock_from_config(self.config, self.county_timezone)
+
+    # --- the rulebook: this service's section --------------------------------------------
+    def section_defaults(self) -> dict[str, Any]:
+        if self.rules_class is None:
+            return {}
+        keys = [f for f in self.rules_class.__dataclass_fields__ if f not in COUNTY_KEYS]
+        return rulebook.defaults_of(self.rules_class, keys)
+
+    def rulebook_section_state(self, session: Session | None = None) -> rulebook.Section:
+        if session is not None:
+            return rulebook.Section(self.name, self.section_defaults(),
+                                    EventStore(session).load(rulebook.STREAM_TYPE, self.name))
+        with self.db.new_session() as own:
+            return self.rulebook_section_state(own)
+
+    def _county_part(self) -> dict[str, Any]:
+        county = county_values(self)
+        return {key: county[key] for key in self.rules_class.__dataclass_fields__
+                if key in COUNTY_KEYS and key in county}
+
+    def rules_on(self, day: date, session: Session | None = None) -> Any:
+        """The domain's Rules in force on the business date `day` (a command's own date)."""
+        values = self.rulebook_section_state(session).in_force(day).values
+        if self.rules_class is None:
+            return values
+        return self.rules_class(**values, **self._county_part())
+
+    @property
+    def rules(self) -> Any:
+        """The rules in force today (county time): for reads without a business date of their own."""
+        return self.rules_on(self.clock.today())
+
+    @rpc
+    def rulebook_section(self, as_of: Any = None) -> Any:
+        """This service's section: values in force on `as_of` (default today) and every version."""
+        day = _date_arg(as_of, "as_of") if as_of else self.clock.today()
+        return self.rulebook_section_state().view(day)
+
+    @rpc
+    def change_rules(self, data: Any, context: dict[str, Any] | None = None) -> Any:
+        """A new version of this service's section: {effective_from, changes: {key: value}, reason}."""
+        command = change_command(data)
+        if self.rules_class is None:
+            raise ValidationFailed(f"the {self.name} service has no rulebook section of this kind",
+                                   {"section": ["no such section"]})
+        rules_class, county_part = self.rules_class, self._county_part()
+
+        def build(values: dict[str, Any]) -> Any:
+            return rules_class(**values, **county_part)
+
+        return self.handle(
+            "change_rules", stream_type=rulebook.STREAM_TYPE, stream_id=self.name,
+            evolve=rulebook.evolve, initial=rulebook.Section(self.name, self.section_defaults()),
+            decide=lambda section: rulebook.decide_change(section, command, build),
+            result=lambda section, stored: section.view(command["effective_from"]),
+            context=context,
+        )
 
     # --- commands -------------------------------------------------------------------------
     def handle(self, command_type: str, *, stream_type: str, stream_id: str, evolve: Evolve, decide: Decide,
@@ -159,6 +252,7 @@ class EventSourcedService(HealthEndpoints):
 
     @relay_loop(interval=1.0)
     def relay(self) -> None:
+        self.refresh_county_rules()
         try:
             relay_pending(self.db.new_session, self.name, self.dispatch)
         except Exception:  # the next tick retries; events stay in the store
@@ -201,3 +295,60 @@ def rebuild(session: Session, projections: Any, batch_size: int = 2000) -> Any:
         position = batch[-1].global_position
     session.info["replayed"] = replayed
     return replayed
+
+
+# --- the county section: values every service reads, owned by the registry ---------------------
+_county_asked: dict[str, float] = {}  # service name -> when it last asked (time.monotonic)
+_county_cache: dict[str, dict[str, Any]] = {}  # service name -> the county section's values, as last read
+
+
+def county_values(service: Any) -> dict[str, Any]:
+    """The county section in force today ({timezone, departments}). The registry owns it and reads
+    its own store; every other service keeps the values it last read from the registry (until
+    the first answer, the code's defaults: Asia/Shanghai and DOMAIN.md's departments)."""
+    if getattr(service, "owns_county_section", False):
+        return dict(service.county_section_values())
+    return _county_cache.get(service.name, {})
+
+
+def fetch_county_values(service: Any) -> dict[str, Any]:
+    """Ask the registry for the county section over a connection of its own (a standalone proxy,
+    so a slow or absent registry never disturbs the service's own connections)."""
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    with ClusterRpcProxy({"AMQP_URI": service.config["AMQP_URI"]}, timeout=5) as cluster:
+        values = cluster.registry.county_rules()
+    _county_cache[service.name] = values
+    return dict(values)
+
+
+def _date_arg(value: Any, name: str) -> date:
+    from .validation import parse_date
+
+    return parse_date(value, name)
+
+
+def change_command(data: Any) -> dict[str, Any]:
+    """A rulebook change as the API sends it, checked: {effective_from, changes, reason}."""
+    if not isinstance(data, dict):
+        raise ValidationFailed("a rulebook change is {effective_from, changes, reason}", {"body": ["not an object"]})
+    unknown = sorted(set(data) - {"effective_from", "changes", "reason"})
+    if unknown:
+        raise ValidationFailed("unknown fields", {name: ["unknown field"] for name in unknown})
+    problems: dict[str, list[str]] = {}
+    effective_from = data.get("effective_from")
+    if effective_from is None:
+        problems["effective_from"] = ["required: the first day the new values hold"]
+    elif not isinstance(effective_from, date):
+        try:
+            effective_from = date.fromisoformat(str(effective_from))
+        except ValueError:
+            problems["effective_from"] = ["not a date YYYY-MM-DD"]
+    reason = data.get("reason")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > 2000):
+        problems["reason"] = ["text of at most 2000 characters"]
+    if not isinstance(data.get("changes"), dict) or not data.get("changes"):
+        problems["changes"] = ["give {key: new value}, at least one"]
+    if problems:
+        raise ValidationFailed("the rulebook change is not valid", problems)
+    return {"effective_from": effective_from, "changes": data["changes"], "reason": reason}

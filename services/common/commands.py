@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from .errors import Conflict, FupinError, ServiceUnavailable
 from .events import NewEvent, StoredEvent
 from .metrics import APPEND_SECONDS, COMMANDS, TRANSACTION_RETRIES
-from .store import ConcurrencyConflict, EventStore
+from .store import ConcurrencyConflict, EventStore, LoadedStream
 
 RETRIES_ON_CONFLICT = 5
 # PostgreSQL's "try again" answers: a deadlock victim, a serialization failure. The whole
@@ -175,6 +175,7 @@ class Streams:
         self.store, self.metadata, self.project = store, metadata, project
         self.session = store.session
         self._versions: dict[tuple[str, str], int] = {}
+        self._loaded: dict[tuple[str, str], LoadedStream] = {}
         self._states: dict[tuple[str, str], Any] = {}
         self._evolvers: dict[tuple[str, str], Evolve] = {}
 
@@ -183,16 +184,16 @@ class Streams:
         return self
 
     def load(self, stream_type: str, stream_id: str, evolve: Evolve, initial: Any = None, *, lock: bool = False) -> Any:
-        """The folded state of a stream (`lock=True` locks it first). Its version is remembered
-        for `append`."""
-        if lock:
-            self.store.lock_stream(stream_type, stream_id)
-        history = self.store.load(stream_type, stream_id)
+        """The folded state of a stream (`lock=True` locks it first, in the same round trip as
+        its snapshot is read): from its snapshot, if any, and the events after it. Its version
+        is remembered for `append`, which snapshots the stream again every SNAPSHOT_EVERY events."""
+        loaded = self.store.load_state(stream_type, stream_id, evolve, initial, lock=lock)
         key = (stream_type, stream_id)
-        self._versions[key] = len(history)
+        self._versions[key] = loaded.version
+        self._loaded[key] = loaded
         self._evolvers[key] = evolve
-        self._states[key] = state = fold(evolve, initial, history)
-        return state
+        self._states[key] = loaded.state
+        return loaded.state
 
     def read(self, stream_type: str, stream_id: str, evolve: Evolve, initial: Any = None) -> Any:
         """The folded state of a stream this command only reads (not locked, not appended to)."""
@@ -223,6 +224,9 @@ class Streams:
                 self.project(self.session, event)
         self._versions[key] = version + len(stored)
         self._states[key] = state
+        loaded = self._loaded.get(key)
+        if loaded is not None and evolve is not None:  # a long stream: snapshot its state now and then
+            self.store.snapshot_if_due(stream_type, stream_id, loaded, state, version + len(stored), evolve)
         return stored
 
 

@@ -11,7 +11,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from marshmallow import ValidationError, fields
+from marshmallow import Schema, ValidationError, fields
 from marshmallow import validate as checks
 
 from .errors import ValidationFailed
@@ -136,6 +136,17 @@ def validate(schema: Any, data: dict[str, Any], partial: bool = False) -> Any:
         return schema.load(data, partial=partial)
     except ValidationError as error:
         raise ValidationFailed("some fields are invalid", _flatten(error.messages)) from None
+
+
+def validate_filters(schema: Schema, filters: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A list's filters checked with the service's filter schema (the one the gateway's query
+    schema extends); a filter given as None or "" is no filter."""
+    return validate(schema, {name: value for name, value in (filters or {}).items() if value not in (None, "")})
+
+
+def arguments(schema: Schema, **values: Any) -> dict[str, Any]:
+    """A query's arguments checked with the service's query schema: `arguments(YearQuery(), year=y)`."""
+    return validate(schema, values)
 
 
 def _flatten(messages: Any, prefix: str = "") -> Any:

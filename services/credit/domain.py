@@ -17,8 +17,6 @@ from services.common.errors import NotFound, RuleRefused, ValidationFailed
 from services.common.events import NewEvent
 from services.common.values import CENT, add_months, money, day as _day, iso as _iso
 
-STATUSES = ("applied", "village_reviewed", "recommended", "county_approved", "approved", "disbursed", "overdue",
-            "settled", "rejected")
 OPEN_STATUSES = ("applied", "village_reviewed", "recommended", "county_approved", "approved", "disbursed", "overdue")
 LABOUR = ("full", "weak")
 RATE_PLACES = Decimal("0.0001")

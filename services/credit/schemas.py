@@ -8,13 +8,15 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.common.validation import BoundedDecimal, Money, WholeNumber, Year
+from services.common.validation import BoundedDecimal, Money, Month, WholeNumber, Year
 
 INDUSTRIES = ("tobacco", "sugarcane", "mulberry", "livestock", "off_season_vegetables", "other_farming",
               "non_production")
 ID = validate.Length(min=1, max=64)
 CENT = Decimal("0.01")
 QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
+STATUSES = ("applied", "village_reviewed", "recommended", "county_approved", "approved", "disbursed", "overdue",
+            "settled", "rejected")
 
 
 class Rate(BoundedDecimal):
@@ -127,3 +129,18 @@ COMMAND_SCHEMAS = {
     "record_repayment": RecordRepayment,
     "settle_subsidies": SettleSubsidies,
 }
+
+
+# --- queries: the gateway's query schemas extend these, and the service checks the same again ---
+class LoanFilters(Schema):
+    township_id = fields.String()
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    household_id = fields.String()
+
+
+class YearQuery(Schema):
+    year = Year(required=True)
+
+
+class MonthQuery(Schema):
+    month = Month(required=True)

@@ -1,7 +1,6 @@
 """The credit service: nameko entrypoints only; the rules are in domain.py."""
 import logging
 import uuid
-from datetime import date, timedelta
 from decimal import Decimal
 
 from nameko.rpc import RpcProxy
@@ -11,10 +10,11 @@ from services.common.chassis import EventSourcedService
 from services.common.rpc import rpc
 from services.common.events import history_item
 from services.common.commands import fold
-from services.common.errors import NotFound, ValidationFailed, call_service
+from services.common.errors import NotFound, call_service
 from services.common.events import StoredEvent
 from services.common.pagination import decode_cursor, page, page_limit
-from services.common.validation import parse_date, validate
+from services.common.validation import arguments, parse_date, validate, validate_filters
+from services.common.values import month_bounds
 
 from . import domain, projections, schemas
 
@@ -23,29 +23,7 @@ log = logging.getLogger(__name__)
 LOAN = "loan"
 QUOTA = "quota"
 BORROWER = "borrower"  # a lock name only: one application per household at a time
-LIST_FILTERS = ("township_id", "status", "household_id")
 OVERDUE_CHECK_SECONDS = 3600
-
-
-
-def _year(value, name="year"):
-    try:
-        year = int(value)
-    except (TypeError, ValueError):
-        raise ValidationFailed(f"{name} must be a year", {name: ["not an integer"]}) from None
-    if not 2000 <= year <= 2100:
-        raise ValidationFailed(f"{name} must be a year", {name: ["must be 2000..2100"]})
-    return year
-
-
-def _month(value):
-    try:
-        year, month = (int(part) for part in str(value).split("-"))
-        first = date(year, month, 1)
-    except (TypeError, ValueError):
-        raise ValidationFailed("month must be YYYY-MM", {"month": ["not a month like 2023-10"]}) from None
-    return first, domain.add_months(first, 1) - timedelta(days=1)
-
 
 
 class CreditService(EventSourcedService):
@@ -56,9 +34,11 @@ class CreditService(EventSourcedService):
 
     registry = RpcProxy("registry")
 
+    rules_class = domain.Rules  # this service's section of the county rulebook
+
     def _loan_command(self, command_name, data, context, decide):
         command = validate(schemas.COMMAND_SCHEMAS[command_name](), data)
-        rules = self.rules
+        rules = self.rules_on(command["on"])  # the rulebook version in force on the step's date
         return self.handle(
             command_name, stream_type=LOAN, stream_id=command["loan_id"], evolve=domain.evolve,
             decide=lambda state: decide(state, command, rules),
@@ -89,7 +69,7 @@ class CreditService(EventSourcedService):
             data = {key: value for key, value in data.items() if key != "loan_id"}
         command = validate(schemas.ApplyLoan(), data)
         command["loan_id"] = str(uuid.uuid4())
-        rules = self.rules
+        rules = self.rules_on(command["applied_on"])
         household = self._household(command["household_id"]) if command["household_id"] else None
 
         def work(streams):
@@ -127,7 +107,7 @@ class CreditService(EventSourcedService):
         """The credit union's decision. An approval takes the township-year quota lock so that
         concurrent approvals can never together exceed the quota."""
         command = validate(schemas.DecideLoan(), data)
-        rules = self.rules
+        rules = self.rules_on(command["on"])
         borrower = None
         if command["approved"]:  # the borrower's standing is checked again on the decision day
             loan = self.load_stream(LOAN, command["loan_id"], domain.evolve)
@@ -187,7 +167,7 @@ class CreditService(EventSourcedService):
         command = validate(schemas.SettleSubsidies(), data)
         quarter, settled_on = command["quarter"], command["settled_on"]
         domain.check_settlement_date(quarter, settled_on)
-        rules = self.rules
+        rules = self.rules_on(settled_on)
         first, last = domain.quarter_bounds(quarter)
 
         def work(streams):
@@ -219,13 +199,7 @@ class CreditService(EventSourcedService):
 
     @rpc
     def list_loans(self, filters=None, limit=None, cursor=None):
-        filters = {name: value for name, value in (filters or {}).items() if value not in (None, "")}
-        unknown = sorted(set(filters) - set(LIST_FILTERS))
-        if unknown:
-            raise ValidationFailed("unknown filters", {name: ["unknown filter"] for name in unknown})
-        if "status" in filters and filters["status"] not in domain.STATUSES:
-            raise ValidationFailed("unknown status", {"status": [f"one of {', '.join(domain.STATUSES)}"]})
-        limit = page_limit(limit)
+        filters, limit = validate_filters(schemas.LoanFilters(), filters), page_limit(limit)
         with self.db.new_session() as session:
             rows = projections.list_loans(session, filters, limit, decode_cursor(cursor))
             return page([projections.row_view(row) for row in rows], limit, key=lambda item: item["loan_id"])
@@ -235,22 +209,23 @@ class CreditService(EventSourcedService):
         """Recovery rate (回收率) of the loans maturing in the year on or before `as_of` (default
         today, county time: a loan maturing later in the year is not due yet), with the 第九条
         recommendation."""
-        year = _year(year)
+        year = arguments(schemas.YearQuery(), year=year)["year"]
         as_of = parse_date(as_of, "as_of") if as_of else self.clock.today()
         with self.db.new_session() as session:
             maturing = projections.maturing(session, township_id, year, as_of)
-        return {**domain.recovery(township_id, year, maturing, self.rules), "as_of": as_of.isoformat()}
+        return {**domain.recovery(township_id, year, maturing, self.rules_on(as_of)), "as_of": as_of.isoformat()}
 
     @rpc
     def quota_use(self, township_id, year):
-        year = _year(year)
+        year = arguments(schemas.YearQuery(), year=year)["year"]
         with self.db.new_session() as session:
             return projections.quota_view(session, township_id, year)
 
     @rpc
     def public_notice(self, township_id, month):
         """The loans approved in the township in the month, for the month-end notice (公示, 第十二条3)."""
-        first, last = _month(month)
+        month = arguments(schemas.MonthQuery(), month=month)["month"]
+        first, last = month_bounds(int(month[:4]), int(month[5:]))
         with self.db.new_session() as session:
             rows = projections.approved_in_month(session, township_id, first, last)
             items = [projections.row_view(row) for row in rows]

@@ -13,11 +13,10 @@ from services.common.errors import Conflict, NotFound, RuleRefused, ValidationFa
 from services.common.events import NewEvent
 from services.common.values import money, day as _day, iso as _iso
 
-from .schemas import FUNDING_SOURCES
+from .schemas import FUNDING_SOURCES, STATUSES
 
 DEFAULT_DEPARTMENTS = ("transport", "water", "power", "health", "housing", "education", "agriculture",
                        "civil_affairs", "finance", "poverty_office", "other")
-STATUSES = ("planned", "started", "completed", "accepted", "cancelled")
 # Which categories answer "what roads, water and power does this village get".
 INFRASTRUCTURE_KINDS = {
     "roads": ("village_road", "road_repair", "bridge", "road_safety"),

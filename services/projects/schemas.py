@@ -14,6 +14,7 @@ CATEGORIES = ("village_road", "road_repair", "bridge", "road_safety", "water_sup
 LEVELS = ("county", "township")
 FUNDING_SOURCES = ("central", "provincial", "county", "integrated", "other")
 IMPORT_KINDS = ("projects", "progress")
+STATUSES = ("planned", "started", "completed", "accepted", "cancelled")
 
 # A department's own project code ends up in URLs: no spaces, slashes or query characters.
 PROJECT_CODE = validate.Regexp(r"^[^\s/?#%\\]{1,64}$",
@@ -137,3 +138,17 @@ COMMAND_SCHEMAS = {
     "disburse_funds": DisburseFunds,
     "import_projects": ImportProjects,
 }
+
+
+# --- queries: the gateway's query schemas extend these, and the service checks the same again ---
+class ProjectFilters(Schema):
+    department = fields.String()
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    plan_year = Year()
+    township_id = fields.String()
+    village_id = fields.String()
+
+
+class StatisticsQuery(Schema):
+    plan_year = Year(required=True)
+    as_of = fields.Date(required=True)

@@ -9,27 +9,17 @@ from services.common.chassis import EventSourcedService
 from services.common.events import history_item
 from services.common.errors import NotFound, ValidationFailed
 from services.common.pagination import decode_cursor, page, page_limit
-from services.common.validation import parse_date, validate
+from services.common.validation import arguments, validate, validate_filters
 
 from . import bulk_import, domain, projections, schemas
 
 STREAM = "project"
-LIST_FILTERS = ("department", "status", "plan_year", "township_id", "village_id")
-
-
-def _plan_year(value, name="plan_year"):
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValidationFailed(f"{name} must be a year", {name: ["not an integer"]}) from None
-
-
 
 
 class ProjectsService(EventSourcedService):
     name = "projects"
     projections = projections
-    rules_class = domain.Rules
+    rules_class = domain.Rules  # this service's section of the county rulebook
     owners = {"project": (projections.projects, "project_id", ("department",))}
 
     def _run(self, command_name, data, context, decide):
@@ -118,15 +108,7 @@ class ProjectsService(EventSourcedService):
 
     @rpc
     def list_projects(self, filters=None, limit=None, cursor=None):
-        filters = {name: value for name, value in (filters or {}).items() if value not in (None, "")}
-        unknown = sorted(set(filters) - set(LIST_FILTERS))
-        if unknown:
-            raise ValidationFailed("unknown filters", {name: ["unknown filter"] for name in unknown})
-        if "status" in filters and filters["status"] not in domain.STATUSES:
-            raise ValidationFailed("unknown status", {"status": [f"one of {', '.join(domain.STATUSES)}"]})
-        if "plan_year" in filters:
-            filters["plan_year"] = _plan_year(filters["plan_year"])
-        limit = page_limit(limit)
+        filters, limit = validate_filters(schemas.ProjectFilters(), filters), page_limit(limit)
         with self.db.new_session() as session:
             rows = projections.list_projects(session, filters, limit, decode_cursor(cursor))
             result = page([projections.row_view(row) for row in rows], limit, key=lambda item: item["project_id"])
@@ -136,10 +118,11 @@ class ProjectsService(EventSourcedService):
     def department_statistics(self, department, plan_year, as_of):
         """Counts by status, overdue, on-time completion and funds of a department's projects of
         one plan year as of a date, with the disbursement target (95 % by 30 September)."""
-        plan_year, as_of = _plan_year(plan_year), parse_date(as_of, "as_of")
+        query = arguments(schemas.StatisticsQuery(), plan_year=plan_year, as_of=as_of)
+        plan_year, as_of = query["plan_year"], query["as_of"]
         with self.db.new_session() as session:
             facts, movements = projections.department_facts(session, department, plan_year)
-        return domain.department_statistics(department, plan_year, as_of, facts, movements, self.rules)
+        return domain.department_statistics(department, plan_year, as_of, facts, movements, self.rules_on(as_of))
 
     @rpc
     def village_infrastructure(self, village_id):

@@ -16,8 +16,9 @@ from services.common.errors import Conflict, NotFound, RuleRefused, ValidationFa
 from services.common.events import NewEvent
 from services.common.values import CENT, add_months, money, day as _day, iso as _iso
 
+from .schemas import STATUSES
+
 RATE_PLACES = Decimal("0.0001")
-STATUSES = ("poor", "exited", "monitored")  # monitored: never poor, registered for monitoring only (边缘易致贫户)
 RISK_TYPES = ("unstable", "marginal", "sudden_hardship")
 MONITORING_ONLY_RISKS = ("marginal", "sudden_hardship")  # a never-poor household is not an unstable exited one
 ASSURANCE_ITEMS = ("food", "clothing", "education", "medical", "housing", "drinking_water")
@@ -47,6 +48,30 @@ class Rules:
 
     def monitoring_line_for(self, year):
         return (self.poverty_line_for(year) * self.monitoring_factor).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+DEFAULT_DEPARTMENTS = ("transport", "water", "power", "health", "housing", "education", "agriculture",
+                       "civil_affairs", "finance", "poverty_office", "other")
+
+
+@dataclass(frozen=True)
+class CountyRules:
+    """The county section of the rulebook: values every service reads. The registry owns it (the
+    county's own register); the other services ask the registry for it (services/common/chassis)."""
+
+    timezone: str = "Asia/Shanghai"  # the county's clock: business dates are dates in this zone
+    departments: tuple = DEFAULT_DEPARTMENTS  # the county's departments (DOMAIN.md "Codes")
+
+    def __post_init__(self):
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(str(self.timezone))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {self.timezone!r}: an IANA name such as Asia/Shanghai") from None
+        if isinstance(self.departments, str) or not all(isinstance(d, str) and d for d in self.departments):
+            raise ValueError("departments must be a list of codes")
+        object.__setattr__(self, "departments", tuple(self.departments))
 
 
 # --- formatting and personal data ------------------------------------------------------------------

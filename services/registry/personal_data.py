@@ -15,8 +15,12 @@ Events written before encryption existed hold plaintext: on start the registry s
 place (`seal_legacy_events`) and rebuilds its read models, and until then `open` passes
 plaintext through (an upcaster in effect).
 """
+import os
 import threading
 from datetime import datetime, timezone
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from marshmallow import Schema, fields, validate as v
 from sqlalchemy import Column, DateTime, MetaData, Table, Text, select, text, update
@@ -80,7 +84,11 @@ class HouseholdCodec:
 
     # --- keys ----------------------------------------------------------------------------------
     def data_key(self, session, household_id, create=False):
-        row = session.execute(select(household_keys).where(household_keys.c.household_id == household_id)).first()
+        # On the driver cursor: a command on a long household reads its key for the snapshot, and
+        # SQLAlchemy's statement layer cost more than the lookup (issue 17's profile).
+        with session.connection().connection.cursor() as cursor:
+            cursor.execute("SELECT kek_id, wrapped_key FROM household_keys WHERE household_id = %s", (household_id,))
+            row = cursor.fetchone()
         if row is None:
             if not create:
                 return None
@@ -89,9 +97,10 @@ class HouseholdCodec:
                 household_id=household_id, kek_id=kek_id, wrapped_key=wrapped, created_at=_now(),
             ).on_conflict_do_nothing())
             return self.data_key(session, household_id)
-        if row.wrapped_key is None:
+        kek_id, wrapped_key = row
+        if wrapped_key is None:
             return ERASED
-        return self.ring.unwrap(row.kek_id, row.wrapped_key, household_id)
+        return self.ring.unwrap(kek_id, wrapped_key, household_id)
 
     def data_keys(self, session, household_ids):
         rows = session.execute(select(household_keys).where(household_keys.c.household_id.in_(list(household_ids))))
@@ -130,6 +139,25 @@ class HouseholdCodec:
             return payloads
         opener = self._opener(self.data_key(session, stream_id), stream_id)
         return [_map_fields(payload, opener) for payload in payloads]
+
+    # --- snapshots of the household stream (EventStore.load_state) -------------------------------
+    def seal_snapshot(self, session, stream_id, data):
+        """The household's folded state (plaintext numbers in it) encrypted whole with its data
+        key, so erasing the key makes old snapshots unreadable too; none after erasure."""
+        key = self.data_key(session, stream_id, create=True)
+        if key is ERASED:
+            return None
+        nonce = os.urandom(12)
+        return nonce + AESGCM(key).encrypt(nonce, data, f"{stream_id}:snapshot".encode())
+
+    def open_snapshot(self, session, stream_id, data):
+        key = self.data_key(session, stream_id)
+        if key is None or key is ERASED:
+            return None  # the store then folds the whole stream
+        try:
+            return AESGCM(key).decrypt(data[:12], data[12:], f"{stream_id}:snapshot".encode())
+        except InvalidTag:
+            return None
 
     # --- the households read model -------------------------------------------------------------
     def seal_view(self, session, view):

@@ -9,7 +9,7 @@ with the household's data key (personal_data.py); the readers below decrypt them
 from datetime import date
 
 from sqlalchemy import (
-    Boolean, Column, Date, Index, Integer, MetaData, Table, Text, delete, func, select,
+    Boolean, Column, Date, Index, Integer, MetaData, Table, Text, bindparam, delete, func, select, text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -85,6 +85,19 @@ household_assurance_years = Table(
 HOUSEHOLD_EVENTS = ("household_registered", "member_added", "member_updated", "member_removed", "income_assessed",
                     "assurances_assessed", "household_exited", "monitoring_flagged", "monitoring_cleared",
                     "returned_to_poverty", "policy_informant_named", "personal_data_erased")
+# Only these change who is living or their ID numbers (erasure makes the numbers unreadable).
+MEMBER_EVENTS = ("household_registered", "member_added", "member_updated", "member_removed", "personal_data_erased")
+
+
+# Written out once: SQLAlchemy does not cache the compiled form of an ON CONFLICT insert, and
+# compiling it again was a tenth of a command's time (issue 17's profile).
+_HOUSEHOLD_COLUMNS = ("household_id", "household_no", "village_id", "township_id", "status", "monitored",
+                      "risk_type", "people", "detail")
+_UPSERT_HOUSEHOLD = text(
+    f"INSERT INTO households ({', '.join(_HOUSEHOLD_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + name for name in _HOUSEHOLD_COLUMNS)}) ON CONFLICT (household_id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _HOUSEHOLD_COLUMNS[1:])
+).bindparams(bindparam("detail", type_=JSONB))
 
 
 def _refresh_household(session, event, state=None):
@@ -99,14 +112,14 @@ def _refresh_household(session, event, state=None):
            "status": state.status, "monitored": state.monitored,
            "risk_type": state.monitoring["risk_type"] if state.monitoring else None,
            "people": view["people"], "detail": codec.seal_view(session, view)}
-    session.execute(pg_insert(households).values(household_id=state.household_id, **row)
-                    .on_conflict_do_update(index_elements=[households.c.household_id], set_=row))
+    session.execute(_UPSERT_HOUSEHOLD, {"household_id": state.household_id, **row})
     hid = state.household_id
-    session.execute(delete(living_id_numbers).where(living_id_numbers.c.household_id == hid))
-    for member in state.living_members():
-        if member.get("id_number"):  # none once the household's personal data was erased
-            session.execute(pg_insert(living_id_numbers).values(id_hash=codec.id_hash(member["id_number"]),
-                                                                household_id=hid, person_id=member["person_id"]))
+    if event.type in MEMBER_EVENTS:
+        session.execute(delete(living_id_numbers).where(living_id_numbers.c.household_id == hid))
+        for member in state.living_members():
+            if member.get("id_number"):  # none once the household's personal data was erased
+                session.execute(pg_insert(living_id_numbers).values(id_hash=codec.id_hash(member["id_number"]),
+                                                                    household_id=hid, person_id=member["person_id"]))
     if event.type == "household_exited":
         p = event.payload
         session.execute(pg_insert(household_exits).values(

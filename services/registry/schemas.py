@@ -19,6 +19,7 @@ HEALTH = ("healthy", "chronic", "serious_illness", "disabled")
 HOUSING_GRADES = ("A", "B", "C", "D")
 RISK_TYPES = ("unstable", "marginal", "sudden_hardship")
 REMOVAL_REASONS = ("death", "moved_out", "other")
+STATUSES = ("poor", "exited", "monitored")  # monitored: never poor, registered for monitoring only (边缘易致贫户)
 CENT = Decimal("0.01")
 
 CODE = validate.Regexp(r"^[^\s/?#%\\]{1,64}$", error="1 to 64 characters without spaces, '/', '?', '#', '%' or '\\'")
@@ -157,3 +158,15 @@ COMMAND_SCHEMAS = {
     "return_to_poverty": ReturnToPoverty,
     "name_policy_informant": NamePolicyInformant,
 }
+
+
+# --- queries: the gateway's query schemas extend these, and the service checks the same again ---
+class HouseholdFilters(Schema):
+    village_id = fields.String()
+    township_id = fields.String()
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    monitored = fields.Boolean()
+
+
+class YearQuery(Schema):
+    year = Year(required=True)

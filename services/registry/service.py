@@ -5,39 +5,21 @@ import uuid
 from nameko.extensions import DependencyProvider
 from sqlalchemy import text
 
-from services.common.chassis import EventSourcedService, rebuild
+from services.common import rulebook
+from services.common.chassis import COUNTY_SECTION, EventSourcedService, change_command, rebuild
+from services.common.clock import CountyClock
 from services.common.rpc import rpc
 from services.common.db import Database
 from services.common.events import NewEvent, history_item
 from services.common.errors import NotFound, ValidationFailed
 from services.common.pagination import decode_cursor, page, page_limit
-from services.common.validation import validate
+from services.common.store import EventStore
+from services.common.validation import arguments, parse_date, validate, validate_filters
 
 from . import domain, personal_data, projections, schemas
 
 log = logging.getLogger(__name__)
 HOUSEHOLD = "household"
-LIST_FILTERS = ("village_id", "township_id", "status", "monitored")
-
-
-def _year(value):
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValidationFailed("year must be a year", {"year": ["not an integer"]}) from None
-
-
-def _boolean(value, name):
-    if isinstance(value, bool):
-        return value
-    if str(value).lower() in ("true", "1", "yes"):
-        return True
-    if str(value).lower() in ("false", "0", "no"):
-        return False
-    raise ValidationFailed(f"{name} must be true or false", {name: ["not a boolean"]})
-
 
 
 def _member_result(state, person_id, stored):
@@ -77,6 +59,46 @@ class RegistryService(EventSourcedService):
     name = "registry"
     projections = projections
     rules_class = domain.Rules
+    owns_county_section = True  # timezone and departments: the county section of the rulebook
+
+    # --- the county section of the rulebook ------------------------------------------------------
+    def _county_section(self):
+        with self.db.new_session() as session:
+            events = EventStore(session).load(rulebook.STREAM_TYPE, COUNTY_SECTION)
+        return rulebook.Section(COUNTY_SECTION, rulebook.defaults_of(domain.CountyRules), events)
+
+    def county_section_values(self):
+        # which version of the zone holds is decided on the default zone's date: a change of
+        # the county's own time zone is too rare for the few hours of difference to matter
+        day = CountyClock(None, self.config.get("NOW")).today()
+        return self._county_section().in_force(day).values
+
+    @rpc
+    def county_rules(self):
+        """The county section in force today (timezone, departments): every service's clock and
+        department list come from here."""
+        return self.county_section_values()
+
+    @rpc
+    def county_rulebook_section(self, as_of=None):
+        day = parse_date(as_of, "as_of") if as_of else self.clock.today()
+        return self._county_section().view(day)
+
+    @rpc
+    def change_county_rules(self, data, context=None):
+        command = change_command(data)
+        return self.handle(
+            "change_rules", stream_type=rulebook.STREAM_TYPE, stream_id=COUNTY_SECTION,
+            evolve=rulebook.evolve,
+            initial=rulebook.Section(COUNTY_SECTION, rulebook.defaults_of(domain.CountyRules)),
+            decide=lambda section: rulebook.decide_change(section, command,
+                                                          lambda values: domain.CountyRules(**values)),
+            result=lambda section, stored: section.view(command["effective_from"]),
+            context=context,
+        )
+
+    owners = {"household": (projections.households, "household_id", ("township_id",)),
+              "village": (projections.villages, "village_id", ("township_id",))}
     personal_data_keys = PersonalDataKeys()
 
     # --- townships and villages ------------------------------------------------------------------
@@ -119,6 +141,14 @@ class RegistryService(EventSourcedService):
             return self._append(streams, household_id, new_events)
 
         return self.handle_streams("register_household", work, context)
+
+    def _rules_for(self, data, date_field):
+        """The registry's rules in force on the command's business date (today when the date is
+        missing or malformed: the schema then refuses the command with a 400 anyway)."""
+        try:
+            return self.rules_on(parse_date(data.get(date_field), date_field))
+        except (AttributeError, ValidationFailed):
+            return self.rules
 
     def _append(self, streams, household_id, new_events, extra=None):
         # evolve_in_place: this command's own fold, no copy needed
@@ -176,8 +206,9 @@ class RegistryService(EventSourcedService):
     @rpc
     def assess_income(self, data, context=None):
         """Record the year's per-capita income; below the monitoring line an exited household is
-        flagged for monitoring in the same transaction (`monitoring_flagged`)."""
-        rules = self.rules
+        flagged for monitoring in the same transaction (`monitoring_flagged`). The poverty line and
+        monitoring factor are those in force on `assessed_on`."""
+        rules = self._rules_for(data, "assessed_on")
 
         def extra(state, stored, command, view):
             return {**view, "year": command["year"], "per_capita_income": domain.money(command["per_capita_income"]),
@@ -196,7 +227,7 @@ class RegistryService(EventSourcedService):
 
     @rpc
     def exit_household(self, data, context=None):
-        rules = self.rules
+        rules = self._rules_for(data, "exited_on")
         return self._household_command("exit_household", data, context,
                                        lambda s, c, holder: domain.decide_exit(s, c, rules))
 
@@ -207,7 +238,7 @@ class RegistryService(EventSourcedService):
 
     @rpc
     def clear_monitoring(self, data, context=None):
-        rules = self.rules
+        rules = self._rules_for(data, "cleared_on")
         return self._household_command("clear_monitoring", data, context,
                                        lambda s, c, holder: domain.decide_clear_monitoring(s, c, rules))
 
@@ -267,15 +298,7 @@ class RegistryService(EventSourcedService):
 
     @rpc
     def list_households(self, filters=None, limit=None, cursor=None, reveal_personal_data=False):
-        filters = {name: value for name, value in (filters or {}).items() if value not in (None, "")}
-        unknown = sorted(set(filters) - set(LIST_FILTERS))
-        if unknown:
-            raise ValidationFailed("unknown filters", {name: ["unknown filter"] for name in unknown})
-        if "status" in filters and filters["status"] not in domain.STATUSES:
-            raise ValidationFailed("unknown status", {"status": [f"one of {', '.join(domain.STATUSES)}"]})
-        if "monitored" in filters:
-            filters["monitored"] = _boolean(filters["monitored"], "monitored")
-        limit = page_limit(limit)
+        filters, limit = validate_filters(schemas.HouseholdFilters(), filters), page_limit(limit)
         with self.db.new_session() as session:
             rows = projections.list_households(session, filters, limit, decode_cursor(cursor))
         if not reveal_personal_data:
@@ -309,7 +332,7 @@ class RegistryService(EventSourcedService):
 
     @rpc
     def village_statistics(self, village_id, year):
-        year = _year(year)
+        year = arguments(schemas.YearQuery(), year=year)["year"]
         village = self.get_village(village_id)
         with self.db.new_session() as session:
             facts, exits, compliant = projections.statistics_facts(session, "village_id", village_id, year)
@@ -318,7 +341,7 @@ class RegistryService(EventSourcedService):
 
     @rpc
     def township_statistics(self, township_id, year):
-        year = _year(year)
+        year = arguments(schemas.YearQuery(), year=year)["year"]
         self.get_township(township_id)
         with self.db.new_session() as session:
             facts, exits, compliant = projections.statistics_facts(session, "township_id", township_id, year)

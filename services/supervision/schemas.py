@@ -195,3 +195,18 @@ COMMAND_SCHEMAS = {
     "request_closure": RequestClosure,
     "verify_problem": VerifyProblem,
 }
+
+
+# --- queries: the gateway's query schemas extend these, and the service checks the same again ---
+class ProblemFilters(Schema):
+    unit_id = fields.String()
+    township_id = fields.String()
+    source = fields.String()
+    status = fields.String(validate=validate.OneOf(PROBLEM_STATUSES))
+
+
+class ScopedProblemFilters(ProblemFilters):
+    """What the gateway adds for a scoped caller: its own problems and those found in its township."""
+
+    party = fields.String()
+    unit_ids = fields.List(fields.String())

@@ -5,29 +5,28 @@ from datetime import datetime
 from services.common.rpc import rpc
 
 from services.common.chassis import EventSourcedService
-from services.common.clock import clock_from_config
 from services.common.commands import fold
 from services.common.errors import NotFound, ValidationFailed
 from services.common.events import history_item
 from services.common.pagination import decode_cursor, page, page_limit
 from services.common.store import EventStore
-from services.common.validation import validate
+from services.common.validation import validate, validate_filters
 
 from . import domain, projections, schemas
 
 CAMPAIGN, REPORT, PROBLEM = "campaign", "weekly_report", "problem"
-PROBLEM_FILTERS = ("unit_id", "unit_ids", "township_id", "party", "source", "status")
 
 
 class SupervisionService(EventSourcedService):
     name = "supervision"
     projections = projections
-    rules_class = domain.Rules
+    rules_class = domain.Rules  # this service's section of the county rulebook
     owners = {"problem": (projections.problems, "problem_id", ("unit_id", "township_id"))}
 
     def now(self):
-        """County time now (services/common/clock.py): config NOW freezes it (tests, replays)."""
-        return clock_from_config(self.config, self.rules.timezone).now()
+        """County time now (services/common/clock.py; the rulebook's county `timezone`): config NOW
+        freezes it (tests, replays)."""
+        return self.clock.now()
 
     def _as_of(self, as_of):
         """A query's as-of moment: a date means the end of that county day; default now."""
@@ -157,12 +156,7 @@ class SupervisionService(EventSourcedService):
 
     @rpc
     def list_problems(self, filters=None, limit=None, cursor=None, as_of=None):
-        filters = {name: value for name, value in (filters or {}).items() if value not in (None, "")}
-        unknown = sorted(set(filters) - set(PROBLEM_FILTERS))
-        if unknown:
-            raise ValidationFailed("unknown filters", {name: ["unknown filter"] for name in unknown})
-        if "status" in filters and filters["status"] not in schemas.PROBLEM_STATUSES:
-            raise ValidationFailed("unknown status", {"status": [f"one of {', '.join(schemas.PROBLEM_STATUSES)}"]})
+        filters = validate_filters(schemas.ScopedProblemFilters(), filters)
         as_of, limit = self._as_of(as_of).date(), page_limit(limit)
         with self.db.new_session() as session:
             rows = projections.list_problems(session, filters, as_of, limit, decode_cursor(cursor))

@@ -370,3 +370,16 @@ def test_closing_a_month_and_downloading_its_pay_sheet(gateway_url, county, lead
     css(driver, "#lang").click()
     screenshot(driver, "61-subject-closed-month", full=True)
     assert not browser_errors(driver)
+
+
+def test_the_leading_group_reads_the_whole_rulebook_without_changing_it(gateway_url, county, leading, fresh_tab):
+    driver = fresh_tab
+    _sign_in_as(driver, gateway_url, leading)
+    css(driver, "#nav a[data-page='rulebook']").click()
+    credit = text_in(driver, "section[data-section='credit']", "subsidy_rate")
+    assert "0.0258" in credit
+    assert "poverty_line" in css(driver, "section[data-section='registry']").text
+    assert "Asia/Shanghai" in css(driver, "section[data-section='county']").text
+    assert "weights" in css(driver, "section[data-section='assessment']").text
+    assert not all_css(driver, "#rulebook input, #rulebook button, #rulebook form")  # read-only
+    assert not browser_errors(driver)

@@ -1,5 +1,7 @@
 """A small generated county loads through the gateway end to end and yields scores for every
-unit and cadre."""
+unit and cadre; its 100-day sprint (seed 001) shows progress, milestones, late and missing
+reports and the ledger, and lowers the scores of the units that reported late or let a problem
+run overdue."""
 from fupin import demo
 from fupin.demo_county import AS_OF, YEAR, generate
 from tests.e2e.conftest import ADMIN_PASSWORD
@@ -15,6 +17,9 @@ def test_a_small_county_loads_and_every_unit_and_cadre_is_scored(gateway_url, ca
     cadres = loader.session.get(f"{gateway_url}/api/v1/scores/cadre", headers=headers, params=params).json()["items"]
     units = loader.session.get(f"{gateway_url}/api/v1/scores/unit", headers=headers, params=params).json()["items"]
     expected = {scope["cadre_id"] for _, role, scope in county.users if role == "cadre"}
+    # other tests of this package may have added cadres and units of their own to the platform
+    cadres = [item for item in cadres if item["subject_id"] in expected]
+    units = [item for item in units if item["subject_id"] in {"U01", "U02", "U03", "U04", "U05"}]
     assert {item["subject_id"] for item in cadres} == expected and len(expected) == 10
     assert all(item["score"] is not None for item in cadres)
     assert len(units) == 5 and all(item["score"] is not None for item in units)
@@ -22,3 +27,32 @@ def test_a_small_county_loads_and_every_unit_and_cadre_is_scored(gateway_url, ca
     assert [item["subject_id"] for item in vetoed] == ["U05"] and units[-1]["subject_id"] == "U05"
     printed = capsys.readouterr().out
     assert "Units, 2023" in printed and "Loan recovery by township" in printed
+    assert "Campaign 脱贫攻坚百日冲刺" in printed and "打通通组路" in printed and "✗ missed" in printed
+
+    view = loader.session.get(f"{gateway_url}/api/v1/campaigns/sprint-2023", headers=headers,
+                              params={"as_of": "2023-09-30"}).json()
+    reports = {u["unit_id"]: u for u in view["reports"]["units"]}
+    assert [late["week"] for late in reports["T04"]["late"]] == ["2023-W27", "2023-W31", "2023-W36"]
+    assert reports["T04"]["missing"] == ["2023-W33"] and [late["week"] for late in reports["U01"]["late"]] == ["2023-W30"]
+    assert all(not u["late"] and not u["missing"] for k, u in reports.items() if k not in ("T04", "U01"))
+    roads = next(a for a in view["actions"] if a["action_id"] == "a19")
+    assert roads["targets"][0]["done"] == roads["targets"][0]["quantity"] == "60"
+    milestones = {m["what"]: m["status"] for action in view["actions"] for m in action["milestones"]}
+    assert milestones["9月底前全部入住"] == "met" and "missed" in milestones.values()
+    problems = loader.session.get(f"{gateway_url}/api/v1/problems", headers=headers,
+                                  params={"as_of": "2023-09-30"}).json()["items"]
+    status = {p["problem_id"]: p["status"] for p in problems if p["problem_id"].startswith("DC-2023-")}
+    assert status == {"DC-2023-01": "closed", "DC-2023-02": "closed", "DC-2023-03": "closed",
+                      "DC-2023-04": "overdue", "DC-2023-05": "closed"}
+
+    def card(unit):
+        return loader.session.get(f"{gateway_url}/api/v1/scores/unit/{unit}", headers=headers, params=params).json()
+
+    def indicator(unit, name):
+        return next(i for i in card(unit)["indicators"] if i["name"] == name)
+
+    weekly = [e for e in indicator("U01", "report_timeliness")["evidence"] if e["kind"] == "weekly_report"]
+    assert [(e["week"], e["status"]) for e in weekly] == [("2023-W30", "late")]
+    overdue = indicator("U03", "rectification")
+    assert (overdue["numerator"], overdue["denominator"]) == (0, 1) and overdue["evidence"][0]["problem_id"] == "DC-2023-04"
+    assert indicator("U01", "rectification")["numerator"] == 1  # DC-2023-02, closed by its deadline after a send-back

@@ -138,15 +138,21 @@ def test_own_facts_veto_and_rulebook_versions(amqp_uri, databases, sources):
         assert before["score"] == 66.67 and before["grade"] == "poor" and before["rulebook_version"] == 1
         assert "policy_exam" not in [i["name"] for i in before["indicators"]]
 
-        rules = rpc.assessment.get_rulebook()
-        assert rules["rules"]["visits_per_month"] == 1
-        published = rpc.assessment.publish_rulebook({"visits_per_month": 2, "published_on": "2024-01-05"}, ADMIN)
-        assert published["version"] == 2
+        # visits_per_month's one home is the assistance section; a change there, effective from
+        # 1 April, leaves Q1 alone; effective from 1 January it makes Q1's single visits short
+        assert "visits_per_month" not in rpc.assessment.get_rulebook()["rules"]
+        rpc.assistance.change_rules({"effective_from": "2023-04-01", "changes": {"visits_per_month": 3}}, ADMIN)
+        rpc.assistance.change_rules({"effective_from": "2023-01-01", "changes": {"visits_per_month": 2},
+                                     "reason": "县扶贫办通知"}, ADMIN)
+        support.wait_until(lambda: rpc.assessment.subject_score("cadre", "C1", *Q1)["score"] == 0.0,
+                           message="the assistance section's change reaches the scores")
         after = rpc.assessment.subject_score("cadre", "C1", *Q1)
-        # Two visits a month under version 2: one each in January and February is short → 0 / 3;
-        # version 1 still gives 66.67.
-        assert after["score"] == 0.0 and after["rulebook_version"] == 2
-        assert rpc.assessment.subject_score("cadre", "C1", *Q1, 1)["score"] == 66.67
+        # Two visits a month in force on 31 March: one each in January and February is short → 0 / 3
+        assert after["rulebook_sections"]["assistance"] == 2 and after["rulebook_version"] == 1
+        published = rpc.assessment.publish_rulebook({"weights": {"cadre": {"visit_compliance": 100}},
+                                                     "published_on": "2024-01-05"}, ADMIN)
+        assert published["version"] == 2
+        assert rpc.assessment.subject_score("cadre", "C1", *Q1)["rulebook_version"] == 2
 
         rpc.assessment.record_rating({"subject_type": "cadre", "subject_id": "C1", "rating": "good",
                                       "source": "county", "rated_on": "2023-03-15"}, ADMIN)

@@ -25,6 +25,11 @@ def token_for(base, username, password):
     return requests.post(f"{base}/api/v1/auth/token", json={"username": username, "password": password})
 
 
+def fresh(base, username="admin", password=ADMIN_PASSWORD):
+    """A header with a new token: this module's tokens live 2 s, less than a few calls on a busy machine."""
+    return {"Authorization": f"Bearer {token_for(base, username, password).json()['access_token']}"}
+
+
 def test_first_admin_signs_in_and_creates_a_scoped_user(gateway):
     response = token_for(gateway, "admin", ADMIN_PASSWORD)
     assert response.status_code == 200
@@ -45,12 +50,12 @@ def test_first_admin_signs_in_and_creates_a_scoped_user(gateway):
         headers={"Authorization": f"Bearer {station.json()['access_token']}"})
     assert forbidden.status_code == 403 and forbidden.json()["error"]["code"] == "forbidden"
     # 三权分立: the admin manages users but does not read the audit trail; the auditor does
-    assert requests.get(f"{gateway}/api/v1/audit", headers=auth).status_code == 403
-    auditor = {"Authorization": f"Bearer {token_for(gateway, 'auditor', AUDITOR_PASSWORD).json()['access_token']}"}
+    refused = requests.get(f"{gateway}/api/v1/audit", headers=fresh(gateway))
+    assert refused.status_code == 403, refused.text
 
     def audited():  # audit rows reach the table in batches, within a fraction of a second
-        return [item for item in requests.get(f"{gateway}/api/v1/audit", headers=auditor).json()["items"]
-                if item["path"] == "/api/v1/users"]
+        answer = requests.get(f"{gateway}/api/v1/audit", headers=fresh(gateway, "auditor", AUDITOR_PASSWORD))
+        return [item for item in answer.json()["items"] if item["path"] == "/api/v1/users"]
 
     support.wait_until(audited, timeout=10, message="the audit row")
     audit = audited()
@@ -62,20 +67,18 @@ def test_errors_are_json_with_codes(gateway):
     assert token_for(gateway, "admin", "wrong").status_code == 401
     no_token = requests.get(f"{gateway}/api/v1/users")
     assert no_token.status_code == 401 and no_token.json()["error"]["code"] == "unauthorized"
-    admin = token_for(gateway, "admin", ADMIN_PASSWORD).json()["access_token"]
-    auth = {"Authorization": f"Bearer {admin}"}
-    bad = requests.post(f"{gateway}/api/v1/users", headers=auth, json={"username": "u", "role": "mayor"})
+    bad = requests.post(f"{gateway}/api/v1/users", headers=fresh(gateway), json={"username": "u", "role": "mayor"})
     assert bad.status_code == 400
     assert set(bad.json()["error"]["details"]) >= {"username", "password", "role"}
-    scoped = requests.post(f"{gateway}/api/v1/users", headers=auth, json={
+    scoped = requests.post(f"{gateway}/api/v1/users", headers=fresh(gateway), json={
         "username": "dept", "password": "password-1", "role": "department"})
     assert scoped.status_code == 400 and "scope.department" in scoped.json()["error"]["details"]
-    junk = requests.post(f"{gateway}/api/v1/users", headers={**auth, "Content-Type": "application/json"}, data="{nope")
+    junk = requests.post(f"{gateway}/api/v1/users", headers={**fresh(gateway), "Content-Type": "application/json"}, data="{nope")
     assert junk.status_code == 400
     dup = {"username": "twice", "password": "password-1", "role": "inspector"}
-    assert requests.post(f"{gateway}/api/v1/users", headers=auth, json=dup).status_code == 201
-    assert requests.post(f"{gateway}/api/v1/users", headers=auth, json=dup).status_code == 409
-    assert requests.get(f"{gateway}/api/v1/nowhere", headers=auth).status_code == 404
+    assert requests.post(f"{gateway}/api/v1/users", headers=fresh(gateway), json=dup).status_code == 201
+    assert requests.post(f"{gateway}/api/v1/users", headers=fresh(gateway), json=dup).status_code == 409
+    assert requests.get(f"{gateway}/api/v1/nowhere", headers=fresh(gateway)).status_code == 404
 
 
 def test_tokens_expire(gateway):

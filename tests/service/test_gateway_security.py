@@ -71,6 +71,7 @@ def test_five_wrong_passwords_lock_the_account_for_the_configured_time_audited(g
         assert sign_in(gateway, "lock-me", "Wrong-pass-1", "10.0.1.1").status_code == 401
     fifth = sign_in(gateway, "lock-me", "Wrong-pass-1", "10.0.1.2")
     assert fifth.status_code == 423 and fifth.json()["error"]["code"] == "account_locked"
+    assert fifth.json()["error"]["details"]["locked_until"] and fifth.headers["Retry-After"] == str(LOCK_SECONDS)
     # locked: even the right password is refused, from any address
     assert sign_in(gateway, "lock-me", "Station-pw-1", "10.0.1.3").status_code == 423
     locked = audit_events(gateway, auditor, "account_locked")
@@ -78,6 +79,8 @@ def test_five_wrong_passwords_lock_the_account_for_the_configured_time_audited(g
     assert len(audit_events(gateway, auditor, "login_failed")) >= 5
     time.sleep(LOCK_SECONDS + 0.5)
     assert sign_in(gateway, "lock-me", "Station-pw-1", "10.0.1.3").status_code == 200
+    signed_in = [i for i in audit_events(gateway, auditor, "login_succeeded") if i["actor_username"] == "lock-me"]
+    assert signed_in[0]["resource"]["client_address"] == "10.0.1.3"
     unlocked = audit_events(gateway, auditor, "account_unlocked")
     assert unlocked[0]["resource"]["reason"] == "lock expired" and unlocked[0]["resource"]["user_id"] == user["user_id"]
     # the failures before the lock do not count again: four more wrong ones do not lock
@@ -127,10 +130,10 @@ def test_password_change_enforces_policy_and_history_and_revokes_old_tokens(gate
 
     def change(headers, current, new):
         return requests.post(f"{gateway}/api/v1/auth/password", headers=headers, timeout=30,
-                             json={"current_password": current, "new_password": new})
+                             json={"old_password": current, "new_password": new})
 
     assert change(old, "Not-the-pass-1", "Second-pass-2").json()["error"]["details"] == {
-        "current_password": ["wrong password"]}
+        "old_password": ["wrong password"]}
     assert change(old, "First-pass-1", "weak").status_code == 400
     reuse = change(old, "First-pass-1", "First-pass-1")
     assert reuse.status_code == 400 and "last 5" in reuse.json()["error"]["details"]["new_password"][0]
@@ -241,5 +244,41 @@ def test_outside_development_the_default_or_a_weak_first_admin_password_refuses_
                 ensure_first_account(session, "admin", "admin", "County-admin-2024", production)
         with Session(engine) as session:
             assert ensure_first_account(session, "auditor", "auditor", "County-auditor-2024", production)
+    finally:
+        engine.dispose()
+
+
+def test_audit_rows_younger_than_180_days_cannot_be_pruned(amqp_uri):
+    """网络安全法 第二十一条: logs kept at least six months. Only rows past the retention may go,
+    and only in a transaction that says so (docs/security.md)."""
+    from datetime import datetime, timedelta, timezone
+
+    from gateway.audit import append_audit
+
+    url = support.fresh_database("gateway", name="gateway_retention")
+    engine = sa.create_engine(url)
+    now = datetime.now(timezone.utc)
+
+    def row(days_ago):
+        return {"at": now - timedelta(days=days_ago), "actor_id": "u1", "actor_username": "someone",
+                "actor_role": "admin", "method": "POST", "path": "/api/v1/users", "status": 201,
+                "idempotency_key": None, "correlation_id": "c", "resource": {"n": days_ago}}
+
+    try:
+        with engine.begin() as conn:
+            append_audit(conn, [row(200), row(179)])
+        ids = [r[0] for r in engine.connect().execute(sa.text("SELECT audit_id FROM audit_log ORDER BY audit_id"))]
+        old, young = ids
+        for audit_id, prune in ((old, False), (young, True)):
+            with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+                with engine.begin() as conn:
+                    if prune:
+                        conn.execute(sa.text("SET LOCAL fupin.audit_prune = 'on'"))
+                    conn.execute(sa.text(f"DELETE FROM audit_log WHERE audit_id = {audit_id}"))
+        with engine.begin() as conn:
+            conn.execute(sa.text("SET LOCAL fupin.audit_prune = 'on'"))
+            assert conn.execute(sa.text(f"DELETE FROM audit_log WHERE audit_id = {old}")).rowcount == 1
+        with engine.connect() as conn:  # the chain now starts at the first kept row, still intact
+            assert verify_chain(conn) == (1, None)
     finally:
         engine.dispose()

@@ -331,3 +331,38 @@ def test_read_models_rebuild_to_the_same_answers(rpc):
     assert after == before
     with pytest.raises(Conflict):  # the living ID number table was rebuilt too
         member(rpc, household(rpc, "2"))
+
+
+def test_the_poverty_line_in_force_on_the_business_date_decides_and_the_county_section_lives_here(rpc):
+    county(rpc)
+    leading = {"actor": {"id": "lg", "role": "leading_group"}}
+    changed = rpc.change_rules({"effective_from": "2024-01-01", "changes": {"poverty_line": "4500"},
+                                "reason": "省定2024年扶贫标准"}, leading)
+    assert changed["values"]["poverty_line"] == "4500" and changed["versions"][-1]["actor"] == leading["actor"]
+    household_id = household(rpc)
+    assess(rpc, household_id, "4400.00", year=2023, on="2023-11-20")
+    assess(rpc, household_id, "4400.00", year=2024, on="2024-11-20")
+    with pytest.raises(RuleRefused) as refused:  # 4,400 < the 2024 line of 4,500
+        rpc.exit_household({"household_id": household_id, "year": 2024, "exited_on": "2024-12-15"})
+    assert refused.value.details["poverty_line"] == "4500.00"
+    exited = rpc.exit_household({"household_id": household_id, "year": 2023, "exited_on": "2023-12-15"})
+    assert exited["status"] == "exited"  # 2023 still had the 4,000 line
+    assert rpc.rulebook_section("2023-12-31")["values"]["poverty_line"] == "4000"
+    with pytest.raises(ValidationFailed) as invalid:
+        rpc.change_rules({"effective_from": "2024-01-01", "changes": {"monitoring_factor": "much"}}, leading)
+    assert "monitoring_factor" in invalid.value.details
+    assert rpc.county_rules()["timezone"] == "Asia/Shanghai"
+    rpc.change_county_rules({"effective_from": "2020-01-01", "changes": {"timezone": "Asia/Urumqi"}}, leading)
+    assert rpc.county_rules()["timezone"] == "Asia/Urumqi"
+    assert "departments" in rpc.county_rulebook_section()["values"]
+    with pytest.raises(ValidationFailed):
+        rpc.change_county_rules({"effective_from": "2020-01-01", "changes": {"timezone": "Nowhere/Land"}}, leading)
+
+
+def test_scope_checks_read_the_township_of_a_household_or_village_from_one_row(rpc):
+    county(rpc)
+    household_id = household(rpc, village_id="V3")
+    assert rpc.owner("household", household_id) == {"household_id": household_id, "township_id": "T2"}
+    assert rpc.owner("village", "V1") == {"village_id": "V1", "township_id": "T1"}
+    with pytest.raises(NotFound):
+        rpc.owner("household", "no-such-household")

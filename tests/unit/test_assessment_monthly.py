@@ -13,6 +13,7 @@ from datetime import date
 import pytest
 
 from services.assessment import domain
+from services.common.errors import ValidationFailed
 from services.common.events import StoredEvent
 
 
@@ -135,16 +136,21 @@ def test_an_external_good_earns_the_reward_in_its_month(facts):
     assert year["pay"]["rewards_by_month"] == {"2023-01": "1000.00", "2023-05": "1000.00"}
 
 
-def test_visits_per_month_comes_from_the_rulebook():
+def test_visits_per_month_comes_from_the_assistance_section_in_force_on_the_scoring_date():
     events, ev = county()
     facts = facts_of(events)
-    version, rules = facts.rulebook()
-    [published] = domain.decide_rulebook(version, rules, {"visits_per_month": 2}, date(2023, 3, 1))
-    facts.apply(StoredEvent(10_000, str(uuid.uuid4()), "", "", 1, published.type, 1, published.payload))
+    # its one home is the assistance section: a `rules_changed` event of the assistance service
+    ev("rules_changed", section="assistance", version=1, effective_from="2023-02-01",
+       changes={"visits_per_month": 2}, reason="县扶贫办通知")
+    facts.apply(events[-1])
     # One visit in February is short of two: 0/1, with what was made and needed in the evidence.
-    visits = indicator(card("cadre", "C1", "2023-02", date(2023, 3, 5), facts), "visit_compliance")
+    scored = card("cadre", "C1", "2023-02", date(2023, 3, 5), facts)
+    visits = indicator(scored, "visit_compliance")
     assert (visits["numerator"], visits["denominator"]) == (0, 1)
     assert visits["evidence"][0]["visits"] == 1 and visits["evidence"][0]["required"] == 2
+    assert scored["rulebook_sections"]["assistance"] == 1
+    # January is scored under the value in force then: one visit was enough
+    assert indicator(card("cadre", "C1", "2023-01", date(2023, 3, 5), facts), "visit_compliance")["numerator"] == 1
     # A second record of the same day is not a second visit; another day is.
     for day in ("2023-02-10", "2023-02-21"):
         ev("visit_recorded", visit_id=str(uuid.uuid4()), pairing_id="P1", cadre_id="C1", unit_id="U1",
@@ -152,6 +158,29 @@ def test_visits_per_month_comes_from_the_rulebook():
         facts.apply(events[-1])
         visits = indicator(card("cadre", "C1", "2023-02", date(2023, 3, 5), facts), "visit_compliance")
         assert visits["numerator"] == (0 if day == "2023-02-10" else 1)
+
+
+def test_the_scoring_rulebook_refuses_values_whose_home_is_another_section():
+    events, _ = county()
+    version, rules = facts_of(events).rulebook()
+    for key, section in (("visits_per_month", "assistance"), ("residency_min_days", "assistance"),
+                         ("disbursement_by", "projects")):
+        with pytest.raises(ValidationFailed) as refused:
+            domain.decide_rulebook(version, rules, {key: 2}, date(2023, 3, 1))
+        assert f"/api/v1/rulebook/{section}" in str(refused.value.details[key])
+
+
+def test_a_version_published_before_the_move_keeps_its_own_value():
+    """Events written before the one-home rulebook read as they did: a published version that
+    carried visits_per_month still scores with it; versions published since carry none."""
+    events, ev = county()
+    legacy = {**domain.DEFAULT_RULES, "visits_per_month": 2}
+    ev("rulebook_published", version=2, rules=legacy, published_on="2023-03-01")
+    facts = facts_of(events)
+    visits = indicator(card("cadre", "C1", "2023-02", date(2023, 3, 5), facts), "visit_compliance")
+    assert visits["evidence"][0]["required"] == 2
+    [published] = domain.decide_rulebook(2, facts.rulebook()[1], {"restriction_years": 2}, date(2023, 4, 1))
+    assert "visits_per_month" not in published.payload["rules"]
 
 
 def test_a_project_cancelled_after_its_deadline_stays_due_and_undelivered():

@@ -402,31 +402,20 @@ def test_every_one_machine_container_rotates_its_log():
         assert options.get("max-size") and options.get("max-file"), f"{name} keeps its log forever"
 
 
-def test_a_county_rulebook_from_its_overlay_reaches_each_service_as_its_rules(rendered):
-    """examples/county overrides ConfigMap fupin-rules; each service's FUPIN_RULES reads its key,
-    and nameko's own config parsing turns it into the RULES its domain's Rules accepts."""
-    import importlib
+def test_no_deployment_carries_county_rules(rendered):
+    """County rules have one home, the rulebook's events (docs/rulebook.md): no service config,
+    ConfigMap, Deployment or compose service sets them."""
+    from services.common.config import load_config
 
-    from services.common.config import load_config, rules_from_config
-    objects = rendered["examples/county"]
-    rules = next(c for c in validate.of_kind(objects, "ConfigMap") if c["metadata"]["name"].startswith("fupin-rules"))
     for component in validate.SERVICES:
-        container = validate.named(objects, "Deployment", f"fupin-{component}")["spec"]["template"]["spec"]["containers"][0]
-        reference = validate.env_of(container).get("FUPIN_RULES", {}).get("valueFrom", {}).get("configMapKeyRef")
-        rules_class = getattr(importlib.import_module(f"services.{component}.domain"), "Rules", None)
-        if rules_class is None:  # the assessment keeps its rulebook as events, set through the API
-            assert reference is None, component
-            continue
-        assert reference == {"name": rules["metadata"]["name"], "key": component}, component
-        config = load_config(component, env={"FUPIN_RULES": rules["data"][component]})
-        rules_from_config(config, rules_class)  # an unknown key or a bad value raises here
-    credit = load_config("credit", env={"FUPIN_RULES": rules["data"]["credit"]})
-    assert rules_from_config(credit, importlib.import_module("services.credit.domain").Rules).decision_working_days == 7
-    registry = rules_from_config(load_config("registry", env={"FUPIN_RULES": rules["data"]["registry"]}),
-                                 importlib.import_module("services.registry.domain").Rules)
-    assert str(registry.poverty_line_for(2024)) == "4500"
-    assert rules_from_config(load_config("registry", env={"FUPIN_RULES": ""}),
-                             importlib.import_module("services.registry.domain").Rules).poverty_line_for(2024) == 4000
+        assert "RULES" not in load_config(component, env={"FUPIN_RULES": "{poverty_line: 1}"}), component
+    for overlay, objects in rendered.items():
+        assert not [c for c in validate.of_kind(objects, "ConfigMap") if "rules" in c["metadata"]["name"]], overlay
+        for component in validate.SERVICES:
+            deployment = validate.named(objects, "Deployment", f"fupin-{component}")
+            container = deployment["spec"]["template"]["spec"]["containers"][0]
+            assert "FUPIN_RULES" not in validate.env_of(container), (overlay, component)
+    assert "FUPIN_RULES" not in (validate.DEPLOY / "compose.yaml").read_text(encoding="utf-8")
 
 
 def test_a_county_overlay_gets_its_certificate_secrets_and_alert_receivers_from_operators(rendered):
@@ -519,6 +508,30 @@ def test_compose_is_read_as_compose_reads_it_even_after_nameko_set_up_its_yaml_p
     `${VAR:-}` itself; compose.yaml must still be read literally."""
     from nameko.cli.main import setup_yaml_parser
     setup_yaml_parser()
-    assert validate.load_compose()["services"]["registry"]["environment"]["FUPIN_RULES"] == "${FUPIN_RULES_REGISTRY:-}"
+    assert validate.load_compose()["x-process"]["image"] == "${FUPIN_IMAGE:-fupin:local}"
     problems = validate.compose_problems()
     assert not problems, report(problems)
+
+
+def test_prometheus_may_scrape_pgbouncer_and_an_alert_says_when_its_pools_are_short(prod):
+    policy = validate.named(prod, "NetworkPolicy", "fupin-db-ingress")
+    scraped = {port["port"] for rule in policy["spec"]["ingress"] for port in rule.get("ports", [])
+               if any("fupin/prometheus" in str(peer) for peer in rule.get("from", []))}
+    assert {9187, 9127} <= scraped  # PostgreSQL's and PgBouncer's exporters (CloudNativePG 1.30)
+    monitor = validate.named(prod, "PodMonitor", "fupin-db")
+    pooler_pod = {"cnpg.io/cluster": "fupin-db", "cnpg.io/poolerName": "fupin-db-pooler-rw"}  # pkg/specs/pgbouncer
+    assert validate.selects(monitor["spec"]["selector"], pooler_pod)
+    rules = [r for g in validate.named(prod, "PrometheusRule", "fupin-alerts")["spec"]["groups"] for r in g["rules"]]
+    assert any("cnpg_pgbouncer_pools_cl_waiting" in r["expr"] for r in rules)
+
+
+def test_kind_smoke_test_creates_every_secret_people_choose(rendered):
+    """The secrets neither an operator nor External Secrets makes in the dev overlay must be
+    created by the smoke test, or its pods would never start."""
+    import re
+    objects = rendered["overlays/dev"]
+    made = set(validate.operator_secrets(objects))
+    needed = {name for _, name, _ in validate.secret_references(objects)} - made
+    script = (validate.REPO / "scripts" / "kind-smoke.sh").read_text(encoding="utf-8")
+    created = set(re.findall(r"create secret (?:generic|tls) ([a-z0-9-]+)", script))
+    assert needed and needed <= created, needed - created

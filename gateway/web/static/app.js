@@ -35,9 +35,18 @@
     return node;
   }
 
+  /* "Today" is the county's date (rulebook timezone, GET /api/v1/today), never the browser's:
+     a browser abroad, or one opened before 08:00 Beijing time on a UTC machine, would be a day off.
+     Until the county's answer arrives, the date in Asia/Shanghai stands in. */
+  var countyToday = null;
   function today() {
-    var d = new Date();
-    return d.getFullYear() + "-" + String(d.getMonth() + 1).padStart(2, "0") + "-" + String(d.getDate()).padStart(2, "0");
+    if (countyToday) return countyToday;
+    try {
+      return new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit" }).format(new Date());
+    } catch (e) {
+      var d = new Date(Date.now() + 8 * 3600 * 1000);
+      return d.toISOString().slice(0, 10);
+    }
   }
 
   function isoWeek(dateText) {
@@ -1104,9 +1113,44 @@
     });
   }
 
+  // --- the rulebook (read-only here: changes go through PUT /api/v1/rulebook/<section>) --------
+  function rulebookPage(r, token) {
+    main.appendChild(el("h1", { text: t("nav.rulebook") }));
+    main.appendChild(el("p", { "class": "muted", text: t("rulebook.hint") }));
+    var area = el("div", { id: "rulebook" }, loading());
+    main.appendChild(area);
+    API.get("/api/v1/rulebook", { as_of: r.params.as_of }).then(function (book) {
+      if (token !== renderCount) return;
+      area.textContent = "";
+      area.appendChild(el("p", { id: "rulebook-as-of", text: t("common.as_of") + " " + book.as_of }));
+      Object.keys(book.sections).forEach(function (name) {
+        var section = book.sections[name];
+        var values = section.values || {};
+        area.appendChild(el("section", { "class": "card rulebook-section", "data-section": name }, [
+          el("h2", { text: name + " · " + t("rank.rulebook", { v: section.version_in_force }) }),
+          el("div", { "class": "table-wrap" }, el("table", {}, [
+            el("thead", {}, el("tr", {}, [el("th", { text: t("rulebook.key") }), el("th", { text: t("rulebook.value") })])),
+            el("tbody", {}, Object.keys(values).sort().map(function (key) {
+              return el("tr", { "data-key": key }, [el("td", { text: key }), el("td", { text: JSON.stringify(values[key]) })]);
+            }))])),
+          el("details", {}, [el("summary", { text: t("rulebook.history") }),
+            el("ul", {}, (section.versions || []).map(function (version) {
+              var changes = version.changes || version.values || {};
+              return el("li", { text: "v" + version.version + (version.effective_from ? " · " + version.effective_from : "") +
+                                       (version.reason ? " · " + version.reason : "") + " · " + JSON.stringify(changes) });
+            }))])]));
+      });
+    }).catch(function (error) {
+      if (token !== renderCount) return;
+      area.textContent = "";
+      area.appendChild(errorBox(error));
+    });
+  }
+
   // --- the router ---------------------------------------------------------------------------
   var PAGES = { rankings: rankingsPage, subject: subjectPage, progress: progressPage, bulletin: bulletinPage,
-                months: monthsPage, month: monthPage, campaigns: campaignsPage, ledger: ledgerPage };
+                months: monthsPage, month: monthPage, campaigns: campaignsPage, ledger: ledgerPage,
+                rulebook: rulebookPage };
 
   function render() {
     renderCount += 1;
@@ -1128,6 +1172,9 @@
       return;
     }
     applyChrome(r.page);
+    if (!countyToday) {
+      API.get("/api/v1/today").then(function (clock) { countyToday = clock.today; }).catch(function () {});
+    }
     (PAGES[r.page] || rankingsPage)(r, token);
   }
 

@@ -4,6 +4,8 @@
   var zh = {
     "app.title": "扶贫考核 · 领导小组",
     "nav.rankings": "考核排名", "nav.progress": "县域进度", "nav.bulletin": "周通报", "nav.signout": "退出",
+    "nav.rulebook": "县级规则", "rulebook.hint": "全县规则手册（只读）：每项取值及其生效日期；修改须由管理员或领导小组经接口提出。",
+    "rulebook.key": "规则项", "rulebook.value": "现行取值", "rulebook.history": "历次版本",
     "lang.switch": "English",
     "login.title": "登录", "login.username": "用户名", "login.password": "密码", "login.submit": "登录",
     "login.hint": "使用与系统接口相同的账号登录。",
@@ -118,6 +120,8 @@
   var en = {
     "app.title": "Poverty alleviation · Leading group",
     "nav.rankings": "Rankings", "nav.progress": "County progress", "nav.bulletin": "Weekly bulletin",
+    "nav.rulebook": "Rulebook", "rulebook.hint": "The county rulebook (read-only): each value and the date it took effect; admin or the leading group change it through the API.",
+    "rulebook.key": "Key", "rulebook.value": "Value in force", "rulebook.history": "Versions",
     "nav.signout": "Sign out", "lang.switch": "中文",
     "login.title": "Sign in", "login.username": "Username", "login.password": "Password", "login.submit": "Sign in",
     "login.hint": "Use the same account as for the API.",
