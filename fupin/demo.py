@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import click
 import requests
 
-from .demo_county import AS_OF, YEAR, generate
+from .demo_county import AS_OF, CLOSED_MONTHS, YEAR, generate
 from .demo_sprint import print_campaign
 
 GATEWAY = "http://127.0.0.1:8000"
@@ -174,6 +174,25 @@ def run(households=389, cadres=100, seed=2023, base=GATEWAY, admin_password=None
     return loader
 
 
+def print_pay_sheet(get, month):
+    """The closed month's pay sheet: the best paid, every cadre withheld or rewarded, the totals."""
+    sheet = get(f"/api/v1/periods/{month}/pay-sheet", scored=False, format="json")
+    rows = sheet["rows"]
+    click.echo(f"\n== Pay sheet {month} (closed on {sheet['closed_on']}, rulebook v{sheet['rulebook_version']}; "
+               f"{len(rows)} cadres) ==")
+    notable = [r for r in rows if r["withheld"] != "0.00" or r["rewards"] != "0.00"]
+    shown = rows[:8] + [r for r in notable if r not in rows[:8]]
+    table(["cadre", "name", "unit", "score", "grade", "pay", "rewards", "withheld", "total", "restrictions"],
+          [[r["cadre_id"], r["cadre"], r["unit"], "—" if r["score"] is None else f"{r['score']:.2f}", r["grade"] or "—",
+            r["performance_pay"], r["rewards"], r["withheld"], r["total"], "、".join(r["restrictions"])] for r in shown])
+    t = sheet["totals"]
+    click.echo(f"  … totals for all {t['cadres']} cadres: performance pay {t['performance_pay']}, rewards {t['rewards']}, "
+               f"withheld {t['withheld']}, to pay {t['total']} yuan")
+    report = get(f"/api/v1/periods/{month}", scored=False)
+    click.echo(f"  {month} is {report['status']}; {len(report.get('late_corrections', []))} late corrections. "
+               f"CSV/XLSX: /api/v1/periods/{month}/pay-sheet?format=csv|xlsx")
+
+
 def print_view(loader, county):
     headers = {"Authorization": f"Bearer {loader.tokens['leading-group']}"}
     params = {"period": str(YEAR), "as_of": AS_OF.isoformat(), "limit": 500}
@@ -196,6 +215,7 @@ def print_view(loader, county):
     click.echo(f"\n== Cadres: top 10 and bottom 5 of {len(cadres)} (rulebook v{units.get('rulebook_version')}) ==")
     shown = cadres[:10] + ([["…"] * 6] if len(cadres) > 15 else []) + cadres[-5:] if len(cadres) > 15 else cadres
     table(["rank", "cadre", "name", "score", "grade", "veto"], [r if isinstance(r, list) else row(r) for r in shown])
+    print_pay_sheet(get, CLOSED_MONTHS[-1][0])
     click.echo(f"\n== Loan recovery by township, {YEAR} ==")
     rows = []
     for township_id in county.townships:
@@ -212,5 +232,6 @@ Where to look next:
                      -d '{{"username":"leading-group","password":"{USER_PASSWORD}"}}'
   a cadre's score  curl -s '{loader.base}/api/v1/scores/cadre/C001?period={YEAR}&as_of={AS_OF}' -H "Authorization: Bearer $TOKEN"
   weekly bulletin  curl -s '{loader.base}/api/v1/bulletins/weekly?week={YEAR}-W48&format=csv' -H "Authorization: Bearer $TOKEN"
+  pay sheet        curl -s '{loader.base}/api/v1/periods/{CLOSED_MONTHS[-1][0]}/pay-sheet?format=xlsx' -H "Authorization: Bearer $TOKEN" -o pay.xlsx
   the sprint       {loader.base}/ui/#/campaigns/sprint-2023?as_of=2023-09-30 and #/ledger (or GET /api/v1/campaigns/sprint-2023)
   every user of the demo has the password {USER_PASSWORD} (admin: $FUPIN_ADMIN_PASSWORD); stop with `make down`.""")

@@ -518,9 +518,24 @@ def supervision(draft):
     ])
 
 
+# -- the monthly cycle (月度考核定格) ----------------------------------------------------------------------
+CLOSED_MONTHS = (("2023-10", "2023-11-06"), ("2023-11", "2023-12-05"))  # (month, closed on)
+
+
+def monthly_closing(draft):
+    """The leading group closes October (a cadre's county 好: a 1,000 reward) and November (a
+    cadre's province 差: the month's pay withheld) once their data is in: their scores, grades and
+    pay are frozen and give the pay sheet. Draws nothing, so every earlier request is unchanged."""
+    draft.step("monthly closing (月度考核定格)", "leading-group", [
+        ("POST", f"/api/v1/periods/{month}/close", {"on": closed_on, "note": f"{month} 月度考核定格"}, None)
+        for month, closed_on in CLOSED_MONTHS])
+    draft.counts["closed_months"] = len(CLOSED_MONTHS)
+
+
 # The county's sections in the order they are sent (each may use what an earlier one drew).
 SECTIONS = (county_and_users, household_register, income_and_exits, units_and_cadres, pairings, cadre_work, unit_work,
-            awareness_checks, projects, loans, supervision, sprint)  # sprint: fupin/demo_sprint.py (seed 001)
+            awareness_checks, projects, loans, supervision, sprint,  # sprint: fupin/demo_sprint.py (seed 001)
+            monthly_closing)  # last: months are closed once every section's data is in
 
 
 def _quarter_end(quarter):

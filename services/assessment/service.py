@@ -218,8 +218,12 @@ class AssessmentService(EventSourcedService, EventConsumer):
         periods.decide_close(state, month, command, today, {}, {}, None)  # refuse early, before scoring
         # Whatever the sources hold now belongs in the month: catch up first, and refuse to close
         # on a partial picture when a source does not answer.
-        caught_up = self.catch_up_all(wait=True)
-        missing = sorted(source for source, applied in caught_up.items() if applied is None)
+        missing = list(self.sources)
+        for _ in range(3):  # a source slow to answer once (a busy machine) is asked again
+            caught_up = self.catch_up_all(wait=True)
+            missing = sorted(source for source, applied in caught_up.items() if applied is None)
+            if not missing:
+                break
         if missing:
             raise ServiceUnavailable(f"cannot close {month}: {', '.join(missing)} did not answer, its events "
                                      "would be missing from the frozen results", {"sources": missing})

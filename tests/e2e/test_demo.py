@@ -25,6 +25,16 @@ def test_a_small_county_loads_and_every_unit_and_cadre_is_scored(gateway_url, ca
     assert len(units) == 5 and all(item["score"] is not None for item in units)
     vetoed = [item for item in units if item["vetoed"]]
     assert [item["subject_id"] for item in vetoed] == ["U05"] and units[-1]["subject_id"] == "U05"
+    # the demo closes October and November 2023 (月度考核定格): frozen, with a pay sheet
+    november = loader.session.get(f"{gateway_url}/api/v1/periods/2023-11", headers=headers).json()
+    assert november["status"] == "closed" and november["closed_on"] == "2023-12-05"
+    sheet = loader.session.get(f"{gateway_url}/api/v1/periods/2023-11/pay-sheet", headers=headers).json()
+    assert {row["cadre_id"] for row in sheet["rows"]} >= expected
+    # the last cadre's province 差 of 2 November withholds November's pay
+    withheld = [row for row in sheet["rows"] if row["withheld"] != "0.00"]
+    assert withheld and all(row["performance_pay"] == "0.00" for row in withheld)
+    october = loader.session.get(f"{gateway_url}/api/v1/periods/2023-10/pay-sheet", headers=headers).json()
+    assert october["totals"]["rewards"] == "1000.00"  # the first cadre's county 好 of 8 October
     printed = capsys.readouterr().out
     assert "Units, 2023" in printed and "Loan recovery by township" in printed
     assert "Campaign 脱贫攻坚百日冲刺" in printed and "打通通组路" in printed and "✗ missed" in printed
@@ -56,3 +66,6 @@ def test_a_small_county_loads_and_every_unit_and_cadre_is_scored(gateway_url, ca
     overdue = indicator("U03", "rectification")
     assert (overdue["numerator"], overdue["denominator"]) == (0, 1) and overdue["evidence"][0]["problem_id"] == "DC-2023-04"
     assert indicator("U01", "rectification")["numerator"] == 1  # DC-2023-02, closed by its deadline after a send-back
+    assert "Pay sheet 2023-11 (closed on 2023-12-05" in printed
+    with capsys.disabled():  # the example pay sheet, for whoever runs this test with -s
+        print(printed[printed.index("== Pay sheet"):printed.index("== Loan recovery")])
