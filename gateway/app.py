@@ -283,7 +283,10 @@ def dispatch(url_map: Any, request: Request, *, rpc: Any, config: Mapping[str, A
             raise _NotFoundRoute("no such endpoint", {"path": request.path}) from None
         except MethodNotAllowed as exc:
             status = 405
-            return method_not_allowed(request.method, exc.valid_methods or [])
+            # /projects/import is also /projects/<project_id>: the literal route is the resource meant
+            literal = {method for rule in url_map.iter_rules() if rule.rule.rstrip("/") == request.path.rstrip("/")
+                       for method in (rule.methods or ())}
+            return method_not_allowed(request.method, sorted(literal) or exc.valid_methods or [])
         route_label = matched.path
         refuse_unsafe_values(path_values, name="path")
         refuse_unsafe_values(request.args.to_dict(flat=False), name="query")

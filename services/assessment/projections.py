@@ -107,7 +107,11 @@ def _apply_source_rows(facts, session, after_seq=0, page=10_000):
 # built from. Ignored when the code that builds Facts changed (fingerprint) or the table was emptied
 # since (first row); rows past its last seq and own events past its head are applied on top.
 FACTS_SNAPSHOT = ("assessment_facts", "all")
-FACTS_SNAPSHOT_EVERY = 20_000  # source rows applied since the last one before the timer saves another
+# The timer saves again once this many source rows, or a tenth of all rows, were applied since the
+# last save: pickling the facts holds the service's event loop (28 s at a million rows on the loaded
+# 2-core machine), so the larger the facts, the rarer the save (a restart applies the rest, ~3 s
+# per 100,000 rows).
+FACTS_SNAPSHOT_EVERY = 20_000
 
 
 def facts_fingerprint():
@@ -141,7 +145,8 @@ def save_facts_snapshot(session):
 
 def save_facts_snapshot_if_due(session):
     cache = _cache_for(session)
-    if cache["facts"] is not None and cache["max_seq"] - cache.get("saved_seq", 0) >= FACTS_SNAPSHOT_EVERY:
+    due = max(FACTS_SNAPSHOT_EVERY, cache["max_seq"] // 10)
+    if cache["facts"] is not None and cache["max_seq"] - cache.get("saved_seq", 0) >= due:
         return save_facts_snapshot(session)
     return None
 
