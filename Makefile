@@ -46,3 +46,5 @@ bench: venv services
 	$(VENV)/bin/pip install -q "eventsourcing[postgres]==9.5.6" "py-spy==0.4.3" "locust==2.47.0"  # pyproject's bench extra
 	$(VENV)/bin/python bench/command_bench.py
 	$(VENV)/bin/python bench/eventstore_bench.py
+	$(VENV)/bin/python bench/ranking_bench.py
+	$(VENV)/bin/python bench/coldstart_bench.py --events 200000
