@@ -271,6 +271,9 @@ def authenticate(session: Session, username: str, password: str, client_address:
     if ok and row is not None:
         session.execute(update(users).where(users.c.user_id == row.user_id).values(failures_reset_at=now))
         write([_audit_event(username, client_address, 200, {"event": "login_succeeded"}, row)])
+        # failures older than both windows count for nothing any more (the audit trail keeps them)
+        keep = max(rules.failure_window_seconds, rules.address_window_seconds)
+        session.execute(delete(login_failures).where(login_failures.c.at < now - timedelta(seconds=keep)))
         return Principal(row.user_id, row.username, row.role, row.scope or {})
     session.execute(login_failures.insert().values(at=now, username=username, client_address=client_address))
     events = [_audit_event(username, client_address, 401, {"event": "login_failed"}, row)]
