@@ -88,11 +88,13 @@ class AssessmentService(EventSourcedService, EventConsumer):
         started = time.monotonic()
         # Until the replay is complete no score is answered (503 with Retry-After, from every
         # replica): a ranking over half the events would be a wrong ranking, not a slow one.
-        # A session-level lock on a connection of its own; a crashed rebuild releases it.
+        # A transaction lock, held by a transaction of its own kept open for the whole rebuild
+        # (production pools connections per transaction: no session locks); a crashed rebuild's
+        # connection closes and releases it.
         guard = self.db.engine.connect()
         try:
-            guard.execute(text("SELECT pg_advisory_lock(hashtext(:k))"), {"k": projections.REBUILD_LOCK})
-            guard.commit()
+            guard.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
+            guard.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": projections.REBUILD_LOCK})
             with self.db.new_session() as session:
                 projections.forget_source_events(session)
                 session.commit()
@@ -105,11 +107,8 @@ class AssessmentService(EventSourcedService, EventConsumer):
                 projections.save_facts_snapshot(session)  # and what a restart will start from
                 session.commit()
         finally:
-            try:
-                guard.execute(text("SELECT pg_advisory_unlock_all()"))
-                guard.commit()
-            finally:
-                guard.close()
+            guard.rollback()  # ends the guard's transaction, and with it the lock
+            guard.close()
         sources = {source: (replayed.get(source, 0) if applied[source] is not None else None)
                    for source in self.sources}
         return {"service": self.name, "events_replayed": sum(n or 0 for n in sources.values()), "sources": sources,

@@ -245,12 +245,12 @@ def test_no_score_is_answered_while_a_rebuild_replays_only_a_503_with_retry_afte
     engine = create_engine(databases["assessment"])
     try:
         with assessment(amqp_uri, databases), support.rpc_client(amqp_uri) as rpc:
-            with engine.connect() as rebuilding:
-                rebuilding.execute(text("SELECT pg_advisory_lock(hashtext(:k))"), {"k": REBUILD_LOCK})
+            with engine.connect() as rebuilding:  # what rebuild_read_models holds while it replays
+                rebuilding.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": REBUILD_LOCK})
                 with pytest.raises(ServiceUnavailable) as refused:
                     rpc.assessment.rankings("unit", "2023", "2023-12-31")
                 assert refused.value.details["retry_after"] >= 1
-                rebuilding.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": REBUILD_LOCK})
+                rebuilding.rollback()
             assert "items" in rpc.assessment.rankings("unit", "2023", "2023-12-31")
     finally:
         engine.dispose()
