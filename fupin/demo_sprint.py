@@ -251,32 +251,39 @@ def _xun_days(started, finished):
 
 # --- printing the campaign view ------------------------------------------------------------------
 
-def print_campaign(get, table, as_of="2023-09-30"):
-    """The leading group's campaign view as `fupin demo` prints it (GET /api/v1/campaigns/{id})."""
+def print_campaign(get, table, as_of="2023-09-30", midway="2023-08-31"):
+    """The leading group's campaign view as `fupin demo` prints it (GET /api/v1/campaigns/{id}):
+    each target at the end of the first phase (`midway`) and at the end (`as_of`), then the
+    milestones, the weekly reports by unit and the ledger as of the end."""
     view = get(f"/api/v1/campaigns/{CAMPAIGN}", scored=False, as_of=as_of)
-    click.echo(f"\n== Campaign {view['name']} ({view['starts_on']} – {view['ends_on']}), as of {as_of}, "
-               f"phase {view['current_phase'] or '—'} ==")
+    then = get(f"/api/v1/campaigns/{CAMPAIGN}", scored=False, as_of=midway)
+    click.echo(f"\n== Campaign {view['name']} ({view['starts_on']} – {view['ends_on']}): "
+               f"progress on {midway} (end of {then['current_phase'] or '—'}) and on {as_of} ==")
+    earlier = {(a["action_id"], t["target_id"]): t for a in then["actions"] for t in a["targets"]}
     rows = []
     for action in view["actions"]:
-        for target in action["targets"]:
-            rows.append([action["name"], target["name"], f"{target['done']}/{target['quantity']} "
-                         f"{target['unit_of_measure']}", _bar(target["percent"])])
+        for n, target in enumerate(action["targets"]):
+            before = earlier[(action["action_id"], target["target_id"])]
+            rows.append([action["name"] if n == 0 else "", target["name"], f"{target['quantity']} {target['unit_of_measure']}",
+                         f"{before['done']} {_bar(before['percent'])}", f"{target['done']} {_bar(target['percent'], 10)}"])
+            shares = {s["township_id"]: s for s in before["by_township"]}
             for share in target["by_township"]:
-                rows.append(["", f"  {share['township_id']}", f"{share['done']}/{share['quantity']}",
-                             _bar(share["percent"])])
-    table(["action", "target", "done/target", "progress"], rows)
-    click.echo("\n  Milestones:")
+                rows.append(["", f"  {share['township_id']}", share["quantity"],
+                             f"{shares[share['township_id']]['done']} {_bar(shares[share['township_id']]['percent'])}",
+                             f"{share['done']} {_bar(share['percent'], 10)}"])
+    table(["action", "target", "target qty", f"done {midway}", f"done {as_of}"], rows)
+    click.echo(f"\n  Milestones, as of {as_of}:")
     for action in view["actions"]:
         for milestone in action["milestones"]:
             mark = {"met": "✓ met", "missed": "✗ missed", "pending": "… pending"}[milestone["status"]]
-            met = f", met {milestone['met_on']}" if milestone["met_on"] else ""
+            met = f", reached {milestone['met_on']}" if milestone["met_on"] else ""
             click.echo(f"    {mark:<10} {milestone['what']} (due {milestone['due_on']}{met})")
-    click.echo("\n  Weekly reports (due Friday 12:00):")
+    click.echo("\n  Weekly reports (due Friday 12:00, signed by the unit's head):")
     table(["unit", "due", "on time", "late", "missing"],
           [[u["unit_id"], u["due"], u["on_time"], " ".join(item["week"] for item in u["late"]) or "—",
             " ".join(u["missing"]) or "—"] for u in view["reports"]["units"]])
     problems = get("/api/v1/problems", scored=False, as_of=as_of, limit=50)["items"]
-    click.echo(f"\n  Rectification ledger, as of {as_of}:")
+    click.echo(f"\n  Rectification ledger (问题整改台账), as of {as_of}:")
     table(["problem", "unit", "source", "deadline", "status", "closed"],
           [[p["problem_id"], p["unit_id"], p["source"], p["deadline"], p["status"], p["closed_on"] or "—"]
            for p in problems])

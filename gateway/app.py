@@ -283,15 +283,19 @@ def dispatch(url_map: Any, request: Request, *, rpc: Any, config: Mapping[str, A
             raise _NotFoundRoute("no such endpoint", {"path": request.path}) from None
         except MethodNotAllowed as exc:
             status = 405
-            return method_not_allowed(request.method, exc.valid_methods or [])
+            # /projects/import is also /projects/<project_id>: the literal route is the resource meant
+            literal = {method for rule in url_map.iter_rules() if rule.rule.rstrip("/") == request.path.rstrip("/")
+                       for method in (rule.methods or ())}
+            return method_not_allowed(request.method, sorted(literal) or exc.valid_methods or [])
         route_label = matched.path
         refuse_unsafe_values(path_values, name="path")
         refuse_unsafe_values(request.args.to_dict(flat=False), name="query")
         _check_stored_headers(request)
         if not matched.public:
             principal = principal_from_header(request.headers.get("Authorization"), config)
-            with db.new_session() as session:
-                ensure_token_live(session, principal)
+            # autocommit: one round trip, no BEGIN/ROLLBACK around a single read
+            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                ensure_token_live(connection, principal)
             if principal.role not in matched.roles:
                 raise Forbidden(f"the {principal.role} role may not call {matched.method} {matched.path}",
                                 {"role": principal.role})

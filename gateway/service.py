@@ -71,7 +71,7 @@ class GatewayService(HealthEndpoints):
     def _dispatch(self, request: Request) -> Any:
         return dispatch(self.url_map, request, rpc=self._rpc, config=self.config, db=self.db, audit=self._audit)
 
-    @http("GET,POST,PUT,PATCH,DELETE", "/api/v1/<path:path>")
+    @http("GET,POST,PUT,PATCH,DELETE,OPTIONS", "/api/v1/<path:path>")
     def api(self, request: Request, path: str) -> Any:
         return self._dispatch(request)
 

@@ -17,7 +17,7 @@ from services.common.events import StoredEvent
 from services.common.metrics import UNUSABLE_FACTS
 from services.common.store import EventStore, events as own_events, inbox
 
-from . import periods
+from . import incremental, periods
 from .domain import Facts
 
 log = logging.getLogger(__name__)
@@ -96,8 +96,11 @@ def _apply_source_rows(facts, session, after_seq=0, page=10_000):
         cursor.itersize = page
         cursor.execute("SELECT seq, event_id::text, event_type, payload, global_position FROM source_events"
                        " WHERE seq > %s ORDER BY seq", (after_seq,))
+        changes = getattr(facts, "changes", None)
         for seq, event_id, event_type, payload, position in cursor:
             facts.apply(StoredEvent(position, event_id, "", "", 0, event_type, 1, payload))
+            if changes is not None:
+                changes.record(incremental.affected_subjects(facts, event_type, payload))
             count, max_seq = count + 1, seq
     return count, max_seq
 
@@ -107,7 +110,11 @@ def _apply_source_rows(facts, session, after_seq=0, page=10_000):
 # built from. Ignored when the code that builds Facts changed (fingerprint) or the table was emptied
 # since (first row); rows past its last seq and own events past its head are applied on top.
 FACTS_SNAPSHOT = ("assessment_facts", "all")
-FACTS_SNAPSHOT_EVERY = 20_000  # source rows applied since the last one before the timer saves another
+# The timer saves again once this many source rows, or a tenth of all rows, were applied since the
+# last save: pickling the facts holds the service's event loop (28 s at a million rows on the loaded
+# 2-core machine), so the larger the facts, the rarer the save (a restart applies the rest, ~3 s
+# per 100,000 rows).
+FACTS_SNAPSHOT_EVERY = 20_000
 
 
 def facts_fingerprint():
@@ -126,7 +133,8 @@ def save_facts_snapshot(session):
     facts = cache["facts"]
     if facts is None:
         return None
-    state = {name: value for name, value in vars(facts).items() if name not in ("_index", "loaded_version")}
+    state = {name: value for name, value in vars(facts).items()
+             if name not in ("_index", "loaded_version", "changes")}
     pickled = pickle.dumps({"first": cache["first"], "max_seq": cache["max_seq"], "head": cache["head"],
                             "facts": state}, protocol=pickle.HIGHEST_PROTOCOL)
     with session.connection().connection.cursor() as cursor:
@@ -141,7 +149,8 @@ def save_facts_snapshot(session):
 
 def save_facts_snapshot_if_due(session):
     cache = _cache_for(session)
-    if cache["facts"] is not None and cache["max_seq"] - cache.get("saved_seq", 0) >= FACTS_SNAPSHOT_EVERY:
+    due = max(FACTS_SNAPSHOT_EVERY, cache["max_seq"] // 10)
+    if cache["facts"] is not None and cache["max_seq"] - cache.get("saved_seq", 0) >= due:
         return save_facts_snapshot(session)
     return None
 
@@ -185,12 +194,14 @@ def load_facts(session):
             facts, last_seq, last_head = restored or (Facts(), 0, 0)
             cache["saved_seq"] = last_seq
             cache["restored"] = restored is not None
+            facts.changes = incremental.ChangeLog()  # what each event applied from now on may change
         # Applied in place: scoring is pure CPU, so under eventlet no reader is interrupted
         # halfway through a ranking, and apply() only ever adds events a reader may also see.
         _, newest = _apply_source_rows(facts, session, after_seq=last_seq)
         own = EventStore(session).events_since(last_head, 10**9)
         for event in own:
             facts.apply(event)
+            facts.changes.record(None)  # ratings, vetoes, rulebooks: ranked whole again
         cache.update(facts=facts, first=first, max_seq=max(last_seq, newest),
                      head=own[-1].global_position if own else last_head)
         # What the facts were built from: a kept ranking is current while this is unchanged.

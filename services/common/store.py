@@ -229,7 +229,8 @@ def snapshot_fingerprint(evolve: Callable[..., Any]) -> str:
     if known is not None:
         return known
     module = inspect.getmodule(evolve)
-    digest = hashlib.sha256(f"{evolve.__module__}.{evolve.__qualname__}".encode())
+    code = getattr(evolve, "__code__", None)  # two lambdas in one function share a qualname, not a line
+    digest = hashlib.sha256(f"{evolve.__module__}.{evolve.__qualname__}:{getattr(code, 'co_firstlineno', 0)}".encode())
     digest.update(inspect.getsource(module).encode() if module is not None else b"")
     for key in sorted(UPCASTERS):
         digest.update(repr(key).encode())
@@ -356,7 +357,12 @@ class EventStore:
                       evolve: Callable[..., Any]) -> None:
         """Record `state` as the stream folded with `evolve` up to `version` (in the caller's
         transaction, so it commits or rolls back with the events it summarises)."""
-        pickled = self._seal_snapshot(stream_type, stream_id, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+        try:
+            data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError):  # a state that cannot be kept: fold it each time
+            log.warning("the state of %s %s cannot be pickled; no snapshot", stream_type, stream_id, exc_info=True)
+            return
+        pickled = self._seal_snapshot(stream_type, stream_id, data)
         if pickled is None:
             return
         self._execute(_SAVE_SNAPSHOT, (stream_type, stream_id, version, snapshot_fingerprint(evolve),

@@ -1173,7 +1173,13 @@
     }
     applyChrome(r.page);
     if (!countyToday) {
-      API.get("/api/v1/today").then(function (clock) { countyToday = clock.today; }).catch(function () {});
+      /* Quietly: a refused token is the page's own call to report, not this one's (no second redirect). */
+      var bearer = API.token();
+      window.fetch("/api/v1/today", { headers: { "Accept": "application/json", "Authorization": "Bearer " + bearer },
+                                      credentials: "omit" })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (clock) { if (clock && clock.today) countyToday = clock.today; })
+        .catch(function () {});
     }
     (PAGES[r.page] || rankingsPage)(r, token);
   }

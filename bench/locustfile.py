@@ -1,0 +1,76 @@
+"""Load through the gateway (issue 17): commands, single score reads, ranking pages, as a county's
+users would send them at once. Kept with the benches; run headless with CSV out:
+
+    .venv/bin/fupin demo --fresh --cadres 2000 --households 7780     # the county, scaled
+    .venv/bin/locust -f bench/locustfile.py --headless -u 16 -r 16 -t 3m \\
+        --host http://127.0.0.1:8000 --csv bench/results/locust_2000 --only-summary
+
+Each user signs in as the county admin (FUPIN_ADMIN_PASSWORD, default the demo's), learns the
+county's cadres and households once, then sends, by weight: income assessments
+(`POST /households/{id}/income`, the command path), one cadre's score (`GET /scores/cadre/{id}`)
+and the first page of the cadre ranking (`GET /scores/cadre`). Locust's CSV gives requests/s,
+p50/p95/p99 per name; the names below are the rows of bench/README's table.
+"""
+import itertools
+import os
+import random
+import threading
+import uuid
+
+from locust import HttpUser, between, task
+
+PERIOD = os.environ.get("FUPIN_LOAD_PERIOD", "2023")
+AS_OF = os.environ.get("FUPIN_LOAD_AS_OF", "2023-12-31")
+ADMIN_PASSWORD = os.environ.get("FUPIN_ADMIN_PASSWORD", "fupin-admin")
+_county: dict = {}
+_county_lock = threading.Lock()
+_incomes = itertools.count(1)
+
+
+def _learn_county(client, headers):
+    """Cadre and household ids, fetched by the first user and shared by all."""
+    with _county_lock:
+        if _county:
+            return _county
+        cadres = [item["subject_id"] for item in client.get(
+            f"/api/v1/scores/cadre?period={PERIOD}&as_of={AS_OF}&limit=500", headers=headers,
+            name="setup: cadre ids").json()["items"]]
+        households, cursor = [], None
+        while len(households) < 2000:
+            page = client.get("/api/v1/households?limit=200" + (f"&cursor={cursor}" if cursor else ""),
+                              headers=headers, name="setup: household ids").json()
+            households += [item["household_id"] for item in page["items"]]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        _county.update(cadres=cadres, households=households)
+        return _county
+
+
+class CountyUser(HttpUser):
+    wait_time = between(0, 0.05)
+
+    def on_start(self):
+        token = self.client.post("/api/v1/auth/token", json={"username": "admin", "password": ADMIN_PASSWORD},
+                                 name="setup: sign in").json()["access_token"]
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.county = _learn_county(self.client, self.headers)
+
+    @task(3)
+    def income_assessment(self):
+        household = random.choice(self.county["households"])
+        amount = 4000 + next(_incomes) % 3000
+        self.client.post(f"/api/v1/households/{household}/income", name="command: POST income",
+                         json={"year": 2023, "per_capita_income": f"{amount}.00", "assessed_on": "2023-12-20"},
+                         headers={**self.headers, "Idempotency-Key": str(uuid.uuid4())})
+
+    @task(6)
+    def one_cadre_score(self):
+        cadre = random.choice(self.county["cadres"])
+        self.client.get(f"/api/v1/scores/cadre/{cadre}?period={PERIOD}&as_of={AS_OF}", headers=self.headers,
+                        name="read: GET one cadre's score")
+
+    @task(1)
+    def ranking_page(self):
+        self.client.get(f"/api/v1/scores/cadre?period={PERIOD}&as_of={AS_OF}&limit=50", headers=self.headers,
+                        name="read: GET cadre ranking page")
