@@ -68,7 +68,7 @@ def get_rulebook(ctx: RequestContext) -> Any:
             sections[name] = ctx.call(service, read, as_of.isoformat())
         except ServiceUnavailable as exc:  # one service down must not hide the rest of the rulebook
             sections[name] = {"section": name, "unavailable": exc.message}
-        except KeyError:  # a service the gateway has no door to yet (supervision)
+        except KeyError:  # a service this gateway has no proxy for
             sections[name] = {"section": name, "unavailable": f"the gateway does not reach the {service} service"}
     sections["assessment"] = _assessment_rulebook(ctx)
     # `version` and `rules`: the assessment's rulebook as this route answered before the sections

@@ -17,7 +17,7 @@ from services.common.events import StoredEvent
 from services.common.metrics import UNUSABLE_FACTS
 from services.common.store import EventStore, events as own_events, inbox
 
-from . import periods
+from . import incremental, periods
 from .domain import Facts
 
 log = logging.getLogger(__name__)
@@ -96,8 +96,11 @@ def _apply_source_rows(facts, session, after_seq=0, page=10_000):
         cursor.itersize = page
         cursor.execute("SELECT seq, event_id::text, event_type, payload, global_position FROM source_events"
                        " WHERE seq > %s ORDER BY seq", (after_seq,))
+        changes = getattr(facts, "changes", None)
         for seq, event_id, event_type, payload, position in cursor:
             facts.apply(StoredEvent(position, event_id, "", "", 0, event_type, 1, payload))
+            if changes is not None:
+                changes.record(incremental.affected_subjects(facts, event_type, payload))
             count, max_seq = count + 1, seq
     return count, max_seq
 
@@ -130,7 +133,8 @@ def save_facts_snapshot(session):
     facts = cache["facts"]
     if facts is None:
         return None
-    state = {name: value for name, value in vars(facts).items() if name not in ("_index", "loaded_version")}
+    state = {name: value for name, value in vars(facts).items()
+             if name not in ("_index", "loaded_version", "changes")}
     pickled = pickle.dumps({"first": cache["first"], "max_seq": cache["max_seq"], "head": cache["head"],
                             "facts": state}, protocol=pickle.HIGHEST_PROTOCOL)
     with session.connection().connection.cursor() as cursor:
@@ -190,12 +194,14 @@ def load_facts(session):
             facts, last_seq, last_head = restored or (Facts(), 0, 0)
             cache["saved_seq"] = last_seq
             cache["restored"] = restored is not None
+            facts.changes = incremental.ChangeLog()  # what each event applied from now on may change
         # Applied in place: scoring is pure CPU, so under eventlet no reader is interrupted
         # halfway through a ranking, and apply() only ever adds events a reader may also see.
         _, newest = _apply_source_rows(facts, session, after_seq=last_seq)
         own = EventStore(session).events_since(last_head, 10**9)
         for event in own:
             facts.apply(event)
+            facts.changes.record(None)  # ratings, vetoes, rulebooks: ranked whole again
         cache.update(facts=facts, first=first, max_seq=max(last_seq, newest),
                      head=own[-1].global_position if own else last_head)
         # What the facts were built from: a kept ranking is current while this is unchanged.

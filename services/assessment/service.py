@@ -14,7 +14,7 @@ from services.common.errors import NotFound, ServiceUnavailable, ValidationFaile
 from services.common.pagination import decode_cursor, encode_cursor, page_limit
 from services.common.validation import parse_date, validate
 
-from . import bulletin, domain, evidence, periods, projections, schemas
+from . import bulletin, domain, evidence, incremental, periods, projections, schemas
 
 CATCH_UP_INTERVAL = 10
 
@@ -25,19 +25,35 @@ def _evolve_rulebook(state, event):
 
 _RANKINGS = {}  # (facts version, subject type, period, as_of, rulebook version) -> ranked cards
 _RANKINGS_KEPT = 64
+_LATEST = {}  # (subject type, period, as_of, rulebook version) -> (facts identity, change number, ranked)
 
 
 def _kept_ranking(subject_type, facts, period, as_of, version):
     """Scores are a pure function of the facts: a ranking is computed once per facts version
     (what load_facts built them from), rulebook version, period and as_of, and kept; a read
-    while no new event arrived never ranks again. Callers must not mutate the cards."""
-    key = (getattr(facts, "loaded_version", None) or id(facts), subject_type, repr(period), as_of, version)
+    while no new event arrived never ranks again. After new events, the last ranking of the same
+    query is brought up to date by scoring only the subjects they changed, when that is known
+    (incremental.py); otherwise it is computed whole. Callers must not mutate the cards."""
+    loaded = getattr(facts, "loaded_version", None) or id(facts)
+    key = (loaded, subject_type, repr(period), as_of, version)
     ranked = _RANKINGS.get(key)
+    if ranked is not None:
+        return ranked
+    changes = getattr(facts, "changes", None)
+    identity = loaded[:2] if isinstance(loaded, tuple) else loaded
+    latest = _LATEST.get(key[1:])
+    if changes is not None and latest is not None and latest[0] == identity:
+        changed = changes.since(latest[1])
+        if changed is not None:
+            ranked = incremental.rerank(latest[2], subject_type, changed, facts, period, as_of, version)
     if ranked is None:
         ranked = domain.rank_all(subject_type, facts, period, as_of, version)
-        if len(_RANKINGS) >= _RANKINGS_KEPT:
-            _RANKINGS.clear()
-        _RANKINGS[key] = ranked
+    if len(_RANKINGS) >= _RANKINGS_KEPT:
+        _RANKINGS.clear()
+        _LATEST.clear()
+    _RANKINGS[key] = ranked
+    if changes is not None:
+        _LATEST[key[1:]] = (identity, changes.count, ranked)
     return ranked
 
 

@@ -199,10 +199,12 @@ def codec():
 
 
 def erase(session, household_id, actor, reason):
-    """Destroy the household's data key (or record that it has none and may take none)."""
+    """Destroy the household's data key (or record that it has none and may take none), and forget
+    the remembered answers of its idempotent commands (they hold masked numbers: 8 of 18 digits)."""
     values = {"kek_id": None, "wrapped_key": None, "erased_at": _now(), "erased_by": actor, "erasure_reason": reason}
     session.execute(pg_insert(household_keys).values(household_id=household_id, created_at=_now(), **values)
                     .on_conflict_do_update(index_elements=[household_keys.c.household_id], set_=values))
+    session.execute(text("DELETE FROM idempotency_keys WHERE result->>'household_id' = :h"), {"h": household_id})
 
 
 def rewrap_keys(session, ring):

@@ -120,7 +120,10 @@ def test_a_county_wide_duplicate_is_found_through_the_keyed_hash(rpc):
 def test_erasure_makes_the_numbers_unreadable_and_keeps_history_and_status(rpc, engine):
     county(rpc)
     household_id = household(rpc)
-    member(rpc, household_id)
+    rpc.add_member({"household_id": household_id, "name": "王伟", "id_number": HEAD_ID, "relation": "head",
+                    "birth_date": "1980-02-03", "sex": "male", "labor_capacity": "full", "health": "healthy",
+                    "phone": PHONE}, {**STATION, "idempotency_key": "erase-test-member"})
+    assert rows(engine, "SELECT result FROM idempotency_keys")[0].result["id_number"].endswith(HEAD_ID[-4:])
     assess(rpc, household_id, "5200.00")
     before = rpc.get_household(household_id, True)
     stored_before = rows(engine, "SELECT global_position, payload FROM events WHERE stream_id = :h "
@@ -138,6 +141,7 @@ def test_erasure_makes_the_numbers_unreadable_and_keeps_history_and_status(rpc, 
                                 "ORDER BY global_position", h=household_id)
     assert stored_after[:len(stored_before)] == stored_before
     assert [r.payload.get("reason") for r in stored_after[len(stored_before):]] == ["本人申请删除 2024-03-01 第7号"]
+    assert rows(engine, "SELECT count(*) FROM idempotency_keys")[0][0] == 0  # its masked digits too
     key = rows(engine, "SELECT wrapped_key, erased_by FROM household_keys WHERE household_id = :h", h=household_id)[0]
     assert key.wrapped_key is None and key.erased_by["id"] == "admin-1"
     history = rpc.household_history(household_id)
