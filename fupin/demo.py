@@ -175,12 +175,13 @@ def run(households=389, cadres=100, seed=2023, base=GATEWAY, admin_password=None
 
 
 def print_pay_sheet(get, month):
-    """The closed month's pay sheet: the best paid, every cadre withheld or rewarded, the totals."""
+    """The closed month's pay sheet: its first rows (by unit and name), every cadre withheld,
+    rewarded or graded poor, and the totals."""
     sheet = get(f"/api/v1/periods/{month}/pay-sheet", scored=False, format="json")
     rows = sheet["rows"]
     click.echo(f"\n== Pay sheet {month} (closed on {sheet['closed_on']}, rulebook v{sheet['rulebook_version']}; "
                f"{len(rows)} cadres) ==")
-    notable = [r for r in rows if r["withheld"] != "0.00" or r["rewards"] != "0.00"]
+    notable = [r for r in rows if r["withheld"] != "0.00" or r["rewards"] != "0.00" or r["grade"] == "poor"]
     shown = rows[:8] + [r for r in notable if r not in rows[:8]]
     table(["cadre", "name", "unit", "score", "grade", "pay", "rewards", "withheld", "total", "restrictions"],
           [[r["cadre_id"], r["cadre"], r["unit"], "—" if r["score"] is None else f"{r['score']:.2f}", r["grade"] or "—",

@@ -293,8 +293,9 @@ def dispatch(url_map: Any, request: Request, *, rpc: Any, config: Mapping[str, A
         _check_stored_headers(request)
         if not matched.public:
             principal = principal_from_header(request.headers.get("Authorization"), config)
-            with db.new_session() as session:
-                ensure_token_live(session, principal)
+            # autocommit: one round trip, no BEGIN/ROLLBACK around a single read
+            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                ensure_token_live(connection, principal)
             if principal.role not in matched.roles:
                 raise Forbidden(f"the {principal.role} role may not call {matched.method} {matched.path}",
                                 {"role": principal.role})

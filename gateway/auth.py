@@ -342,16 +342,17 @@ def revoke(session: Session, principal: Principal) -> None:
         expires_at=datetime.fromtimestamp(principal.expires_at or time.time(), timezone.utc)))
 
 
-def ensure_token_live(session: Session, principal: Principal) -> None:
+def ensure_token_live(session: Any, principal: Principal) -> None:
     """Refuse a token that was revoked (logout), issued before a password change, or whose user
-    was deactivated."""
-    row = session.execute(select(users.c.active, users.c.tokens_valid_after).where(
+    was deactivated. One round trip: it runs on every request."""
+    revoked = select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == (principal.jti or "")).exists()
+    row = session.execute(select(users.c.active, users.c.tokens_valid_after, revoked.label("revoked")).where(
         users.c.user_id == principal.user_id)).first()
     if row is None or not row.active:
         raise Unauthorized("the account no longer exists or is deactivated")
     if row.tokens_valid_after is not None and (principal.issued_at or 0) < row.tokens_valid_after:
         raise Unauthorized("the token was issued before the password was changed; sign in again")
-    if principal.jti and session.execute(select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == principal.jti)).first():
+    if row.revoked:
         raise Unauthorized("the token was revoked (signed out); sign in again")
 
 

@@ -42,6 +42,7 @@ source_events = Table(
 READ_MODEL_TABLES = ()
 RELEVANT = {name[4:] for name in dir(Facts) if name.startswith("_on_")}
 SOURCE_EVENTS_LOCK = "fupin.assessment.source_events"
+REBUILD_LOCK = "fupin.assessment.rebuild"  # held by a rebuild; scores are not answered meanwhile
 
 
 def project(session, event):

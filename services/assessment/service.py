@@ -7,6 +7,7 @@ from decimal import Decimal
 from nameko.events import event_handler
 from services.common.rpc import rpc
 from nameko.timer import timer
+from sqlalchemy import text
 
 from services.common.chassis import EventSourcedService
 from services.common.consumer import EventConsumer
@@ -101,17 +102,29 @@ class AssessmentService(EventSourcedService, EventConsumer):
     def rebuild_read_models(self):
         """Forget every source event and replay every source from the start."""
         started = time.monotonic()
-        with self.db.new_session() as session:
-            projections.forget_source_events(session)
-            session.commit()
-        applied = self.catch_up_all(wait=True)
-        replayed_at = time.monotonic()
-        # Counted from the inbox: the timer's catch-up may have replayed a batch beside us.
-        with self.db.new_session() as session:
-            replayed = projections.replayed_counts(session)
-            projections.load_facts(session)  # warm again, before the first ranking asks
-            projections.save_facts_snapshot(session)  # and what a restart will start from
-            session.commit()
+        # Until the replay is complete no score is answered (503 with Retry-After, from every
+        # replica): a ranking over half the events would be a wrong ranking, not a slow one.
+        # A transaction lock, held by a transaction of its own kept open for the whole rebuild
+        # (production pools connections per transaction: no session locks); a crashed rebuild's
+        # connection closes and releases it.
+        guard = self.db.engine.connect()
+        try:
+            guard.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
+            guard.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": projections.REBUILD_LOCK})
+            with self.db.new_session() as session:
+                projections.forget_source_events(session)
+                session.commit()
+            applied = self.catch_up_all(wait=True)
+            replayed_at = time.monotonic()
+            # Counted from the inbox: the timer's catch-up may have replayed a batch beside us.
+            with self.db.new_session() as session:
+                replayed = projections.replayed_counts(session)
+                projections.load_facts(session)  # warm again, before the first ranking asks
+                projections.save_facts_snapshot(session)  # and what a restart will start from
+                session.commit()
+        finally:
+            guard.rollback()  # ends the guard's transaction, and with it the lock
+            guard.close()
         sources = {source: (replayed.get(source, 0) if applied[source] is not None else None)
                    for source in self.sources}
         return {"service": self.name, "events_replayed": sum(n or 0 for n in sources.values()), "sources": sources,
@@ -160,6 +173,10 @@ class AssessmentService(EventSourcedService, EventConsumer):
     # --- scores ------------------------------------------------------------------------------
     def _facts(self):
         with self.db.new_session() as session:
+            if not session.execute(text("SELECT pg_try_advisory_xact_lock_shared(hashtext(:k))"),
+                                   {"k": projections.REBUILD_LOCK}).scalar():
+                raise ServiceUnavailable("the assessment is rebuilding its facts from every source; scores are "
+                                         "answered again when it is done", {"retry_after": 30})
             return projections.load_facts(session)
 
     @rpc

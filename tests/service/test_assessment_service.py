@@ -232,3 +232,25 @@ def test_source_rows_commit_in_seq_order_so_the_cached_facts_miss_none(databases
         b_done.wait()
         assert set(projections.load_facts(reader).exams) == {"CA", "CB"}
     engine.dispose()
+
+
+def test_no_score_is_answered_while_a_rebuild_replays_only_a_503_with_retry_after(amqp_uri, databases):
+    """A ranking over half the replayed events would be wrong: while a rebuild holds its lock,
+    scores and rankings answer ServiceUnavailable (503, Retry-After); after it, they answer."""
+    from sqlalchemy import create_engine, text
+
+    from services.assessment.projections import REBUILD_LOCK
+    from services.common.errors import ServiceUnavailable
+
+    engine = create_engine(databases["assessment"])
+    try:
+        with assessment(amqp_uri, databases), support.rpc_client(amqp_uri) as rpc:
+            with engine.connect() as rebuilding:  # what rebuild_read_models holds while it replays
+                rebuilding.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": REBUILD_LOCK})
+                with pytest.raises(ServiceUnavailable) as refused:
+                    rpc.assessment.rankings("unit", "2023", "2023-12-31")
+                assert refused.value.details["retry_after"] >= 1
+                rebuilding.rollback()
+            assert "items" in rpc.assessment.rankings("unit", "2023", "2023-12-31")
+    finally:
+        engine.dispose()

@@ -112,3 +112,19 @@ def test_a_problem_open_past_its_deadline_is_overdue():
     view = domain.problem_view(problem())
     assert domain.problem_status(view, date(2018, 7, 31)) == "open"
     assert domain.problem_status(view, date(2018, 8, 1)) == "overdue"
+
+
+def test_an_action_carries_each_weeks_due_time_for_the_assessment():
+    action = campaign().actions["a13"]
+    due = action["reports_due"]
+    # 2018-06-11 is a Monday: W24's Friday the 15th is the first; W39's Friday 28 September the last
+    assert due[0] == {"week": "2018-W24", "due_at": "2018-06-15T12:00:00+08:00"}
+    assert due[-1] == {"week": "2018-W39", "due_at": "2018-09-28T12:00:00+08:00"}
+    assert [slot["week"] for slot in due] == domain.due_weeks(date(2018, 6, 11), date(2018, 9, 30), RULES)
+    # another county's rule (Thursday 17:00) is what the action records
+    other = domain.Rules(report_weekday="thursday", report_deadline="17:00")
+    state = fold(domain.evolve_campaign, domain.decide_launch(None, {
+        "campaign_id": "c", "name": "x", "starts_on": date(2018, 6, 11), "ends_on": date(2018, 6, 30), "phases": []}))
+    added = domain.decide_add_action(state, {"campaign_id": "c", "action_id": "a", "name": "x", "lead": "x",
+                                             "responsible_units": ["U1"], "targets": [], "milestones": []}, other)
+    assert added[0].payload["reports_due"][0] == {"week": "2018-W24", "due_at": "2018-06-14T17:00:00+08:00"}
