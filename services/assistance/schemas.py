@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from services.common.validation import BoundedDecimal, Month
+from services.common.validation import BoundedDecimal, Flag, Month
 
 RANKS = ("head", "leader", "staff")
 STATIONING_ROLES = ("first_secretary", "member")
@@ -69,7 +69,7 @@ class RegisterCadre(Schema):
     name = text()
     rank = fields.String(required=True, validate=validate.OneOf(RANKS),
                          metadata={"description": "head 主要负责人, leader 分管负责人/班子成员, staff"})
-    deputy_section_or_above = fields.Boolean(load_default=False, metadata={"description": "副科级以上"})
+    deputy_section_or_above = Flag(load_default=False, metadata={"description": "副科级以上"})
 
 
 class AssignVillage(Schema):
@@ -99,7 +99,7 @@ class RecordVisit(Schema):
                            metadata={"description": "帮扶措施 taken"})
     outcome = note(metadata={"description": "帮扶成效"})
     changes = note(metadata={"description": "household changes noticed"})
-    policy_explained = fields.Boolean(required=True)
+    policy_explained = Flag(required=True)
 
 
 class BatchVisit(RecordVisit):
@@ -138,7 +138,7 @@ class RecordExamScore(Schema):
 class RecordAwarenessCheck(Schema):
     household_id = identifier()
     checked_on = fields.Date(required=True)
-    passed = fields.Boolean(required=True)
+    passed = Flag(required=True)
 
 
 class StationCadre(Schema):

@@ -126,6 +126,15 @@ class WholeNumber(fields.Integer):
         return super()._deserialize(int(number), attr, data, **kwargs)
 
 
+class Flag(fields.Boolean):
+    """A JSON true or false, nothing else: marshmallow's Boolean also takes 0, 1, "yes" and "on",
+    which a JSON body never means as a yes/no (a body's `"poor_village": 0` is a 400, not False).
+    Query strings, which are text, keep fields.Boolean."""
+
+    truthy = {True}
+    falsy = {False}
+
+
 def validate(schema: Any, data: dict[str, Any], partial: bool = False) -> Any:
     """Load `data` with a marshmallow schema instance; bad input raises ValidationFailed whose
     details map each field to its messages (nested fields as "parent.child")."""

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.common.validation import BoundedDecimal, Money, Month, WholeNumber, Year
+from services.common.validation import BoundedDecimal, Flag, Money, Month, WholeNumber, Year
 
 INDUSTRIES = ("tobacco", "sugarcane", "mulberry", "livestock", "off_season_vegetables", "other_farming",
               "non_production")
@@ -72,21 +72,21 @@ class LoanCommand(Schema):
 
 
 class VillageReview(LoanCommand):
-    passed = fields.Boolean(required=True)
+    passed = Flag(required=True)
     note = note()
 
 
 class TownshipRecommendation(LoanCommand):
-    recommended = fields.Boolean(required=True)
+    recommended = Flag(required=True)
     note = note()
 
 
 class CountyApproval(LoanCommand):
-    approved = fields.Boolean(required=True)
+    approved = Flag(required=True)
 
 
 class DecideLoan(LoanCommand):
-    approved = fields.Boolean(required=True)
+    approved = Flag(required=True)
     reason = note()
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from marshmallow import Schema, fields, validate
 
-from services.common.validation import Money, Year
+from services.common.validation import Flag, Money, Year
 
 POVERTY_CAUSES = ("illness", "disability", "schooling", "disaster", "lack_of_land", "lack_of_water",
                   "lack_of_skills", "lack_of_labour", "lack_of_capital", "poor_transport", "lack_of_motivation")
@@ -44,7 +44,7 @@ class RegisterVillage(Schema):
     village_id = code()
     township_id = code()
     name = text()
-    poor_village = fields.Boolean(load_default=False, metadata={"description": "a registered poor village (贫困村)"})
+    poor_village = Flag(load_default=False, metadata={"description": "a registered poor village (贫困村)"})
 
 
 class RegisterHousehold(Schema):
@@ -54,7 +54,7 @@ class RegisterHousehold(Schema):
     poverty_causes = fields.List(fields.String(validate=validate.OneOf(POVERTY_CAUSES)), required=True,
                                  metadata={"description": "致贫原因"})
     registered_on = fields.Date(required=True)
-    five_guarantees = fields.Boolean(load_default=False, metadata={"description": "a 五保 household"})
+    five_guarantees = Flag(load_default=False, metadata={"description": "a 五保 household"})
     status = fields.String(load_default="poor", validate=validate.OneOf(("poor", "monitored")),
                            metadata={"description": "poor (建档立卡 poor household, the default) or monitored: a "
                                                     "never-poor household registered for monitoring only (边缘易致贫户)"})
@@ -109,13 +109,13 @@ class AssessIncome(HouseholdCommand):
 
 class AssessAssurances(HouseholdCommand):
     assessed_on = fields.Date(required=True)
-    food = fields.Boolean(required=True)
-    clothing = fields.Boolean(required=True)
-    education = fields.Boolean(required=True, metadata={"description": "compulsory education assured"})
-    medical = fields.Boolean(required=True, metadata={"description": "basic medical insurance"})
+    food = Flag(required=True)
+    clothing = Flag(required=True)
+    education = Flag(required=True, metadata={"description": "compulsory education assured"})
+    medical = Flag(required=True, metadata={"description": "basic medical insurance"})
     housing_grade = fields.String(required=True, validate=validate.OneOf(HOUSING_GRADES),
                                   metadata={"description": "A/B safe, C repair, D rebuild"})
-    drinking_water = fields.Boolean(required=True, metadata={"description": "safe drinking water"})
+    drinking_water = Flag(required=True, metadata={"description": "safe drinking water"})
 
 
 class ExitHousehold(HouseholdCommand):

@@ -8,7 +8,7 @@ from datetime import date
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.common.validation import BoundedDecimal, WholeNumber  # noqa: F401 - WholeNumber re-exported for symmetry
+from services.common.validation import BoundedDecimal, Flag, WholeNumber  # noqa: F401 - WholeNumber re-exported for symmetry
 
 PROBLEM_SOURCES = ("supervision", "inspection", "spot_check", "third_party")
 PROBLEM_STATUSES = ("open", "awaiting_verification", "closed", "overdue")
@@ -181,7 +181,7 @@ class RequestClosure(ProblemCommand):
 
 class VerifyProblem(ProblemCommand):
     on = fields.Date(required=True)
-    accepted = fields.Boolean(required=True)
+    accepted = Flag(required=True)
     note = fields.String(load_default="", validate=validate.Length(max=2000))
 
 
