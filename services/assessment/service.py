@@ -328,32 +328,27 @@ class AssessmentService(EventSourcedService, EventConsumer):
     def pay_sheet(self, month, format="json"):
         periods.month_period(month)
         sheet = periods.pay_sheet(self._months().get(month), month)
-        if format == "json":
-            return sheet
-        if format == "csv":
-            content, content_type = periods.pay_sheet_csv(sheet), "text/csv; charset=utf-8"
-        elif format == "xlsx":
-            content = periods.pay_sheet_xlsx(sheet)
-            content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-        else:
-            raise ValidationFailed("format must be json, csv or xlsx", {"format": ["invalid"]})
-        return {"filename": f"pay-sheet-{month}.{format}", "content_type": content_type,
-                "content_base64": base64.b64encode(content).decode()}
+        return _in_format(sheet, f"pay-sheet-{month}", format, periods.pay_sheet_csv, periods.pay_sheet_xlsx)
 
     @rpc
     def weekly_bulletin(self, week, format="json"):
         report = bulletin.weekly_bulletin(self._facts(), week)
-        if format == "json":
-            return report
-        if format == "csv":
-            content, content_type = bulletin.as_csv(report), "text/csv; charset=utf-8"
-        elif format == "xlsx":
-            content = bulletin.as_xlsx(report)
-            content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-        else:
-            raise ValidationFailed("format must be json, csv or xlsx", {"format": ["invalid"]})
-        return {"filename": f"bulletin-{week}.{format}", "content_type": content_type,
-                "content_base64": base64.b64encode(content).decode()}
+        return _in_format(report, f"bulletin-{week}", format, bulletin.as_csv, bulletin.as_xlsx)
+
+
+def _in_format(report, name, format, as_csv, as_xlsx):
+    """A report as JSON, or as a CSV/XLSX download the gateway passes on (base64 over RPC)."""
+    if format == "json":
+        return report
+    if format == "csv":
+        content, content_type = as_csv(report), "text/csv; charset=utf-8"
+    elif format == "xlsx":
+        content = as_xlsx(report)
+        content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    else:
+        raise ValidationFailed("format must be json, csv or xlsx", {"format": ["invalid"]})
+    return {"filename": f"{name}.{format}", "content_type": content_type,
+            "content_base64": base64.b64encode(content).decode()}
 
 
 def _answers_frozen(state, version):
