@@ -131,8 +131,11 @@ class Flag(fields.Boolean):
     which a JSON body never means as a yes/no (a body's `"poor_village": 0` is a 400, not False).
     Query strings, which are text, keep fields.Boolean."""
 
-    truthy = {True}
-    falsy = {False}
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        # an explicit type check: 0 == False and 1 == True, so truthy/falsy sets cannot tell them apart
+        if not isinstance(value, bool):
+            raise ValidationError("Not a valid boolean: give true or false.")
+        return value
 
 
 def validate(schema: Any, data: dict[str, Any], partial: bool = False) -> Any:
