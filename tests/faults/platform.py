@@ -103,16 +103,20 @@ class BrokerProxy:
         except (OSError, EOFError):
             pass
         finally:
-            self._close(pair)
+            self._cut(pair)
+            # Each socket is closed only by the green thread that reads it: closing it under the
+            # other direction's waiting reader left a stale listener on its fd number, which a
+            # later connection reused ("Second simultaneous read on fileno" in later tests).
+            source.close()
 
-    def _close(self, pair):
+    def _cut(self, pair):
+        """Both directions see the end (recv returns b''); their pipes close their own sockets."""
         self.pairs.discard(pair)
         for sock in pair:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-            sock.close()
 
     def stop(self):
         if self.acceptor is not None:
@@ -120,7 +124,7 @@ class BrokerProxy:
         if self.server is not None:
             self.server.close()
         for pair in list(self.pairs):
-            self._close(pair)
+            self._cut(pair)
 
     def outage(self, seconds):
         self.stop()

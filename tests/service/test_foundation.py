@@ -3,7 +3,6 @@ import threading
 import uuid
 
 import eventlet
-import kombu.pools
 import pytest
 from kombu import Connection, Exchange, Queue
 from sqlalchemy import create_engine, select
@@ -212,8 +211,10 @@ def test_relay_loses_nothing_when_the_broker_restarts(amqp_uri, ledger_db, engin
             received = drain(amqp_uri, queue, 40, timeout=60)
     finally:
         proxy.stop()
-    # pooled connections opened through the proxy are dead; later tests need fresh ones
-    kombu.pools.reset()
+    # The pooled connections opened through the proxy are dead, but they are pooled under the
+    # proxy's own port, which no later test uses. kombu.pools.reset() here closed every pooled
+    # socket in the process, also ones other green threads were waiting on: their stale read
+    # listeners then met a reused fd number ("Second simultaneous read on fileno") in later tests.
     assert {m["stream_id"] for m in received} == {f"s{i}" for i in range(40)}
 
 
