@@ -7,6 +7,7 @@ Set FUPIN_TEST_PREFIX to run two suites side by side.
 import os
 import socket
 import subprocess
+import uuid
 from contextlib import contextmanager
 
 import kombu.pools
@@ -160,3 +161,15 @@ def wait_until(predicate, timeout=20.0, interval=0.05, message="condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         eventlet.sleep(interval)
+
+
+def id_number(seed, born="19800203", sex="male"):
+    """A valid GB 11643 ID number for a member born on `born` (YYYYMMDD) of `sex`, the same for the
+    same seed. Region and sequence both come from the seed: the e2e and browser counties share one
+    registry database across runs, so 500 sequence numbers alone collided (a 409 on the 2nd run)."""
+    digest = uuid.uuid5(uuid.NAMESPACE_DNS, seed).int
+    region = 110000 + digest % 550000
+    sequence = (digest // 550000) % 500 * 2 + (1 if sex == "male" else 0)
+    body = f"{region}{born}{sequence:03d}"
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights)) % 11]
