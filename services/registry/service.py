@@ -6,8 +6,9 @@ from nameko.extensions import DependencyProvider
 from sqlalchemy import text
 
 from services.common import rulebook
-from services.common.chassis import COUNTY_SECTION, EventSourcedService, change_command, rebuild
+from services.common.chassis import COUNTY_SECTION, EventSourcedService, change_command
 from services.common.clock import CountyClock
+from services.common.rebuild import rebuild
 from services.common.rpc import rpc
 from services.common.db import Database
 from services.common.events import NewEvent, history_item
