@@ -29,6 +29,7 @@ from .db import Database
 from .errors import NotFound, ValidationFailed
 from .events import StoredEvent
 from .metrics import exposition
+from .rebuild import rebuild
 from .relay import RelayDoorbell, relay_loop, relay_pending
 from .rpc import rpc
 from .store import EventStore
@@ -340,29 +341,12 @@ class EventSourcedService(HealthEndpoints):
     # --- read models ----------------------------------------------------------------------
     @rpc
     def rebuild_read_models(self) -> Any:
-        """Drop every read model and replay all events into them, in one transaction."""
+        """Replay every event into shadow copies of the read models and swap them in at the end
+        (services/common/rebuild.py): meanwhile the service answers from the old tables."""
         with self.db.new_session() as session:
-            rebuild(session, self.projections)
+            replayed = rebuild(session, self.projections)
             session.commit()
-            return {"service": self.name, "events_replayed": session.info.get("replayed", 0)}
-
-
-def rebuild(session: Session, projections: Any, batch_size: int = 2000) -> Any:
-    tables = ", ".join(f'"{name}"' for name in projections.READ_MODEL_TABLES)
-    if tables:
-        session.execute(text(f"TRUNCATE {tables}"))
-    store = EventStore(session)
-    position, replayed = 0, 0
-    while True:
-        batch = store.events_since(position, batch_size)
-        for event in batch:
-            projections.project(session, event)
-        replayed += len(batch)
-        if len(batch) < batch_size:
-            break
-        position = batch[-1].global_position
-    session.info["replayed"] = replayed
-    return replayed
+            return {"service": self.name, "events_replayed": replayed}
 
 
 # --- the county section: values every service reads, owned by the registry ---------------------

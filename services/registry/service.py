@@ -6,7 +6,8 @@ from nameko.extensions import DependencyProvider
 from sqlalchemy import text
 
 from services.common import rulebook
-from services.common.chassis import COUNTY_SECTION, EventSourcedService, change_command, county_section_day, rebuild
+from services.common.chassis import COUNTY_SECTION, EventSourcedService, change_command, county_section_day
+from services.common.rebuild import rebuild
 from services.common.rpc import rpc
 from services.common.db import Database
 from services.common.events import NewEvent, history_item
