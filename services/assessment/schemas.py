@@ -40,7 +40,7 @@ class RecordVeto(Schema):
 
 
 class PublishRulebook(Schema):
-    """Any part of the rulebook to change; the rest is carried over from the newest version."""
+    """Any part of the rulebook to change, from `effective_from` on; the rest is what is in force."""
 
     weights = fields.Dict(keys=fields.String(validate=v.OneOf(SUBJECT_TYPES)),
                           values=fields.Dict(keys=fields.String(), values=fields.Integer(validate=v.Range(min=0))))
@@ -61,6 +61,10 @@ class PublishRulebook(Schema):
     rating_values = fields.Dict(keys=fields.String(validate=v.OneOf(("good", "fair", "poor"))),
                                 values=BoundedDecimal(as_string=True, validate=_rate))
     published_on = fields.Date(required=True)
+    effective_from = fields.Date(metadata={"description": "the first day the new values hold (default published_on); "
+                                                          "a score dated before keeps the earlier values"})
+    reason = fields.String(allow_none=True, validate=v.Length(max=2000),
+                           metadata={"description": "why (the county document that decided it)"})
 
 
 MONTH = v.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="use a month like 2023-05")
