@@ -62,6 +62,10 @@ class RegistryService(EventSourcedService):
     owns_county_section = True  # timezone and departments: the county section of the rulebook
 
     # --- the county section of the rulebook ------------------------------------------------------
+    @classmethod
+    def rulebook_sections(cls):
+        return {**super().rulebook_sections(), COUNTY_SECTION: rulebook.defaults_of(domain.CountyRules)}
+
     def _county_section(self):
         with self.db.new_session() as session:
             events = EventStore(session).load(rulebook.STREAM_TYPE, COUNTY_SECTION)
