@@ -15,10 +15,7 @@ from services.common.errors import ValidationFailed
 
 from . import supervision
 from .facts import RulesInForce
-
-SUBJECT_TYPES = ("unit", "cadre", "township")
-EXTERNAL_SOURCES = ("county", "city", "province", "third_party")
-RATINGS = ("good", "fair", "poor")
+from .schemas import EXTERNAL_SOURCES, SUBJECT_TYPES
 
 
 # --- periods ---------------------------------------------------------------------------------
