@@ -18,7 +18,7 @@ from decimal import Decimal
 from services.common.errors import Conflict, RuleRefused, ValidationFailed
 from services.common.events import NewEvent
 
-from . import domain
+from . import scoring
 
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 OWN = "assessment"  # the watermark's key for the assessment's own events (ratings, vetoes)
@@ -68,7 +68,7 @@ def _date(value):
 def month_period(month):
     if not isinstance(month, str) or not MONTH.match(month):
         raise ValidationFailed("month must look like 2023-05", {"month": ["invalid"]})
-    return domain.parse_period(month)
+    return scoring.parse_period(month)
 
 
 # --- the month's stream ---------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from services.common.errors import NotFound, ServiceUnavailable, ValidationFaile
 from services.common.pagination import decode_cursor, encode_cursor, page_limit
 from services.common.validation import parse_date, validate
 
-from . import bulletin, domain, evidence, incremental, periods, projections, schemas
+from . import bulletin, domain, evidence, incremental, periods, projections, schemas, scoring
+from .facts import DEFAULT_RULES
 
 CATCH_UP_INTERVAL = 10
 
@@ -48,7 +49,7 @@ def _kept_ranking(subject_type, facts, period, as_of, version):
         if changed is not None:
             ranked = incremental.rerank(latest[2], subject_type, changed, facts, period, as_of, version)
     if ranked is None:
-        ranked = domain.rank_all(subject_type, facts, period, as_of, version)
+        ranked = scoring.rank_all(subject_type, facts, period, as_of, version)
     if len(_RANKINGS) >= _RANKINGS_KEPT:
         _RANKINGS.clear()
         _LATEST.clear()
@@ -165,7 +166,7 @@ class AssessmentService(EventSourcedService, EventConsumer):
         changes = _json_ready(command)
         return self.handle(
             "publish_rulebook", stream_type="rulebook", stream_id="county", evolve=_evolve_rulebook,
-            initial=(1, domain.DEFAULT_RULES),
+            initial=(1, DEFAULT_RULES),
             decide=lambda state: domain.decide_rulebook(state[0], state[1], changes, published_on),
             context=context, result=lambda state, stored: {"version": state[0], "rules": state[1]},
         )
@@ -191,7 +192,7 @@ class AssessmentService(EventSourcedService, EventConsumer):
         if subject_id not in facts.subject_ids(subject_type):
             raise NotFound(f"no {subject_type} {subject_id!r} is known to the assessment",
                            {"subject_type": subject_type, "subject_id": subject_id})
-        period, as_of = domain.parse_period(period), parse_date(as_of, "as_of")
+        period, as_of = scoring.parse_period(period), parse_date(as_of, "as_of")
         state, status = self._period_status(period)
         if _answers_frozen(state, version):
             card = next((c for c in periods.frozen_cards(state, subject_type) if c["subject_id"] == subject_id), None)
@@ -205,10 +206,10 @@ class AssessmentService(EventSourcedService, EventConsumer):
 
     @rpc
     def rankings(self, subject_type, period, as_of, limit=None, cursor=None, version=None):
-        if subject_type not in domain.SUBJECT_TYPES:
+        if subject_type not in scoring.SUBJECT_TYPES:
             raise ValidationFailed("unknown subject type", {"subject_type": ["invalid"]})
         facts = self._facts()
-        period_, as_of_ = domain.parse_period(period), parse_date(as_of, "as_of")
+        period_, as_of_ = scoring.parse_period(period), parse_date(as_of, "as_of")
         version_, _ = facts.rulebook(version)
         state, status = self._period_status(period_)
         if _answers_frozen(state, version):
@@ -236,7 +237,7 @@ class AssessmentService(EventSourcedService, EventConsumer):
         if period.is_month:
             state = months.get(period.label)
             return state, periods.status_of(state)
-        closed = sorted(m for m in (domain.month_label(d) for d in period.months())
+        closed = sorted(m for m in (scoring.month_label(d) for d in period.months())
                         if m in months and months[m].status == "closed")
         return None, {"status": "open", "closed_on": None, "closed_months": closed}
 
@@ -269,7 +270,7 @@ class AssessmentService(EventSourcedService, EventConsumer):
             # Scored while the lock is held and without yielding: nothing is applied meanwhile.
             results = periods.freeze(facts, {t: [evidence.describe(card, facts) for card in
                                                  _kept_ranking(t, facts, period, command["on"], None)]
-                                             for t in domain.SUBJECT_TYPES})
+                                             for t in scoring.SUBJECT_TYPES})
             session.rollback()
         return self.handle(
             "close_month", stream_type="period", stream_id=month, evolve=periods.evolve_month,
@@ -316,7 +317,7 @@ class AssessmentService(EventSourcedService, EventConsumer):
                 state = months.get(month)
                 item = _month_answer(state, month)
                 if state is not None and state.status == "closed":
-                    period = domain.parse_period(month)
+                    period = scoring.parse_period(month)
                     item["late_correction_count"] = len(
                         projections.late_corrections(session, state.closing, period.start, period.end))
                 else:

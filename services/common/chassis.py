@@ -14,7 +14,7 @@ import eventlet
 
 from kombu import Connection
 from nameko.dependency_providers import Config
-from nameko.events import EventDispatcher
+from nameko.events import BROADCAST, EventDispatcher, event_handler
 from nameko.timer import timer
 from sqlalchemy import Table, select, text
 from sqlalchemy.engine import Engine
@@ -26,6 +26,7 @@ from .clock import DEFAULT_TIMEZONE, clock_from_config
 from .commands import Decide, Evolve
 from .db import Database
 from .errors import NotFound, ValidationFailed
+from .events import StoredEvent
 from .metrics import exposition
 from .relay import RelayDoorbell, relay_loop, relay_pending
 from .rpc import rpc
@@ -38,7 +39,8 @@ PRUNE_INTERVAL_SECONDS = 3600
 # The county section of the rulebook: values every service reads, owned by the registry.
 COUNTY_KEYS = ("timezone", "departments")
 COUNTY_SECTION = "county"
-COUNTY_REFRESH_SECONDS = 60
+COUNTY_OWNER = "registry"
+COUNTY_REFRESH_SECONDS = 60  # the backstop poll; changes themselves arrive as events
 
 
 def json_response(status: int, body: Any) -> Any:
@@ -103,9 +105,11 @@ class EventSourcedService(HealthEndpoints):
     owners: dict[str, tuple[Table, str, tuple[str, ...]]] = {}
 
     def refresh_county_rules(self) -> None:
-        """Keep the county section (timezone, departments) as the registry has it in force: the
-        relay's loop calls this every second; it asks the registry once a minute, in a green
-        thread of its own so the relay never waits for it."""
+        """A backstop for the county section (timezone, departments): a change reaches every
+        process at once as the registry's `rules_changed` event (`on_county_rules_changed`); the
+        relay's loop calls this every second and it reads the whole section from the registry at
+        start and then once a minute, for a change whose broadcast this process missed (it was
+        reconnecting to the broker). In a green thread of its own, so the relay never waits."""
         if getattr(self, "owns_county_section", False):
             return
         now = time.monotonic()
@@ -121,9 +125,22 @@ class EventSourcedService(HealthEndpoints):
 
         eventlet.spawn_n(ask)
 
+    @event_handler(COUNTY_OWNER, rulebook.CHANGED, handler_type=BROADCAST, reliable_delivery=False)
+    def on_county_rules_changed(self, envelope: dict[str, Any]) -> None:
+        """The registry changed a section of the rulebook: if it is the county section, every
+        process of every service (a broadcast: each has its own queue) takes the change in now,
+        so the next command uses it, instead of the minute the backstop poll would take."""
+        if getattr(self, "owns_county_section", False) or envelope["payload"].get("section") != COUNTY_SECTION:
+            return
+        section = _county_sections.get(self.name)
+        if section is None:  # nothing read yet: read the whole section, the change included
+            fetch_county_values(self)
+            return
+        section.apply(StoredEvent.from_dict(envelope))
+
     @rpc
     def reload_county_rules(self) -> Any:
-        """Read the county section from the registry now (after a change, instead of waiting a minute)."""
+        """Read the county section from the registry now (a repair: changes arrive as events)."""
         if getattr(self, "owns_county_section", False):
             return self.county_section_values()  # type: ignore[attr-defined]
         return fetch_county_values(self)
@@ -299,27 +316,44 @@ def rebuild(session: Session, projections: Any, batch_size: int = 2000) -> Any:
 
 # --- the county section: values every service reads, owned by the registry ---------------------
 _county_asked: dict[str, float] = {}  # service name -> when it last asked (time.monotonic)
-_county_cache: dict[str, dict[str, Any]] = {}  # service name -> the county section's values, as last read
+# service name -> the county section (every version) as last read from the registry, kept
+# current by the registry's `rules_changed` events
+_county_sections: dict[str, rulebook.Section] = {}
 
 
 def county_values(service: Any) -> dict[str, Any]:
     """The county section in force today ({timezone, departments}). The registry owns it and reads
-    its own store; every other service keeps the values it last read from the registry (until
-    the first answer, the code's defaults: Asia/Shanghai and DOMAIN.md's departments)."""
+    its own store; every other service keeps the whole section (every version) as last read from
+    the registry, with the changes announced since, and takes the values in force today from it
+    (until the first answer, the code's defaults: Asia/Shanghai and DOMAIN.md's departments)."""
     if getattr(service, "owns_county_section", False):
         return dict(service.county_section_values())
-    return _county_cache.get(service.name, {})
+    section = _county_sections.get(service.name)
+    if section is None:
+        return {}
+    return dict(section.in_force(county_section_day(service.config)).values)
+
+
+def county_section_day(config: Any) -> date:
+    """The day whose county-section version holds: decided on the default zone's date, since the
+    zone itself is one of the section's values (a change of the county's own time zone is too rare
+    for the few hours of difference to matter)."""
+    return clock_from_config(config).today()
 
 
 def fetch_county_values(service: Any) -> dict[str, Any]:
-    """Ask the registry for the county section over a connection of its own (a standalone proxy,
-    so a slow or absent registry never disturbs the service's own connections)."""
+    """Read the whole county section from the registry over a connection of its own (a standalone
+    proxy, so a slow or absent registry never disturbs the service's own connections)."""
     from nameko.standalone.rpc import ClusterRpcProxy
 
     with ClusterRpcProxy({"AMQP_URI": service.config["AMQP_URI"]}, timeout=5) as cluster:
-        values = cluster.registry.county_rules()
-    _county_cache[service.name] = values
-    return dict(values)
+        view = getattr(cluster, COUNTY_OWNER).county_rulebook_section()
+    section = rulebook.Section.from_view(view)
+    # a change announced while this read was on its way is kept, even if the read missed it
+    for version in getattr(_county_sections.get(service.name), "versions", [])[1:]:
+        section.add(version)
+    _county_sections[service.name] = section
+    return dict(section.in_force(county_section_day(service.config)).values)
 
 
 def _date_arg(value: Any, name: str) -> date:

@@ -87,18 +87,35 @@ class Section:
         for event in events:
             self.apply(event)
 
+    @classmethod
+    def from_view(cls, view: dict[str, Any]) -> "Section":
+        """The section back from its `view` (what another service answers over RPC): version 0's
+        values are the defaults, every later version a change."""
+        first, *changes = view["versions"]
+        section = cls(view["section"], first["changes"])
+        for item in changes:
+            section.add(Version(int(item["version"]), date.fromisoformat(item["effective_from"]),
+                                dict(item["changes"]), item.get("reason"), item.get("recorded_at"), item.get("actor")))
+        return section
+
+    def add(self, version: Version) -> None:
+        """Keep one more version; one already known is skipped (a change can arrive twice: by the
+        bus, and read back from the owner)."""
+        if all(known.version != version.version for known in self.versions[1:]):
+            self.versions.append(version)
+
     def apply(self, event: Any) -> None:
         if event.type != CHANGED:
             return
         p = event.payload
         metadata = getattr(event, "metadata", None) or {}
         changes = {key: value for key, value in p["changes"].items() if key in self.defaults}
-        self.versions.append(Version(int(p["version"]), date.fromisoformat(p["effective_from"]), changes,
-                                     p.get("reason"), getattr(event, "recorded_at", None), metadata.get("actor")))
+        self.add(Version(int(p["version"]), date.fromisoformat(p["effective_from"]), changes,
+                         p.get("reason"), getattr(event, "recorded_at", None), metadata.get("actor")))
 
     @property
     def latest(self) -> Version:
-        return self.versions[-1]
+        return max(self.versions, key=lambda v: v.version)
 
     def in_force(self, day: date) -> InForce:
         """The values in force on `day` and the newest version that applies to it."""

@@ -6,8 +6,7 @@ from nameko.extensions import DependencyProvider
 from sqlalchemy import text
 
 from services.common import rulebook
-from services.common.chassis import COUNTY_SECTION, EventSourcedService, change_command, rebuild
-from services.common.clock import CountyClock
+from services.common.chassis import COUNTY_SECTION, EventSourcedService, change_command, county_section_day, rebuild
 from services.common.rpc import rpc
 from services.common.db import Database
 from services.common.events import NewEvent, history_item
@@ -68,10 +67,7 @@ class RegistryService(EventSourcedService):
         return rulebook.Section(COUNTY_SECTION, rulebook.defaults_of(domain.CountyRules), events)
 
     def county_section_values(self):
-        # which version of the zone holds is decided on the default zone's date: a change of
-        # the county's own time zone is too rare for the few hours of difference to matter
-        day = CountyClock(None, self.config.get("NOW")).today()
-        return self._county_section().in_force(day).values
+        return self._county_section().in_force(county_section_day(self.config)).values
 
     @rpc
     def county_rules(self):
