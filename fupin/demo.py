@@ -21,6 +21,7 @@ HOLE = re.compile(r"\{([a-z]+\d+)\}")
 PATH_ID = re.compile(r"^/api/v1/[a-z-]+/([^/]+)/")
 CREATED_ID = {"/api/v1/households": "household_id", "/api/v1/loans": "loan_id", "/api/v1/pairings": "pairing_id"}
 CADRE_CHAINED = ("/api/v1/stationings", "/api/v1/residency-reports")
+PROJECTS_NEED = ("townships", "villages")  # the steps a department's projects refer to
 
 
 class Loader:
@@ -104,7 +105,7 @@ class Loader:
         if self.user_pool is not None:
             self.user_pool.shutdown()
 
-    def run_step(self, index, title, sender, step_requests):
+    def run_step(self, index, title, sender, step_requests, show_progress=True):
         chains = OrderedDict()
         for n, item in enumerate(step_requests):
             if sender == "cadres":
@@ -129,11 +130,41 @@ class Loader:
         with ThreadPoolExecutor(self.workers) as pool:
             futures = [pool.submit(run_chain, chain) for chain in chains.values()]
             while wait(futures, timeout=0.25).not_done:  # returns as soon as all are done
-                progress(f"  {title}: {self.sent - before}/{total}")
+                if show_progress:
+                    progress(f"  {title}: {self.sent - before}/{total}")
             for future in futures:
                 future.result()
         elapsed = time.perf_counter() - started
-        progress(f"  {title}: {total}/{total} in {elapsed:.1f}s\n")
+        if show_progress:
+            progress(f"  {title}: {total}/{total} in {elapsed:.1f}s\n")
+        else:
+            progress(f"  {title}: {total}/{total} in {elapsed:.1f}s (beside the steps above)\n")
+
+    def run_steps(self, steps):
+        """Every step in order, except the departments' projects: they need only the townships
+        and villages, and the projects service works through them on the other core while the
+        registry and assistance take the households, pairings and visits. The months are closed
+        (the last step) once both lanes are done."""
+        steps = list(enumerate(steps))
+        projects = [(index, step) for index, step in steps if step[1].startswith("dept-")]
+        rest = [(index, step) for index, step in steps if not step[1].startswith("dept-")]
+        *before_closing, closing = rest
+        lane, beside = None, ThreadPoolExecutor(1)
+
+        def run_projects():
+            for index, (title, sender, step_requests) in projects:
+                self.run_step(index, f"{title} [{sender}]", sender, step_requests, show_progress=False)
+
+        done = set()
+        for index, (title, sender, step_requests) in before_closing:
+            self.run_step(index, f"{title} [{sender}]", sender, step_requests)
+            done.add(title)
+            if lane is None and done >= set(PROJECTS_NEED):
+                lane = beside.submit(run_projects)
+        (lane or beside.submit(run_projects)).result()
+        beside.shutdown()
+        index, (title, sender, step_requests) = closing
+        self.run_step(index, f"{title} [{sender}]", sender, step_requests)
 
 
 def progress(text):
@@ -188,8 +219,7 @@ def run(households=389, cadres=100, seed=2023, base=GATEWAY, admin_password=None
     click.echo(f"Creating {len(county.users)} users (stations, departments, cadres, credit union, leading group) "
                "while the county is loaded ...")
     loader.create_users(county.users)
-    for index, (title, sender, step_requests) in enumerate(county.steps):
-        loader.run_step(index, f"{title} [{sender}]", sender, step_requests)
+    loader.run_steps(county.steps)
     loader.users_created()
     click.echo(f"Loaded {loader.sent} requests in {time.perf_counter() - started:.0f}s; "
                f"{len(loader.failures)} refused.")
