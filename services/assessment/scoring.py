@@ -13,10 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from services.common.errors import ValidationFailed
 
 from . import supervision
-
-SUBJECT_TYPES = ("unit", "cadre", "township")
-EXTERNAL_SOURCES = ("county", "city", "province", "third_party")
-RATINGS = ("good", "fair", "poor")
+from .schemas import EXTERNAL_SOURCES, SUBJECT_TYPES
 
 
 # --- periods ---------------------------------------------------------------------------------

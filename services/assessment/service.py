@@ -13,7 +13,7 @@ from services.common.chassis import EventSourcedService
 from services.common.consumer import EventConsumer
 from services.common.errors import NotFound, ServiceUnavailable, ValidationFailed
 from services.common.pagination import decode_cursor, encode_cursor, page_limit
-from services.common.validation import parse_date, validate
+from services.common.validation import arguments, parse_date, validate
 
 from . import bulletin, domain, evidence, incremental, periods, projections, schemas, scoring
 from .facts import DEFAULT_RULES
@@ -195,7 +195,8 @@ class AssessmentService(EventSourcedService, EventConsumer):
         if subject_id not in facts.subject_ids(subject_type):
             raise NotFound(f"no {subject_type} {subject_id!r} is known to the assessment",
                            {"subject_type": subject_type, "subject_id": subject_id})
-        period, as_of = scoring.parse_period(period), parse_date(as_of, "as_of")
+        query = arguments(schemas.ScoreQuery(), period=period, as_of=as_of, version=version)
+        period, as_of, version = scoring.parse_period(query["period"]), query["as_of"], query.get("version")
         state, status = self._period_status(period)
         if _answers_frozen(state, version):
             card = next((c for c in periods.frozen_cards(state, subject_type) if c["subject_id"] == subject_id), None)
@@ -211,8 +212,9 @@ class AssessmentService(EventSourcedService, EventConsumer):
     def rankings(self, subject_type, period, as_of, limit=None, cursor=None, version=None):
         if subject_type not in scoring.SUBJECT_TYPES:
             raise ValidationFailed("unknown subject type", {"subject_type": ["invalid"]})
-        facts = self._facts()
-        period_, as_of_ = scoring.parse_period(period), parse_date(as_of, "as_of")
+        query = arguments(schemas.ScoreQuery(), period=period, as_of=as_of, version=version)
+        facts, version = self._facts(), query.get("version")
+        period_, as_of_ = scoring.parse_period(query["period"]), query["as_of"]
         version_, _ = facts.rulebook(version)
         state, status = self._period_status(period_)
         if _answers_frozen(state, version):
@@ -294,6 +296,7 @@ class AssessmentService(EventSourcedService, EventConsumer):
     @rpc
     def period_report(self, month):
         """A month's status, its closings and re-openings, and the late corrections against it."""
+        month = arguments(schemas.MonthArgument(), month=month)["month"]
         period = periods.month_period(month)
         with self.db.new_session() as session:
             state = projections.month_streams(session).get(month)
@@ -306,12 +309,7 @@ class AssessmentService(EventSourcedService, EventConsumer):
     @rpc
     def list_periods(self, year):
         """Each month of a year: open or closed, when, and how many late corrections it has."""
-        try:
-            year = int(year)
-            if not 1900 <= year <= 9999:
-                raise ValueError
-        except (TypeError, ValueError):
-            raise ValidationFailed("year must look like 2023", {"year": ["invalid"]}) from None
+        year = arguments(schemas.PeriodsQuery(), year=year)["year"]
         items = []
         with self.db.new_session() as session:
             months = projections.month_streams(session)
@@ -330,27 +328,28 @@ class AssessmentService(EventSourcedService, EventConsumer):
 
     @rpc
     def pay_sheet(self, month, format="json"):
-        periods.month_period(month)
+        query = arguments(schemas.PaySheetQuery(), month=month, format=format)
+        month = query["month"]
         sheet = periods.pay_sheet(self._months().get(month), month)
-        return _in_format(sheet, f"pay-sheet-{month}", format, periods.pay_sheet_csv, periods.pay_sheet_xlsx)
+        return _in_format(sheet, f"pay-sheet-{month}", query["format"], periods.pay_sheet_csv, periods.pay_sheet_xlsx)
 
     @rpc
     def weekly_bulletin(self, week, format="json"):
-        report = bulletin.weekly_bulletin(self._facts(), week)
-        return _in_format(report, f"bulletin-{week}", format, bulletin.as_csv, bulletin.as_xlsx)
+        query = arguments(schemas.BulletinQuery(), week=week, format=format)
+        report = bulletin.weekly_bulletin(self._facts(), query["week"])
+        return _in_format(report, f"bulletin-{query['week']}", query["format"], bulletin.as_csv, bulletin.as_xlsx)
 
 
 def _in_format(report, name, format, as_csv, as_xlsx):
-    """A report as JSON, or as a CSV/XLSX download the gateway passes on (base64 over RPC)."""
+    """A report as JSON, or as a CSV/XLSX download the gateway passes on (base64 over RPC);
+    `format` is one of schemas.FORMATS (checked with the query)."""
     if format == "json":
         return report
     if format == "csv":
         content, content_type = as_csv(report), "text/csv; charset=utf-8"
-    elif format == "xlsx":
+    else:
         content = as_xlsx(report)
         content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    else:
-        raise ValidationFailed("format must be json, csv or xlsx", {"format": ["invalid"]})
     return {"filename": f"{name}.{format}", "content_type": content_type,
             "content_base64": base64.b64encode(content).decode()}
 
