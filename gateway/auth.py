@@ -79,10 +79,10 @@ class _HasherOffTheHub:
         self._hasher = hasher
 
     def hash(self, password: str) -> str:
-        return tpool.execute(self._hasher.hash, password)  # type: ignore[no-any-return]
+        return tpool.execute(self._hasher.hash, password)
 
     def verify(self, password_hash: str, password: str) -> bool:
-        return tpool.execute(self._hasher.verify, password_hash, password)  # type: ignore[no-any-return]
+        return tpool.execute(self._hasher.verify, password_hash, password)
 
 
 _hasher = _HasherOffTheHub(PasswordHasher())
