@@ -150,7 +150,7 @@ class EventSourcedService(HealthEndpoints):
         last event id as read in its first statement: `rulebook_heads`) a section read before is
         reused while that id is unchanged."""
         if heads is not None:
-            return self.cached_section(self.name, self.section_defaults(), session, heads)
+            return self.cached_section(self.name, self.section_defaults, session, heads)
         if session is not None:
             return rulebook.Section(self.name, self.section_defaults(),
                                     EventStore(session).load(rulebook.STREAM_TYPE, self.name))
@@ -164,9 +164,9 @@ class EventSourcedService(HealthEndpoints):
             heads.append((rulebook.STREAM_TYPE, COUNTY_SECTION))
         return heads
 
-    def cached_section(self, section: str, defaults: dict[str, Any], session: Session | None,
+    def cached_section(self, section: str, defaults: Callable[[], dict[str, Any]], session: Session | None,
                        heads: dict[tuple[str, str], str | None]) -> rulebook.Section:
-        """The section `section` as of its last event id in `heads`: from the process's cache
+        """The section `section` (`defaults()`: its defaults) as of its last event id in `heads`: from the process's cache
         when it was folded at that same event, else read (in `session`) and kept. Reading every
         command's sections anew in sessions of their own was a third of a command's time
         (issue 17's profile); event ids are unique, so no other database's section can match."""
@@ -182,7 +182,7 @@ class EventSourcedService(HealthEndpoints):
         else:
             with self.db.new_session() as own:
                 events = EventStore(own).load(rulebook.STREAM_TYPE, section)
-        folded = rulebook.Section(section, defaults, events)
+        folded = rulebook.Section(section, defaults(), events)
         if (events[-1].event_id if events else None) == head:
             _sections[cache_key] = (head, folded)
         return folded

@@ -383,7 +383,8 @@ class EventStore:
         if codec is None or not loaded:
             return loaded
         opened = codec.open(self.session, stream_id, [event.payload for event in loaded])
-        return [dataclasses.replace(event, payload=payload) for event, payload in zip(loaded, opened)]
+        return [event if payload is event.payload else dataclasses.replace(event, payload=payload)
+                for event, payload in zip(loaded, opened)]
 
     def load_state(self, stream_type: str, stream_id: str, evolve: Callable[[Any, StoredEvent], Any],
                    initial: Any = None, lock: bool = False, heads: Iterable[tuple[str, str]] = ()) -> LoadedStream:

@@ -63,12 +63,11 @@ class RegistryService(EventSourcedService):
 
     # --- the county section of the rulebook ------------------------------------------------------
     def _county_section(self, heads=None):
-        defaults = rulebook.defaults_of(domain.CountyRules)
         if heads is not None:
-            return self.cached_section(COUNTY_SECTION, defaults, None, heads)
+            return self.cached_section(COUNTY_SECTION, lambda: rulebook.defaults_of(domain.CountyRules), None, heads)
         with self.db.new_session() as session:
             events = EventStore(session).load(rulebook.STREAM_TYPE, COUNTY_SECTION)
-        return rulebook.Section(COUNTY_SECTION, defaults, events)
+        return rulebook.Section(COUNTY_SECTION, rulebook.defaults_of(domain.CountyRules), events)
 
     def county_section_values(self, heads=None):
         # which version of the zone holds is decided on the default zone's date: a change of
