@@ -1,34 +1,26 @@
 """Assessment: scores, rankings, ratings, vetoes, the rulebook and the weekly bulletin."""
 import base64
-import re
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate as v
 from werkzeug.wrappers import Response
 
+from services.common.errors import NotFound
+from services.common.validation import arguments
+
 from ..app import ANY_SIGNED_IN, command, ListQuery, RequestContext, route
+from ..contracts import assessment
 from ..scopes import require_township, require_unit_of_cadre
 
-SUBJECT_TYPES = ("unit", "cadre", "township")
 JUDGES = ("admin", "leading_group")
 NAMES_UNMASKED = ("admin", "leading_group", "township", "unit", "cadre")
 
 
-def period(value: Any) -> None:
-    if not re.fullmatch(r"\d{4}(-Q[1-4]|-(0[1-9]|1[0-2]))?", value):
-        raise ValidationError("use 2023, 2023-Q3 or 2023-05")
+class ScoreQuery(ListQuery, assessment.ScoreQuery):
+    """Scores for a period as of a date, a page at a time."""
 
 
-class ScoreQuery(ListQuery):
-    period = fields.String(required=True, validate=period)
-    as_of = fields.Date(required=True)
-    version = fields.Integer(metadata={"description": "rulebook version; default the newest"})
-
-
-class BulletinQuery(ListQuery):
-    week = fields.String(required=True, validate=v.Regexp(r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$",
-                                                          error="use an ISO week like 2023-W18"))
-    format = fields.String(load_default="json", validate=v.OneOf(("json", "csv", "xlsx")))
+class BulletinQuery(ListQuery, assessment.BulletinQuery):
+    pass
 
 
 command("POST", "/api/v1/ratings", "assessment", "record_rating", roles=JUDGES)
@@ -37,10 +29,8 @@ command("POST", "/api/v1/vetoes", "assessment", "record_veto", roles=JUDGES)
 
 def _subject_type(ctx: RequestContext) -> Any:
     subject_type = ctx.path_values["subject_type"]
-    if subject_type not in SUBJECT_TYPES:
-        from services.common.errors import NotFound
-
-        raise NotFound("no such subject type", {"subject_type": [f"one of {', '.join(SUBJECT_TYPES)}"]})
+    if subject_type not in assessment.SUBJECT_TYPES:
+        raise NotFound("no such subject type", {"subject_type": [f"one of {', '.join(assessment.SUBJECT_TYPES)}"]})
     return subject_type
 
 
@@ -95,28 +85,15 @@ def weekly_bulletin(ctx: RequestContext) -> Any:
 MONTH_READERS = JUDGES + ("inspector",)
 
 
-class PeriodsQuery(Schema):
-    year = fields.Integer(required=True, validate=v.Range(2000, 2100))
-
-
-class PaySheetQuery(Schema):
-    format = fields.String(load_default="json", validate=v.OneOf(("json", "csv", "xlsx")))
-
-
 def _month(ctx: RequestContext) -> Any:
-    month = ctx.path_values["month"]
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
-        from services.common.errors import ValidationFailed
-
-        raise ValidationFailed("month must look like 2023-05", {"month": ["use a month like 2023-05"]})
-    return month
+    return arguments(assessment.MonthArgument(), month=ctx.path_values["month"])["month"]
 
 
 command("POST", "/api/v1/periods/<month>/close", "assessment", "close_month", roles=JUDGES, status=200)
 command("POST", "/api/v1/periods/<month>/reopen", "assessment", "reopen_month", roles=JUDGES, status=200)
 
 
-@route("GET", "/api/v1/periods", roles=MONTH_READERS, query=PeriodsQuery, tag="assessment")
+@route("GET", "/api/v1/periods", roles=MONTH_READERS, query=assessment.PeriodsQuery, tag="assessment")
 def list_periods(ctx: RequestContext) -> Any:
     """Each month of a year: open or closed (月度考核定格), when, and its late corrections."""
     return ctx.call("assessment", "list_periods", ctx.query["year"])
@@ -128,7 +105,7 @@ def period_report(ctx: RequestContext) -> Any:
     return ctx.call("assessment", "period_report", _month(ctx))
 
 
-@route("GET", "/api/v1/periods/<month>/pay-sheet", roles=JUDGES, query=PaySheetQuery, tag="assessment",
+@route("GET", "/api/v1/periods/<month>/pay-sheet", roles=JUDGES, query=assessment.InFormat, tag="assessment",
        response="file")
 def pay_sheet(ctx: RequestContext) -> Any:
     """The closed month's pay sheet (cadre, unit, score, grade, performance pay, rewards, withheld, restrictions)."""

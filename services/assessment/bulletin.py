@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from services.common.clock import DEFAULT_TIMEZONE
 
 from . import supervision
-from .domain import _month_end, iso_week
+from .scoring import _month_end, iso_week
 
 COLUMNS = [
     ("kind", "类别"), ("id", "编号"), ("name", "名称"), ("visits_this_week", "本周走访户次"),

@@ -10,17 +10,16 @@ applied to the month, until `month_reopened` (with its reason) opens the month a
 import csv
 import io
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
 from services.common.errors import Conflict, RuleRefused, ValidationFailed
 from services.common.events import NewEvent
+from services.common.validation import MONTH_TEXT
 
-from . import domain
+from . import scoring
 
-MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 OWN = "assessment"  # the watermark's key for the assessment's own events (ratings, vetoes)
 
 # Where an event's business date is, when the event does not carry `occurred_on`: the first of
@@ -44,7 +43,7 @@ def business_date(event_type, payload, occurred_on=None):
     if occurred_on:
         return _date(occurred_on)
     month = payload.get("month")
-    if isinstance(month, str) and MONTH.match(month):  # residency_reported: the month reported on
+    if isinstance(month, str) and MONTH_TEXT.match(month):  # residency_reported: the month reported on
         return date(int(month[:4]), int(month[5:7]), 1)
     names = ((DATE_FIELD_BY_TYPE[event_type],) if event_type in DATE_FIELD_BY_TYPE else ()) + DATE_FIELDS
     for name in names:
@@ -66,9 +65,9 @@ def _date(value):
 
 
 def month_period(month):
-    if not isinstance(month, str) or not MONTH.match(month):
+    if not isinstance(month, str) or not MONTH_TEXT.match(month):
         raise ValidationFailed("month must look like 2023-05", {"month": ["invalid"]})
-    return domain.parse_period(month)
+    return scoring.parse_period(month)
 
 
 # --- the month's stream ---------------------------------------------------------------------------

@@ -1,9 +1,14 @@
-"""Commands of the assessment service (the gateway validates with these too)."""
+"""The assessment service's boundary contract: its commands and its queries as marshmallow
+schemas (field types and code lists only), checked by the gateway and again by the service.
+
+The scores' rules live in scoring.py and domain.py; these schemas say what a well-formed request
+looks like.
+"""
 from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate as v
 
-from services.common.validation import BoundedDecimal
+from services.common.validation import BoundedDecimal, Month, Year
 
 
 def _fraction(value, allow_zero=False):
@@ -20,15 +25,20 @@ def _not_negative(value):
     if value < Decimal(0):
         raise ValidationError("must not be negative")
 
+
 SUBJECT_TYPES = ("unit", "cadre", "township")
+RATINGS = ("good", "fair", "poor")
+EXTERNAL_SOURCES = ("county", "city", "province", "third_party")  # an external 差 vetoes; a 好 earns a reward
+SOURCES = ("internal", *EXTERNAL_SOURCES)
+FORMATS = ("json", "csv", "xlsx")
 
 
 class RecordRating(Schema):
     subject_type = fields.String(required=True, validate=v.OneOf(SUBJECT_TYPES))
     subject_id = fields.String(required=True, validate=v.Length(min=1))
-    rating = fields.String(required=True, validate=v.OneOf(("good", "fair", "poor")),
+    rating = fields.String(required=True, validate=v.OneOf(RATINGS),
                            metadata={"description": "good 好, fair 较好, poor 差"})
-    source = fields.String(required=True, validate=v.OneOf(("internal", "county", "city", "province", "third_party")))
+    source = fields.String(required=True, validate=v.OneOf(SOURCES))
     rated_on = fields.Date(required=True)
 
 
@@ -58,24 +68,21 @@ class PublishRulebook(Schema):
     loan_recovery_target = BoundedDecimal(as_string=True, validate=_fraction)
     disbursement_target = BoundedDecimal(as_string=True, validate=_fraction)
     disbursement_by = fields.String(validate=v.Regexp(r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"))
-    rating_values = fields.Dict(keys=fields.String(validate=v.OneOf(("good", "fair", "poor"))),
+    rating_values = fields.Dict(keys=fields.String(validate=v.OneOf(RATINGS)),
                                 values=BoundedDecimal(as_string=True, validate=_rate))
     published_on = fields.Date(required=True)
-
-
-MONTH = v.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="use a month like 2023-05")
 
 
 class CloseMonth(Schema):
     """月度考核定格: freeze the month's scores, grades and pay of every unit, cadre and township."""
 
-    month = fields.String(required=True, validate=MONTH)
+    month = Month(required=True)
     on = fields.Date(required=True, metadata={"description": "the closing date; after the month's last day"})
     note = fields.String(load_default="", validate=v.Length(max=2000))
 
 
 class ReopenMonth(Schema):
-    month = fields.String(required=True, validate=MONTH)
+    month = Month(required=True)
     on = fields.Date(required=True)
     reason = fields.String(required=True, validate=v.Length(min=1, max=2000),
                            metadata={"description": "why the frozen results must change"})
@@ -83,3 +90,38 @@ class ReopenMonth(Schema):
 
 COMMAND_SCHEMAS = {"record_rating": RecordRating, "record_veto": RecordVeto, "publish_rulebook": PublishRulebook,
                    "close_month": CloseMonth, "reopen_month": ReopenMonth}
+
+
+# --- queries: the gateway's query schemas extend these, and the service checks the same again ---
+class ScoreQuery(Schema):
+    """A score card or a ranking: the period, the as-of date and, if not the newest, the rulebook version."""
+
+    period = fields.String(required=True, validate=v.Regexp(r"^\d{4}(-Q[1-4]|-(0[1-9]|1[0-2]))?$",
+                                                            error="use 2023, 2023-Q3 or 2023-05"))
+    as_of = fields.Date(required=True)
+    version = fields.Integer(metadata={"description": "rulebook version; default the newest"})
+
+
+class InFormat(Schema):
+    """A report as JSON, or as a CSV or XLSX download."""
+
+    format = fields.String(load_default="json", validate=v.OneOf(FORMATS))
+
+
+class BulletinQuery(InFormat):
+    week = fields.String(required=True, validate=v.Regexp(r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$",
+                                                          error="use an ISO week like 2023-W18"))
+
+
+class PeriodsQuery(Schema):
+    year = Year(required=True)
+
+
+class MonthArgument(Schema):
+    """The month of /periods/<month> (a path value at the gateway)."""
+
+    month = Month(required=True)
+
+
+class PaySheetQuery(MonthArgument, InFormat):
+    pass

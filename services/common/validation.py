@@ -157,8 +157,9 @@ def validate_filters(schema: Schema, filters: Mapping[str, Any] | None) -> dict[
 
 
 def arguments(schema: Schema, **values: Any) -> dict[str, Any]:
-    """A query's arguments checked with the service's query schema: `arguments(YearQuery(), year=y)`."""
-    return validate(schema, values)
+    """A query's arguments checked with the service's query schema: `arguments(YearQuery(), year=y)`.
+    An argument given as None is not given (an RPC's optional argument left out)."""
+    return validate(schema, {name: value for name, value in values.items() if value is not None})
 
 
 def _flatten(messages: Any, prefix: str = "") -> Any:

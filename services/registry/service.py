@@ -6,8 +6,8 @@ from nameko.extensions import DependencyProvider
 from sqlalchemy import text
 
 from services.common import rulebook
-from services.common.chassis import COUNTY_SECTION, EventSourcedService, change_command, rebuild
-from services.common.clock import CountyClock
+from services.common.chassis import COUNTY_SECTION, EventSourcedService, change_command, county_section_day
+from services.common.rebuild import rebuild
 from services.common.rpc import rpc
 from services.common.db import Database
 from services.common.events import NewEvent, history_item
@@ -62,6 +62,10 @@ class RegistryService(EventSourcedService):
     owns_county_section = True  # timezone and departments: the county section of the rulebook
 
     # --- the county section of the rulebook ------------------------------------------------------
+    @classmethod
+    def rulebook_sections(cls):
+        return {**super().rulebook_sections(), COUNTY_SECTION: rulebook.defaults_of(domain.CountyRules)}
+
     def _county_section(self, heads=None):
         if heads is not None:
             return self.cached_section(COUNTY_SECTION, lambda: rulebook.defaults_of(domain.CountyRules), None, heads)
@@ -70,10 +74,7 @@ class RegistryService(EventSourcedService):
         return rulebook.Section(COUNTY_SECTION, rulebook.defaults_of(domain.CountyRules), events)
 
     def county_section_values(self, heads=None):
-        # which version of the zone holds is decided on the default zone's date: a change of
-        # the county's own time zone is too rare for the few hours of difference to matter
-        day = CountyClock(None, self.config.get("NOW")).today()
-        return self._county_section(heads).in_force(day).values
+        return self._county_section(heads).in_force(county_section_day(self.config)).values
 
     @rpc
     def county_rules(self):

@@ -12,7 +12,8 @@ from datetime import date
 
 import pytest
 
-from services.assessment import domain
+from services.assessment import domain, scoring
+from services.assessment.facts import DEFAULT_RULES, Facts
 from services.common.errors import ValidationFailed
 from services.common.events import StoredEvent
 
@@ -48,14 +49,14 @@ def county():
 
 
 def facts_of(events):
-    facts = domain.Facts()
+    facts = Facts()
     for event in events:
         facts.apply(event)
     return facts
 
 
 def card(subject_type, subject_id, period, as_of, facts):
-    return domain.score(subject_type, subject_id, facts, domain.parse_period(period), as_of)
+    return scoring.score(subject_type, subject_id, facts, scoring.parse_period(period), as_of)
 
 
 def names(card_):
@@ -174,7 +175,7 @@ def test_a_version_published_before_the_move_keeps_its_own_value():
     """Events written before the one-home rulebook read as they did: a published version that
     carried visits_per_month still scores with it; versions published since carry none."""
     events, ev = county()
-    legacy = {**domain.DEFAULT_RULES, "visits_per_month": 2}
+    legacy = {**DEFAULT_RULES, "visits_per_month": 2}
     ev("rulebook_published", version=2, rules=legacy, published_on="2023-03-01")
     facts = facts_of(events)
     visits = indicator(card("cadre", "C1", "2023-02", date(2023, 3, 5), facts), "visit_compliance")
