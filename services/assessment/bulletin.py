@@ -1,14 +1,12 @@
 """The weekly bulletin (周通报, due each Friday 12:00, seed 001 §四(二)): per department and per
 township, what happened in the ISO week and where the month and the year stand."""
-import csv
-import io
 from datetime import date, datetime, time
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from services.common.clock import DEFAULT_TIMEZONE
 
-from . import supervision
+from . import sheets, supervision
 from .scoring import _month_end, iso_week
 
 COLUMNS = [
@@ -121,43 +119,23 @@ def lapse_rows(bulletin):
                "; ".join(f"{p['description']} (限{p['deadline']})" for p in entry["overdue_problems"])]
 
 
+def _sections(bulletin):
+    """(CSV title, XLSX sheet title, columns, rows) of the parts after the main table."""
+    return [("专项行动进展", "专项行动进展", CAMPAIGN_COLUMNS, list(campaign_rows(bulletin))),
+            ("迟报、漏报与逾期整改", "迟报漏报与逾期整改", LAPSE_COLUMNS, list(lapse_rows(bulletin)))]
+
+
 def as_csv(bulletin):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow([f"{label} {name}" for name, label in COLUMNS])
-    for row in bulletin["rows"]:
-        writer.writerow(["" if row[name] is None else row[name] for name, _ in COLUMNS])
-    for title, columns, rows in (("专项行动进展", CAMPAIGN_COLUMNS, campaign_rows(bulletin)),
-                                 ("迟报、漏报与逾期整改", LAPSE_COLUMNS, lapse_rows(bulletin))):
-        writer.writerow([])
-        writer.writerow([title])
-        writer.writerow([label for _, label in columns])
-        writer.writerows(rows)
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")  # BOM so Excel opens the Chinese correctly
+    rows = [[f"{label} {name}" for name, label in COLUMNS]]
+    rows += [["" if row[name] is None else row[name] for name, _ in COLUMNS] for row in bulletin["rows"]]
+    for title, _, columns, section in _sections(bulletin):
+        rows += [[], [title], [label for _, label in columns], *section]
+    return sheets.csv_file(rows)
 
 
 def as_xlsx(bulletin):
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
-    workbook = Workbook()
-    sheet = workbook.active
-    sheet.title = bulletin["week"]
-    sheet.append([f"周通报 {bulletin['week']} ({bulletin['from']} – {bulletin['to']})"])
-    sheet["A1"].font = Font(bold=True, size=14)
-    sheet.append([label for _, label in COLUMNS])
-    for cell in sheet[2]:
-        cell.font = Font(bold=True)
-    for row in bulletin["rows"]:
-        sheet.append([row[name] for name, _ in COLUMNS])
-    for title, columns, rows in (("专项行动进展", CAMPAIGN_COLUMNS, campaign_rows(bulletin)),
-                                 ("迟报漏报与逾期整改", LAPSE_COLUMNS, lapse_rows(bulletin))):
-        extra = workbook.create_sheet(title)
-        extra.append([label for _, label in columns])
-        for cell in extra[1]:
-            cell.font = Font(bold=True)
-        for values in rows:
-            extra.append(values)
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
+    main = sheets.Sheet(bulletin["week"], [label for _, label in COLUMNS],
+                        [[row[name] for name, _ in COLUMNS] for row in bulletin["rows"]],
+                        heading=f"周通报 {bulletin['week']} ({bulletin['from']} – {bulletin['to']})")
+    return sheets.xlsx_file([main] + [sheets.Sheet(title, [label for _, label in columns], section)
+                                      for _, title, columns, section in _sections(bulletin)])

@@ -26,7 +26,7 @@ def _evolve_rulebook(state, event):
 
 
 _RANKINGS = {}  # (facts version, subject type, period, as_of, rulebook version) -> ranked cards
-_RANKINGS_KEPT = 64
+_RANKINGS_KEPT = 64  # the oldest is forgotten first: under a stream of visits, each makes a new facts version
 _LATEST = {}  # (subject type, period, as_of, rulebook version) -> (facts identity, change number, ranked)
 
 
@@ -50,12 +50,15 @@ def _kept_ranking(subject_type, facts, period, as_of, version):
             ranked = incremental.rerank(latest[2], subject_type, changed, facts, period, as_of, version)
     if ranked is None:
         ranked = scoring.rank_all(subject_type, facts, period, as_of, version)
-    if len(_RANKINGS) >= _RANKINGS_KEPT:
-        _RANKINGS.clear()
-        _LATEST.clear()
     _RANKINGS[key] = ranked
     if changes is not None:
+        _LATEST.pop(key[1:], None)  # re-inserted: the most recently ranked query is forgotten last
         _LATEST[key[1:]] = (identity, changes.count, ranked)
+    # Forgetting the oldest (dicts keep insertion order), never all at once: clearing _LATEST
+    # too would make the next read after the 64th new facts version rank everyone whole again.
+    for kept in (_RANKINGS, _LATEST):
+        while len(kept) > _RANKINGS_KEPT:
+            del kept[next(iter(kept))]
     return ranked
 
 

@@ -87,6 +87,20 @@ def test_visits_update_the_kept_rankings_without_ranking_everyone_and_agree_with
     assert any(card["score"] not in (None, 0) for card in kept)
 
 
+def test_a_long_stream_of_visits_never_ranks_everyone_again(full_rankings):
+    """More new facts versions than rankings are kept: the oldest are forgotten, not the last
+    ranking each query is updated from."""
+    county, rng = County(), random.Random(64)
+    for _ in range(service._RANKINGS_KEPT * 2):
+        county.apply([county.visit(rng)])
+        for subject_type in ("cadre", "unit"):
+            kept = service._kept_ranking(subject_type, county.facts, PERIOD, AS_OF, None)
+    assert full_rankings == ["cadre", "unit"]
+    assert len(service._RANKINGS) <= service._RANKINGS_KEPT
+    assert strip(kept) == strip(scoring.rank([scoring.score("unit", s, county.facts, PERIOD, AS_OF)
+                                             for s in county.facts.subject_ids("unit")]))
+
+
 def test_any_other_event_ranks_everyone_again(full_rankings):
     county = County()
     service._kept_ranking("cadre", county.facts, PERIOD, AS_OF, None)
