@@ -89,6 +89,7 @@ class ScoringRulebook:
     def __init__(self):
         self.versions = {1: {"version": 1, "effective_from": BEGINNING, "changes": copy.deepcopy(DEFAULT_RULES),
                              "reason": "the defaults (DOMAIN.md)", "published_on": None}}
+        self.kept = {}  # (version, day) -> (version, rules): a ranking asks once per subject
 
     def apply(self, payload, event=None):
         version = upcast_rulebook(payload)
@@ -96,6 +97,7 @@ class ScoringRulebook:
             version.update(recorded_at=getattr(event, "recorded_at", None),
                            actor=(getattr(event, "metadata", None) or {}).get("actor"))
         self.versions[version["version"]] = version
+        self.kept = {}
 
     @property
     def latest_version(self):
@@ -105,14 +107,19 @@ class ScoringRulebook:
         """(version, rules). On a `day`: the versions effective by then laid over each other in
         order of (effective_from, version), and the last of them. With a `version`: the book as
         that version made it, whatever the dates (a past period recomputed under any version).
-        With neither: the book as its newest version made it.
+        With neither: the book as its newest version made it. Callers must not change the rules.
 
         A version written before effective dating that carried a key since moved to another
         section (visits_per_month...) keeps that value while it is the last version applied; a
         version since carries none, and the owning section's value holds."""
+        key = (None if version is None else int(version), None if version is not None else day)
+        if key not in self.kept:
+            self.kept[key] = self._laid_over(*key)
+        return self.kept[key]
+
+    def _laid_over(self, version, day):
         ordered = sorted(self.versions.values(), key=lambda v: (v["effective_from"], v["version"]))
         if version is not None:
-            version = int(version)
             if version not in self.versions:
                 raise NotFound("no such rulebook version", {"version": version, "known": sorted(self.versions)})
             ordered = [v for v in ordered if v["version"] <= version]
@@ -245,6 +252,7 @@ class Facts(supervision.SupervisionFacts):
         # MOVED_RULES, the bulletin the county's time zone)
         self.section_defaults = {}  # section -> (stream version, the owner's code defaults on record)
         self.section_changes = {}  # section -> {event_id: rules_changed payload}
+        self.sections_kept = {}  # (section, day) -> section_in_force: a ranking asks once per subject
 
     # - applying ---------------------------------------------------------------------------
     def apply(self, event):
@@ -416,13 +424,20 @@ class Facts(supervision.SupervisionFacts):
         known = self.section_defaults.get(p["section"])
         if known is None or (e.version or 0) >= known[0]:
             self.section_defaults[p["section"]] = (e.version or 0, dict(p["defaults"]))
+        self.sections_kept = {}
 
     def _on_rules_changed(self, p, e):
         self.section_changes.setdefault(p["section"], {})[e.event_id] = p
+        self.sections_kept = {}
 
     def section_in_force(self, section, day):
         """(version, values) of another service's section in force on `day`, or None while its
         defaults are not on record here; layered like services/common/rulebook.Section."""
+        if (section, day) not in self.sections_kept:
+            self.sections_kept[(section, day)] = self._section_laid_over(section, day)
+        return self.sections_kept[(section, day)]
+
+    def _section_laid_over(self, section, day):
         declared = self.section_defaults.get(section)
         if declared is None:
             return None
