@@ -250,7 +250,7 @@ class Facts(supervision.SupervisionFacts):
         self.scoring_rulebook = ScoringRulebook()  # the assessment's own section, effective-dated
         # other services' rulebook sections, as their events say (any section; the scores read
         # MOVED_RULES, the bulletin the county's time zone)
-        self.section_defaults = {}  # section -> (stream version, the owner's code defaults on record)
+        self.section_defaults = {}  # section -> (source position, the owner's code defaults on record)
         self.section_changes = {}  # section -> {event_id: rules_changed payload}
         self.sections_kept = {}  # (section, day) -> section_in_force: a ranking asks once per subject
 
@@ -421,9 +421,10 @@ class Facts(supervision.SupervisionFacts):
 
     # other services' rulebook sections
     def _on_rules_defaults_declared(self, p, e):
+        # the last on record wins: within its source, a later record has a later position
         known = self.section_defaults.get(p["section"])
-        if known is None or (e.version or 0) >= known[0]:
-            self.section_defaults[p["section"]] = (e.version or 0, dict(p["defaults"]))
+        if known is None or e.global_position >= known[0]:
+            self.section_defaults[p["section"]] = (e.global_position, dict(p["defaults"]))
         self.sections_kept = {}
 
     def _on_rules_changed(self, p, e):
