@@ -288,7 +288,8 @@ def prune(idempotency_days, inbox_days, components):
 @main.command()
 @click.argument("service", type=click.Choice(SERVICES))
 def rebuild(service):
-    """Drop a service's read models and rebuild them from its events (the service must run)."""
+    """Rebuild a service's read models from its events, into shadow tables swapped in at the end
+    (the service must run, and answers from the old tables meanwhile)."""
     from nameko.standalone.rpc import ClusterRpcProxy
 
     config = {"AMQP_URI": os.environ.get("AMQP_URI", DEFAULT_AMQP)}

@@ -14,6 +14,7 @@ import eventlet
 
 from kombu import Connection
 from nameko.dependency_providers import Config
+from nameko.extensions import DependencyProvider
 from nameko.events import BROADCAST, EventDispatcher, event_handler
 from nameko.timer import timer
 from sqlalchemy import Table, select, text
@@ -28,6 +29,7 @@ from .db import Database
 from .errors import NotFound, ValidationFailed
 from .events import StoredEvent
 from .metrics import exposition
+from .rebuild import rebuild
 from .relay import RelayDoorbell, relay_loop, relay_pending
 from .rpc import rpc
 from .store import EventStore
@@ -89,6 +91,52 @@ class HealthEndpoints:
         return Response(body, status=200, content_type=content_type)
 
 
+class RulebookDefaults(DependencyProvider):
+    """At start, the code's defaults of each of the service's rulebook sections go on record as a
+    `rules_defaults_declared` event when they differ from the last on record: the first start, or
+    a release that changed a default. Consumers (the assessment) read a section's every value,
+    version 0 included, from the owner's events and keep no copy of their own. If the database
+    does not answer at start, the relay's loop tries again (`declare_if_pending`)."""
+
+    def setup(self) -> None:
+        self.pending = True
+
+    def start(self) -> None:
+        self.declare_if_pending()
+
+    def declare_if_pending(self) -> None:
+        if not self.pending:
+            return
+        service_cls = self.container.service_cls
+        database = next(ext for ext in self.container.dependencies if isinstance(ext, Database))
+        try:
+            for section, defaults in service_cls.rulebook_sections().items():
+                declare_defaults(lambda: Session(database.engine, future=True), service_cls.name,
+                                 service_cls.projections.project, section, defaults)
+            self.pending = False
+        except Exception:  # noqa: BLE001 - the relay's next tick tries again
+            log.exception("%s: could not put the rulebook's defaults on record yet", service_cls.name)
+
+    def get_dependency(self, worker_ctx: Any) -> Any:
+        return self
+
+
+def declare_defaults(session_factory: Callable[[], Session], service: str, project: Any, section: str,
+                     defaults: dict[str, Any]) -> Any:
+    return commands.run_command(
+        session_factory, service, "declare_rulebook_defaults", stream_type=rulebook.STREAM_TYPE, stream_id=section,
+        evolve=rulebook.evolve, initial=rulebook.Section(section, defaults),
+        decide=lambda state: rulebook.decide_declare(state, defaults), project=project,
+    )
+
+
+def section_defaults_of(rules_class: Any) -> dict[str, Any]:
+    """A service's own section: its `Rules` fields but the county section's (the registry's)."""
+    if rules_class is None:
+        return {}
+    return rulebook.defaults_of(rules_class, [f for f in rules_class.__dataclass_fields__ if f not in COUNTY_KEYS])
+
+
 class EventSourcedService(HealthEndpoints):
     projections: Any = None  # module with READ_MODEL_TABLES and project(session, event)
 
@@ -96,6 +144,7 @@ class EventSourcedService(HealthEndpoints):
     db = Database()
     dispatch = EventDispatcher()
     nudge = RelayDoorbell()
+    rulebook_defaults = RulebookDefaults()
 
     # The service's section of the county rulebook (services/common/rulebook.py, docs/rulebook.md):
     # the domain's `Rules` dataclass; its fields named in COUNTY_KEYS are the county section's (the
@@ -157,10 +206,12 @@ class EventSourcedService(HealthEndpoints):
 
     # --- the rulebook: this service's section --------------------------------------------
     def section_defaults(self) -> dict[str, Any]:
-        if self.rules_class is None:
-            return {}
-        keys = [f for f in self.rules_class.__dataclass_fields__ if f not in COUNTY_KEYS]
-        return rulebook.defaults_of(self.rules_class, keys)
+        return section_defaults_of(self.rules_class)
+
+    @classmethod
+    def rulebook_sections(cls) -> dict[str, dict[str, Any]]:
+        """The rulebook sections this service owns and their code's defaults (version 0)."""
+        return {cls.name: section_defaults_of(cls.rules_class)} if cls.rules_class is not None else {}
 
     def rulebook_section_state(self, session: Session | None = None) -> rulebook.Section:
         if session is not None:
@@ -270,6 +321,7 @@ class EventSourcedService(HealthEndpoints):
     @relay_loop(interval=1.0)
     def relay(self) -> None:
         self.refresh_county_rules()
+        self.rulebook_defaults.declare_if_pending()
         try:
             relay_pending(self.db.new_session, self.name, self.dispatch)
         except Exception:  # the next tick retries; events stay in the store
@@ -289,29 +341,12 @@ class EventSourcedService(HealthEndpoints):
     # --- read models ----------------------------------------------------------------------
     @rpc
     def rebuild_read_models(self) -> Any:
-        """Drop every read model and replay all events into them, in one transaction."""
+        """Replay every event into shadow copies of the read models and swap them in at the end
+        (services/common/rebuild.py): meanwhile the service answers from the old tables."""
         with self.db.new_session() as session:
-            rebuild(session, self.projections)
+            replayed = rebuild(session, self.projections)
             session.commit()
-            return {"service": self.name, "events_replayed": session.info.get("replayed", 0)}
-
-
-def rebuild(session: Session, projections: Any, batch_size: int = 2000) -> Any:
-    tables = ", ".join(f'"{name}"' for name in projections.READ_MODEL_TABLES)
-    if tables:
-        session.execute(text(f"TRUNCATE {tables}"))
-    store = EventStore(session)
-    position, replayed = 0, 0
-    while True:
-        batch = store.events_since(position, batch_size)
-        for event in batch:
-            projections.project(session, event)
-        replayed += len(batch)
-        if len(batch) < batch_size:
-            break
-        position = batch[-1].global_position
-    session.info["replayed"] = replayed
-    return replayed
+            return {"service": self.name, "events_replayed": replayed}
 
 
 # --- the county section: values every service reads, owned by the registry ---------------------

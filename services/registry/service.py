@@ -6,7 +6,8 @@ from nameko.extensions import DependencyProvider
 from sqlalchemy import text
 
 from services.common import rulebook
-from services.common.chassis import COUNTY_SECTION, EventSourcedService, change_command, county_section_day, rebuild
+from services.common.chassis import COUNTY_SECTION, EventSourcedService, change_command, county_section_day
+from services.common.rebuild import rebuild
 from services.common.rpc import rpc
 from services.common.db import Database
 from services.common.events import NewEvent, history_item
@@ -61,6 +62,10 @@ class RegistryService(EventSourcedService):
     owns_county_section = True  # timezone and departments: the county section of the rulebook
 
     # --- the county section of the rulebook ------------------------------------------------------
+    @classmethod
+    def rulebook_sections(cls):
+        return {**super().rulebook_sections(), COUNTY_SECTION: rulebook.defaults_of(domain.CountyRules)}
+
     def _county_section(self):
         with self.db.new_session() as session:
             events = EventStore(session).load(rulebook.STREAM_TYPE, COUNTY_SECTION)
