@@ -17,6 +17,7 @@ from services.supervision.service import SupervisionService
 from tests import support
 
 ADMIN = {"actor": {"id": "office", "role": "leading_group"}}
+SOURCES = (RegistryService, AssistanceService, ProjectsService, CreditService, SupervisionService)
 Q1 = ("2023-Q1", "2023-04-10")
 
 
@@ -28,16 +29,7 @@ def databases(infra):
 
 @pytest.fixture
 def sources(amqp_uri, databases):
-    for url in databases.values():
-        support.truncate_all(url)
-    with support.running(RegistryService, support.service_config("registry", amqp_uri, databases["registry"])), \
-            support.running(AssistanceService,
-                            support.service_config("assistance", amqp_uri, databases["assistance"])), \
-            support.running(ProjectsService, support.service_config("projects", amqp_uri, databases["projects"])), \
-            support.running(CreditService, support.service_config("credit", amqp_uri, databases["credit"])), \
-            support.running(SupervisionService,
-                            support.service_config("supervision", amqp_uri, databases["supervision"])), \
-            support.rpc_client(amqp_uri) as cluster:
+    with support.running_services(amqp_uri, databases, *SOURCES) as cluster:
         yield cluster
 
 
