@@ -9,7 +9,7 @@ from services.common.rpc import rpc
 from nameko.timer import timer
 from sqlalchemy import text
 
-from services.common.chassis import EventSourcedService, change_command
+from services.common.chassis import CountySectionFollower, EventSourcedService, change_command
 from services.common.consumer import EventConsumer
 from services.common.errors import NotFound, ServiceUnavailable, ValidationFailed
 from services.common.pagination import decode_cursor, encode_cursor, page_limit
@@ -58,7 +58,7 @@ def _kept_ranking(subject_type, facts, period, as_of, version):
     return ranked
 
 
-class AssessmentService(EventSourcedService, EventConsumer):
+class AssessmentService(EventSourcedService, CountySectionFollower, EventConsumer):
     name = "assessment"
     projections = projections
     sources = ("registry", "assistance", "projects", "credit", "supervision")
