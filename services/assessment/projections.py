@@ -10,10 +10,10 @@ import sys
 from contextlib import contextmanager
 
 import psycopg2
+from psycopg2.extras import Json
 from eventlet.semaphore import Semaphore
 from sqlalchemy import BigInteger, Column, Date, DateTime, Index, MetaData, Table, Text, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.common.events import StoredEvent
 from services.common.metrics import UNUSABLE_FACTS
@@ -53,16 +53,16 @@ def project(session, event):
 
 def record_source_events(session, source, events):
     """Keep the events scores are made of (one multi-row insert); the rest only pass the inbox."""
-    rows = [{"event_id": event.event_id, "source": source, "global_position": event.global_position,
-             "event_type": event.type, "payload": event.payload,
-             "dated": periods.business_date(event.type, event.payload, event.occurred_on),
-             "recorded_at": event.recorded_at}
+    rows = [(event.event_id, source, event.global_position, event.type, Json(event.payload),
+             periods.business_date(event.type, event.payload, event.occurred_on), event.recorded_at)
             for event in events if event.type in RELEVANT]
     if rows:
         # Held until commit, so rows become visible in seq order and load_facts, reading past
         # the last seq it saw, never skips a row that a slower transaction commits later.
         session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": SOURCE_EVENTS_LOCK})
-        session.execute(pg_insert(source_events).values(rows).on_conflict_do_nothing())
+        EventStore(session).execute_values(
+            "INSERT INTO source_events (event_id, source, global_position, event_type, payload, dated, recorded_at) "
+            "VALUES %s ON CONFLICT DO NOTHING", rows)
 
 
 def replayed_counts(session):
