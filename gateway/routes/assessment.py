@@ -66,7 +66,9 @@ def subject_score(ctx: RequestContext) -> Any:
 
 @route("PUT", "/api/v1/rulebook", roles=JUDGES, body=("assessment", "publish_rulebook"), tag="assessment")
 def publish_rulebook(ctx: RequestContext) -> Any:
-    """Publish a new rulebook version; earlier periods can still be scored under any version."""
+    """A new version of the scoring rulebook, effective from `effective_from` (default `published_on`):
+    a score dated before keeps the earlier values; any version can still be asked for (`?version=`).
+    The same as PUT /api/v1/rulebook/assessment."""
     return ctx.command("assessment", "publish_rulebook", dict(ctx.raw_body))
 
 

@@ -50,7 +50,7 @@ class RecordVeto(Schema):
 
 
 class PublishRulebook(Schema):
-    """Any part of the rulebook to change; the rest is carried over from the newest version."""
+    """Any part of the rulebook to change, from `effective_from` on; the rest is what is in force."""
 
     weights = fields.Dict(keys=fields.String(validate=v.OneOf(SUBJECT_TYPES)),
                           values=fields.Dict(keys=fields.String(), values=fields.Integer(validate=v.Range(min=0))))
@@ -71,6 +71,10 @@ class PublishRulebook(Schema):
     rating_values = fields.Dict(keys=fields.String(validate=v.OneOf(RATINGS)),
                                 values=BoundedDecimal(as_string=True, validate=_rate))
     published_on = fields.Date(required=True)
+    effective_from = fields.Date(metadata={"description": "the first day the new values hold (default published_on); "
+                                                          "a score dated before keeps the earlier values"})
+    reason = fields.String(allow_none=True, validate=v.Length(max=2000),
+                           metadata={"description": "why (the county document that decided it)"})
 
 
 class CloseMonth(Schema):
@@ -94,12 +98,12 @@ COMMAND_SCHEMAS = {"record_rating": RecordRating, "record_veto": RecordVeto, "pu
 
 # --- queries: the gateway's query schemas extend these, and the service checks the same again ---
 class ScoreQuery(Schema):
-    """A score card or a ranking: the period, the as-of date and, if not the newest, the rulebook version."""
+    """A score card or a ranking: the period, the as-of date and, to recompute under another, a rulebook version."""
 
     period = fields.String(required=True, validate=v.Regexp(r"^\d{4}(-Q[1-4]|-(0[1-9]|1[0-2]))?$",
                                                             error="use 2023, 2023-Q3 or 2023-05"))
     as_of = fields.Date(required=True)
-    version = fields.Integer(metadata={"description": "rulebook version; default the newest"})
+    version = fields.Integer(metadata={"description": "scoring rulebook version to recompute under; default the one in force on the scoring date, min(period end, as_of)"})
 
 
 class InFormat(Schema):

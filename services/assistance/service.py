@@ -29,7 +29,6 @@ def _created(stored, **extra):
 class AssistanceService(EventSourcedService):
     name = "assistance"
     projections = projections
-    rules_class = domain.Rules
     owners = {"unit": (projections.units, "unit_id", ("department",)),
               "cadre": (projections.cadres, "cadre_id", ("unit_id", "rank")),
               "pairing": (projections.pairings, "pairing_id", ("cadre_id",))}

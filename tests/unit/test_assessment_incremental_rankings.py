@@ -9,6 +9,7 @@ import pytest
 from services.assessment import incremental, scoring, service
 from services.assessment.facts import Facts
 from services.common.events import StoredEvent
+from tests.rulebook_defaults import declared_defaults_events
 
 PERIOD, AS_OF = scoring.parse_period("2023-Q2"), date(2023, 6, 30)
 
@@ -26,7 +27,7 @@ class County:
         self.facts.changes = incremental.ChangeLog()
         self.batch = 0
         self.pairings = []
-        events = []
+        events = list(declared_defaults_events())
         for u in range(units):
             events.append(event("unit_registered", {"unit_id": f"U{u}", "name": f"单位{u}", "department": "transport"}))
         for c in range(cadres):
@@ -85,6 +86,20 @@ def test_visits_update_the_kept_rankings_without_ranking_everyone_and_agree_with
                 [scoring.score(subject_type, s, county.facts, PERIOD, AS_OF) for s in county.facts.subject_ids(subject_type)]))
     assert full_rankings == ["cadre", "unit"]  # every update after the first ranking was incremental
     assert any(card["score"] not in (None, 0) for card in kept)
+
+
+def test_a_long_stream_of_visits_never_ranks_everyone_again(full_rankings):
+    """More new facts versions than rankings are kept: the oldest are forgotten, not the last
+    ranking each query is updated from."""
+    county, rng = County(), random.Random(64)
+    for _ in range(service._RANKINGS_KEPT * 2):
+        county.apply([county.visit(rng)])
+        for subject_type in ("cadre", "unit"):
+            kept = service._kept_ranking(subject_type, county.facts, PERIOD, AS_OF, None)
+    assert full_rankings == ["cadre", "unit"]
+    assert len(service._RANKINGS) <= service._RANKINGS_KEPT
+    assert strip(kept) == strip(scoring.rank([scoring.score("unit", s, county.facts, PERIOD, AS_OF)
+                                             for s in county.facts.subject_ids("unit")]))
 
 
 def test_any_other_event_ranks_everyone_again(full_rankings):
