@@ -1,10 +1,11 @@
 """Assessment: scores, rankings, ratings, vetoes, the rulebook and the weekly bulletin."""
 import base64
-import re
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate as v
+from marshmallow import Schema, fields, validate as v
 from werkzeug.wrappers import Response
+
+from services.common.validation import YEAR_TEXT, Month, Pattern, Week, Year
 
 from ..app import ANY_SIGNED_IN, command, ListQuery, RequestContext, route
 from ..scopes import require_township, require_unit_of_cadre
@@ -14,20 +15,19 @@ JUDGES = ("admin", "leading_group")
 NAMES_UNMASKED = ("admin", "leading_group", "township", "unit", "cadre")
 
 
-def period(value: Any) -> None:
-    if not re.fullmatch(r"\d{4}(-Q[1-4]|-(0[1-9]|1[0-2]))?", value):
-        raise ValidationError("use 2023, 2023-Q3 or 2023-05")
+PERIOD = Pattern(rf"^{YEAR_TEXT}(-Q[1-4]|-(0[1-9]|1[0-2]))?$", error="use 2023, 2023-Q3 or 2023-05")
+SUBJECT_TYPE = {"subject_type": fields.String(validate=v.OneOf(SUBJECT_TYPES))}
+MONTH = {"month": Month()}
 
 
 class ScoreQuery(ListQuery):
-    period = fields.String(required=True, validate=period)
+    period = fields.String(required=True, validate=PERIOD)
     as_of = fields.Date(required=True)
     version = fields.Integer(metadata={"description": "rulebook version; default the newest"})
 
 
 class BulletinQuery(ListQuery):
-    week = fields.String(required=True, validate=v.Regexp(r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$",
-                                                          error="use an ISO week like 2023-W18"))
+    week = Week(required=True)
     format = fields.String(load_default="json", validate=v.OneOf(("json", "csv", "xlsx")))
 
 
@@ -36,22 +36,19 @@ command("POST", "/api/v1/vetoes", "assessment", "record_veto", roles=JUDGES)
 
 
 def _subject_type(ctx: RequestContext) -> Any:
-    subject_type = ctx.path_values["subject_type"]
-    if subject_type not in SUBJECT_TYPES:
-        from services.common.errors import NotFound
-
-        raise NotFound("no such subject type", {"subject_type": [f"one of {', '.join(SUBJECT_TYPES)}"]})
-    return subject_type
+    return ctx.path_values["subject_type"]  # one of SUBJECT_TYPES: dispatch checked it
 
 
-@route("GET", "/api/v1/scores/<subject_type>", roles=ANY_SIGNED_IN, query=ScoreQuery, tag="assessment")
+@route("GET", "/api/v1/scores/<subject_type>", roles=ANY_SIGNED_IN, query=ScoreQuery, tag="assessment",
+       path_params=SUBJECT_TYPE)
 def rankings(ctx: RequestContext) -> Any:
     """Scores of every subject of a type for a period as of a date, best first, vetoed last."""
     return ctx.call("assessment", "rankings", _subject_type(ctx), ctx.query["period"],
                     ctx.query["as_of"].isoformat(), ctx.query["limit"], ctx.query["cursor"], ctx.query.get("version"))
 
 
-@route("GET", "/api/v1/scores/<subject_type>/<subject_id>", roles=ANY_SIGNED_IN, query=ScoreQuery, tag="assessment")
+@route("GET", "/api/v1/scores/<subject_type>/<subject_id>", roles=ANY_SIGNED_IN, query=ScoreQuery, tag="assessment",
+       path_params=SUBJECT_TYPE)
 def subject_score(ctx: RequestContext) -> Any:
     """One subject's score with every indicator and its evidence, and for cadres the pay."""
     subject_type, subject_id = _subject_type(ctx), ctx.path_values["subject_id"]
@@ -96,7 +93,7 @@ MONTH_READERS = JUDGES + ("inspector",)
 
 
 class PeriodsQuery(Schema):
-    year = fields.Integer(required=True, validate=v.Range(2000, 2100))
+    year = Year(required=True)
 
 
 class PaySheetQuery(Schema):
@@ -104,12 +101,7 @@ class PaySheetQuery(Schema):
 
 
 def _month(ctx: RequestContext) -> Any:
-    month = ctx.path_values["month"]
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
-        from services.common.errors import ValidationFailed
-
-        raise ValidationFailed("month must look like 2023-05", {"month": ["use a month like 2023-05"]})
-    return month
+    return ctx.path_values["month"]  # YYYY-MM: dispatch checked it
 
 
 command("POST", "/api/v1/periods/<month>/close", "assessment", "close_month", roles=JUDGES, status=200)
@@ -122,14 +114,14 @@ def list_periods(ctx: RequestContext) -> Any:
     return ctx.call("assessment", "list_periods", ctx.query["year"])
 
 
-@route("GET", "/api/v1/periods/<month>", roles=MONTH_READERS, tag="assessment")
+@route("GET", "/api/v1/periods/<month>", roles=MONTH_READERS, tag="assessment", path_params=MONTH)
 def period_report(ctx: RequestContext) -> Any:
     """A month's status, its closings and re-openings, and the events dated into it after it was closed."""
     return ctx.call("assessment", "period_report", _month(ctx))
 
 
 @route("GET", "/api/v1/periods/<month>/pay-sheet", roles=JUDGES, query=PaySheetQuery, tag="assessment",
-       response="file")
+       response="file", path_params=MONTH)
 def pay_sheet(ctx: RequestContext) -> Any:
     """The closed month's pay sheet (cadre, unit, score, grade, performance pay, rewards, withheld, restrictions)."""
     result = ctx.call("assessment", "pay_sheet", _month(ctx), ctx.query["format"])

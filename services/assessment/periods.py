@@ -17,10 +17,11 @@ from decimal import Decimal
 
 from services.common.errors import Conflict, RuleRefused, ValidationFailed
 from services.common.events import NewEvent
+from services.common.validation import MONTH_PATTERN
 
 from . import domain
 
-MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+MONTH = re.compile(MONTH_PATTERN)
 OWN = "assessment"  # the watermark's key for the assessment's own events (ratings, vetoes)
 
 # Where an event's business date is, when the event does not carry `occurred_on`: the first of

@@ -8,14 +8,11 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from services.common.validation import BoundedDecimal, Flag, Month
+from services.common.validation import BoundedDecimal, Flag, IDENTIFIER, Month, identifier
 
 RANKS = ("head", "leader", "staff")
 STATIONING_ROLES = ("first_secretary", "member")
 
-# Ids end up in URLs: no spaces, slashes or query characters.
-IDENTIFIER = validate.Regexp(r"^[^\s/?#%\\]{1,64}$",
-                             error="1 to 64 characters without spaces, '/', '?', '#', '%' or '\\'")
 
 
 class Score(BoundedDecimal):
@@ -32,10 +29,6 @@ class Score(BoundedDecimal):
         if score != score.quantize(Decimal("0.1")):
             raise ValidationError("at most one decimal place")
         return score
-
-
-def identifier(**kwargs):
-    return fields.String(required=True, validate=IDENTIFIER, **kwargs)
 
 
 def text(required=True, max_length=200, **kwargs):
@@ -153,7 +146,8 @@ class StationCadre(Schema):
 class ReportResidency(Schema):
     cadre_id = identifier()
     month = Month(required=True)
-    days = fields.Integer(required=True, strict=True, metadata={"description": "days in the village that month"})
+    days = fields.Integer(required=True, strict=True, validate=validate.Range(0, 31),
+                          metadata={"description": "days in the village that month"})
 
 
 COMMAND_SCHEMAS = {
