@@ -306,7 +306,6 @@ def dispatch(url_map: Any, request: Request, *, rpc: Any, config: Mapping[str, A
             return method_not_allowed(request.method, sorted(literal) or exc.valid_methods or [])
         route_label = matched.path
         refuse_unsafe_values(path_values, name="path")
-        path_values = validate(matched.path_schema(), path_values)
         refuse_unsafe_values(request.args.to_dict(flat=False), name="query")
         _check_stored_headers(request)
         if not matched.public:
@@ -317,6 +316,7 @@ def dispatch(url_map: Any, request: Request, *, rpc: Any, config: Mapping[str, A
             if principal.role not in matched.roles:
                 raise Forbidden(f"the {principal.role} role may not call {matched.method} {matched.path}",
                                 {"role": principal.role})
+        path_values = validate(matched.path_schema(), path_values)  # the shapes the document states
         query = validate(matched.query(), dict(request.args.items())) if matched.query else dict(request.args.items())
         raw_body = body = None
         if matched.method in ("POST", "PUT", "PATCH"):

@@ -20,6 +20,7 @@ STATUSES = ("planned", "started", "completed", "accepted", "cancelled")
 
 PROJECT_CODE = IDENTIFIER  # a department's own project code ends up in URLs
 # bulk_import.read_table reads a file by its name's ending, in any case
+BASE64 = Pattern(r"^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$", error="not valid base64")
 IMPORT_FILENAME = Pattern(rf"^[^{CONTROL_CHARACTERS}]*\.([cC][sS][vV]|[xX][lL][sS][xX])$",
                           error="only .csv and .xlsx files can be imported")
 CENT = Decimal("0.01")
@@ -107,7 +108,7 @@ class DisburseFunds(ProjectCommand):
 class ImportProjects(Schema):
     filename = fields.String(required=True, validate=[validate.Length(min=1, max=255), IMPORT_FILENAME],
                              metadata={"description": "ends in .csv or .xlsx"})
-    content_base64 = fields.String(required=True)
+    content_base64 = fields.String(required=True, validate=BASE64, metadata={"format": "byte"})
     kind = fields.String(load_default="projects", validate=validate.OneOf(IMPORT_KINDS))
     department = fields.String(load_default=None, allow_none=True, metadata={
         "description": "when given, every row must be (or belong to a project) of this department"})
