@@ -34,9 +34,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from psycopg2.extras import Json, execute_values  # noqa: E402
 from sqlalchemy import create_engine  # noqa: E402
 
+from services.assessment import scoring  # noqa: E402
+from services.assessment.facts import Facts  # noqa: E402
 from services.common.db import make_cooperative  # noqa: E402
 from services.common.events import StoredEvent  # noqa: E402
-from services.assessment import domain  # noqa: E402
+from tests.rulebook_defaults import declared_defaults  # noqa: E402
 
 PG = os.environ.get("FUPIN_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 AMQP = os.environ.get("FUPIN_BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
@@ -45,7 +47,7 @@ AMQP = os.environ.get("FUPIN_BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
 def county_events(cadres, pairings, year, seed=7, id_prefix=""):
     """(type, payload) tuples of one county year; ids are stable across years except visits."""
     rng = random.Random(seed + year)
-    out = []
+    out = declared_defaults()  # every service's rulebook defaults, as each puts them on record at start
     units = max(1, cadres // 20)
     townships = 10
     for t in range(townships):
@@ -136,22 +138,22 @@ def timed(fn, repeat=1):
 
 def in_memory(cadres, pairings, year):
     events = stored(county_events(cadres, pairings, year))
-    facts = domain.Facts()
+    facts = Facts()
     _, build = timed(lambda: [facts.apply(e) for e in events])
-    period, as_of = domain.parse_period(str(year)), date(year + 1, 1, 15)
+    period, as_of = scoring.parse_period(str(year)), date(year + 1, 1, 15)
     cadre_ids = facts.subject_ids("cadre")
-    _, cold = timed(lambda: domain.score("cadre", cadre_ids[0], facts, period, as_of))
+    _, cold = timed(lambda: scoring.score("cadre", cadre_ids[0], facts, period, as_of))
     rng = random.Random(1)
-    _, warm = timed(lambda: domain.score("cadre", rng.choice(cadre_ids), facts, period, as_of), repeat=50)
-    ranked, full = timed(lambda: domain.rank_all("cadre", facts, period, as_of))
-    _, units = timed(lambda: domain.rank_all("unit", facts, period, as_of))
-    _, townships = timed(lambda: domain.rank_all("township", facts, period, as_of))
+    _, warm = timed(lambda: scoring.score("cadre", rng.choice(cadre_ids), facts, period, as_of), repeat=50)
+    ranked, full = timed(lambda: scoring.rank_all("cadre", facts, period, as_of))
+    _, units = timed(lambda: scoring.rank_all("unit", facts, period, as_of))
+    _, townships = timed(lambda: scoring.rank_all("township", facts, period, as_of))
     # Memory apart from the timings (tracemalloc slows Python code about twofold).
     tracemalloc.start()
-    measured = domain.Facts()
+    measured = Facts()
     for event in events:
         measured.apply(event)
-    domain.rank_all("cadre", measured, period, as_of)
+    scoring.rank_all("cadre", measured, period, as_of)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     ms = lambda seconds: round(seconds * 1000, 1)  # noqa: E731

@@ -28,7 +28,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from bench.assessment_bench import county_events  # noqa: E402
-from services.assessment import domain, projections  # noqa: E402
+from services.assessment import projections, scoring  # noqa: E402
 from services.common.db import drop_database  # noqa: E402
 from services.common.migrate import migrate  # noqa: E402
 
@@ -62,7 +62,7 @@ def first_ranking(engine, period, as_of):
         started = time.perf_counter()
         facts = projections.load_facts(session)
         loaded = time.perf_counter()
-        ranked = domain.rank_all("cadre", facts, period, as_of)
+        ranked = scoring.rank_all("cadre", facts, period, as_of)
         return loaded - started, time.perf_counter() - loaded, len(ranked)
 
 
@@ -82,7 +82,7 @@ def main():
     started = time.perf_counter()
     rows, year = write_rows(engine, args.events, args.cadres, args.pairings)
     results.update(source_rows=rows, write_seconds=round(time.perf_counter() - started, 1))
-    period, as_of = domain.parse_period(str(year)), date(year + 1, 1, 15)
+    period, as_of = scoring.parse_period(str(year)), date(year + 1, 1, 15)
     from_rows, from_saved = [], []
     for _ in range(args.repeat):
         projections._caches.clear()

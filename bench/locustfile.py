@@ -7,10 +7,12 @@ users would send them at once. Kept with the benches; run headless with CSV out:
 
 Each user signs in as the county admin (FUPIN_ADMIN_PASSWORD, default the demo's), learns the
 county's cadres and households once, then sends, by weight: income assessments
-(`POST /households/{id}/income`, the command path), one cadre's score (`GET /scores/cadre/{id}`)
+(`POST /households/{id}/income`, the command path), a cadre's visit to a paired household
+(`POST /visits`, the event that changes scores), one cadre's score (`GET /scores/cadre/{id}`)
 and the first page of the cadre ranking (`GET /scores/cadre`). Locust's CSV gives requests/s,
 p50/p95/p99 per name; the names below are the rows of bench/README's table.
 """
+import datetime
 import itertools
 import os
 import random
@@ -25,6 +27,7 @@ ADMIN_PASSWORD = os.environ.get("FUPIN_ADMIN_PASSWORD", "fupin-admin")
 _county: dict = {}
 _county_lock = threading.Lock()
 _incomes = itertools.count(1)
+PAIRED_CADRES = 200
 
 
 def _learn_county(client, headers):
@@ -43,7 +46,11 @@ def _learn_county(client, headers):
             cursor = page.get("next_cursor")
             if not cursor:
                 break
-        _county.update(cadres=cadres, households=households)
+        pairings = []  # (cadre, household) of the first cadres, for visits
+        for cadre in cadres[:PAIRED_CADRES]:
+            answer = client.get(f"/api/v1/cadres/{cadre}", headers=headers, name="setup: cadre pairings").json()
+            pairings += [(cadre, p["household_id"]) for p in answer.get("pairings", []) if p.get("active")]
+        _county.update(cadres=cadres, households=households, pairings=pairings)
         return _county
 
 
@@ -63,6 +70,19 @@ class CountyUser(HttpUser):
         self.client.post(f"/api/v1/households/{household}/income", name="command: POST income",
                          json={"year": 2023, "per_capita_income": f"{amount}.00", "assessed_on": "2023-12-20"},
                          headers={**self.headers, "Idempotency-Key": str(uuid.uuid4())})
+
+    @task(1)
+    def visit(self):
+        """A cadre's visit: the event that changes scores most often (the kept rankings take it
+        incrementally: incremental.py)."""
+        if not self.county["pairings"]:
+            return
+        cadre, household = random.choice(self.county["pairings"])
+        day = datetime.date(2023, 1, 1) + datetime.timedelta(days=random.randrange(364))
+        self.client.post("/api/v1/visits", name="command: POST visit", json={
+            "cadre_id": cadre, "household_id": household, "visited_on": day.isoformat(), "measures": ["政策宣讲"],
+            "outcome": "收入稳定", "changes": "无", "policy_explained": True},
+            headers={**self.headers, "Idempotency-Key": str(uuid.uuid4())})
 
     @task(6)
     def one_cadre_score(self):

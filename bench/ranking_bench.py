@@ -3,7 +3,7 @@
 In memory, the synthetic county of assessment_bench.py (2,000 cadres, 10,000 pairings, a year):
 the first full cadre ranking, then `--visits` times one visit applied the way load_facts applies
 it (recorded in the change log, a new facts version) and the ranking asked for again, once with
-the incremental update (service._kept_ranking) and once computed whole (domain.rank_all).
+the incremental update (service._kept_ranking) and once computed whole (scoring.rank_all).
 Run: .venv/bin/python bench/ranking_bench.py [--visits 20]
 """
 import argparse
@@ -20,7 +20,8 @@ from datetime import date
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.assessment_bench import county_events, stored  # noqa: E402
-from services.assessment import domain, incremental, service  # noqa: E402
+from services.assessment import incremental, scoring, service  # noqa: E402
+from services.assessment.facts import Facts  # noqa: E402
 from services.common.events import StoredEvent  # noqa: E402
 
 
@@ -31,12 +32,12 @@ def main():
     parser.add_argument("--visits", type=int, default=20)
     args = parser.parse_args()
     year = 2023
-    facts = domain.Facts()
+    facts = Facts()
     facts.changes = incremental.ChangeLog()
     for event in stored(county_events(args.cadres, args.pairings, year)):
         facts.apply(event)
     facts.loaded_version = (id(facts), "first", 0, 0)
-    period, as_of = domain.parse_period(str(year)), date(year + 1, 1, 15)
+    period, as_of = scoring.parse_period(str(year)), date(year + 1, 1, 15)
     started = time.perf_counter()
     service._kept_ranking("cadre", facts, period, as_of, None)
     first = time.perf_counter() - started
@@ -54,7 +55,7 @@ def main():
         updated = service._kept_ranking("cadre", facts, period, as_of, None)
         kept.append(time.perf_counter() - started)
         started = time.perf_counter()
-        full = domain.rank_all("cadre", facts, period, as_of)
+        full = scoring.rank_all("cadre", facts, period, as_of)
         whole.append(time.perf_counter() - started)
         assert [(c["subject_id"], c["score"], c["rank"]) for c in updated] == \
             [(c["subject_id"], c["score"], c["rank"]) for c in full]

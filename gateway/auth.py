@@ -8,6 +8,7 @@ from typing import Any
 
 import jwt
 from argon2 import PasswordHasher
+from eventlet import tpool
 from argon2.exceptions import InvalidHashError, VerificationError
 from datetime import datetime, timedelta, timezone
 from sqlalchemy.orm import Session
@@ -70,7 +71,25 @@ revoked_tokens = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 
-_hasher = PasswordHasher()
+
+
+class _HasherOffTheHub:
+    """argon2 costs ~0.2 s of CPU per hash or verify, by design. On the event loop's thread that
+    stops every other request of the gateway meanwhile (a county creating its users, people
+    signing in at 8:00); in eventlet's thread pool argon2 releases the GIL, the loop keeps
+    serving and two hashes run on two cores."""
+
+    def __init__(self, hasher: PasswordHasher) -> None:
+        self._hasher = hasher
+
+    def hash(self, password: str) -> str:
+        return tpool.execute(self._hasher.hash, password)
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        return tpool.execute(self._hasher.verify, password_hash, password)
+
+
+_hasher = _HasherOffTheHub(PasswordHasher())
 
 
 class Unauthorized(FupinError):

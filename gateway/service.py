@@ -63,10 +63,12 @@ class GatewayService(HealthEndpoints):
         return getattr(self, service)
 
     def _audit(self, ctx: RequestContext, request: Request, status: int) -> None:
+        rows = []
         if ctx.principal is not None and request.method != "GET":
-            self.audit_trail.add(audit_row(ctx, request, status))
+            rows.append(audit_row(ctx, request, status))
         for resource in ctx.audit_reads:  # e.g. who saw whose unmasked ID numbers
-            self.audit_trail.add({**audit_row(ctx, request, status), "resource": resource})
+            rows.append({**audit_row(ctx, request, status), "resource": resource})
+        self.audit_trail.record(rows)  # committed before the response leaves
 
     def _dispatch(self, request: Request) -> Any:
         return dispatch(self.url_map, request, rpc=self._rpc, config=self.config, db=self.db, audit=self._audit)

@@ -8,7 +8,7 @@ import os
 import socket
 import subprocess
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import kombu.pools
 import pytest
@@ -121,25 +121,50 @@ def service_config(component, amqp_uri, database=None, **overrides):
     return config
 
 
+def forget_pooled_connections():
+    """Make kombu's pools start afresh without closing anything they hold.
+
+    kombu.pools.reset() force-closes every pooled connection, also the ones another green thread
+    has acquired and is waiting on: that thread's read listener stays registered on the closed
+    fd, a later connection reuses the fd number, and eventlet refuses it ("Second simultaneous
+    read on fileno"). Forgetting the pools instead leaves each connection to whoever holds it:
+    the next acquire opens a new one, and the old ones close when nothing refers to them."""
+    for group in (kombu.pools.connections, kombu.pools.producers):
+        group.clear()
+
+
 @contextmanager
 def running(service_cls, config):
     """Run one nameko service container for the duration of the block.
 
     A broker restart (another suite's fault test on this shared machine) leaves dead connections
-    in kombu's pools, and the next container to start would fail on one: the pools are dropped
-    and the start tried once more."""
+    in kombu's pools, and the next container to start would fail on one: the pools are forgotten
+    (forget_pooled_connections) and the start tried once more."""
     container = ServiceContainer(service_cls, config)
     try:
         container.start()
     except (ConnectionError, OSError, AttributeError):
         container.kill()
-        kombu.pools.reset()
+        forget_pooled_connections()
         container = ServiceContainer(service_cls, config)
         container.start()
     try:
         yield container
     finally:
         container.stop()
+
+
+@contextmanager
+def running_services(amqp_uri, databases, *service_classes):
+    """Every database of `databases` ({component: url}) emptied, then each service of
+    `service_classes` running on its own one; yields an RPC client of them all."""
+    for url in databases.values():
+        truncate_all(url)
+    with ExitStack() as stack:
+        for service_cls in service_classes:
+            config = service_config(service_cls.name, amqp_uri, databases[service_cls.name])
+            stack.enter_context(running(service_cls, config))
+        yield stack.enter_context(rpc_client(amqp_uri))
 
 
 @contextmanager

@@ -2,37 +2,33 @@
 import base64
 from typing import Any
 
-from marshmallow import Schema, fields, validate as v
+from marshmallow import fields, validate as v
 from werkzeug.wrappers import Response
 
-from services.common.validation import YEAR_TEXT, Month, Pattern, Week, Year
 
 from ..app import ANY_SIGNED_IN, command, ListQuery, RequestContext, route
+from ..contracts import assessment
 from ..scopes import require_township, require_unit_of_cadre
 
-SUBJECT_TYPES = ("unit", "cadre", "township")
 JUDGES = ("admin", "leading_group")
 NAMES_UNMASKED = ("admin", "leading_group", "township", "unit", "cadre")
 
 
-PERIOD = Pattern(rf"^{YEAR_TEXT}(-Q[1-4]|-(0[1-9]|1[0-2]))?$", error="use 2023, 2023-Q3 or 2023-05")
-SUBJECT_TYPE = {"subject_type": fields.String(validate=v.OneOf(SUBJECT_TYPES))}
-MONTH = {"month": Month()}
+class ScoreQuery(ListQuery, assessment.ScoreQuery):
+    """Scores for a period as of a date, a page at a time."""
 
 
-class ScoreQuery(ListQuery):
-    period = fields.String(required=True, validate=PERIOD)
-    as_of = fields.Date(required=True)
-    version = fields.Integer(metadata={"description": "rulebook version; default the newest"})
-
-
-class BulletinQuery(ListQuery):
-    week = Week(required=True)
-    format = fields.String(load_default="json", validate=v.OneOf(("json", "csv", "xlsx")))
+class BulletinQuery(ListQuery, assessment.BulletinQuery):
+    pass
 
 
 command("POST", "/api/v1/ratings", "assessment", "record_rating", roles=JUDGES)
 command("POST", "/api/v1/vetoes", "assessment", "record_veto", roles=JUDGES)
+
+
+# path parameters that are not ids: dispatch checks them, the OpenAPI document states them
+SUBJECT_TYPE = {"subject_type": fields.String(validate=v.OneOf(assessment.SUBJECT_TYPES))}
+MONTH = dict(assessment.MonthArgument().fields)
 
 
 def _subject_type(ctx: RequestContext) -> Any:
@@ -73,7 +69,9 @@ def subject_score(ctx: RequestContext) -> Any:
 
 @route("PUT", "/api/v1/rulebook", roles=JUDGES, body=("assessment", "publish_rulebook"), tag="assessment")
 def publish_rulebook(ctx: RequestContext) -> Any:
-    """Publish a new rulebook version; earlier periods can still be scored under any version."""
+    """A new version of the scoring rulebook, effective from `effective_from` (default `published_on`):
+    a score dated before keeps the earlier values; any version can still be asked for (`?version=`).
+    The same as PUT /api/v1/rulebook/assessment."""
     return ctx.command("assessment", "publish_rulebook", dict(ctx.raw_body))
 
 
@@ -92,23 +90,15 @@ def weekly_bulletin(ctx: RequestContext) -> Any:
 MONTH_READERS = JUDGES + ("inspector",)
 
 
-class PeriodsQuery(Schema):
-    year = Year(required=True)
-
-
-class PaySheetQuery(Schema):
-    format = fields.String(load_default="json", validate=v.OneOf(("json", "csv", "xlsx")))
-
-
 def _month(ctx: RequestContext) -> Any:
-    return ctx.path_values["month"]  # YYYY-MM: dispatch checked it
+    return ctx.path_values["month"]  # checked by dispatch with assessment.MonthArgument's field
 
 
 command("POST", "/api/v1/periods/<month>/close", "assessment", "close_month", roles=JUDGES, status=200)
 command("POST", "/api/v1/periods/<month>/reopen", "assessment", "reopen_month", roles=JUDGES, status=200)
 
 
-@route("GET", "/api/v1/periods", roles=MONTH_READERS, query=PeriodsQuery, tag="assessment")
+@route("GET", "/api/v1/periods", roles=MONTH_READERS, query=assessment.PeriodsQuery, tag="assessment")
 def list_periods(ctx: RequestContext) -> Any:
     """Each month of a year: open or closed (月度考核定格), when, and its late corrections."""
     return ctx.call("assessment", "list_periods", ctx.query["year"])
@@ -120,7 +110,7 @@ def period_report(ctx: RequestContext) -> Any:
     return ctx.call("assessment", "period_report", _month(ctx))
 
 
-@route("GET", "/api/v1/periods/<month>/pay-sheet", roles=JUDGES, query=PaySheetQuery, tag="assessment",
+@route("GET", "/api/v1/periods/<month>/pay-sheet", roles=JUDGES, query=assessment.InFormat, tag="assessment",
        response="file", path_params=MONTH)
 def pay_sheet(ctx: RequestContext) -> Any:
     """The closed month's pay sheet (cadre, unit, score, grade, performance pay, rewards, withheld, restrictions)."""

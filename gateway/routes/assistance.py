@@ -1,9 +1,8 @@
 """Assistance: units, cadres, village assignment, pairing, visits and the rest of the work."""
 from typing import Any
 
-from marshmallow import fields
-
 from ..app import ANY_SIGNED_IN, command, ListQuery, RequestContext, route
+from ..contracts import assistance
 from ..scopes import require_township, require_unit_of_cadre, township_of_household
 
 WORKERS = ("admin", "unit", "cadre")
@@ -43,8 +42,8 @@ command("POST", "/api/v1/stationings", "assistance", "station_cadre", roles=("ad
 command("POST", "/api/v1/residency-reports", "assistance", "report_residency", roles=WORKERS, authorize=own_cadre)
 
 
-class AsOfQuery(ListQuery):
-    as_of = fields.Date(required=True)
+class AsOfQuery(ListQuery, assistance.AsOfQuery):
+    pass
 
 
 def _can_read_cadre(ctx: RequestContext, cadre_id: Any) -> None:

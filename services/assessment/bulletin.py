@@ -1,15 +1,13 @@
 """The weekly bulletin (周通报, due each Friday 12:00, seed 001 §四(二)): per department and per
 township, what happened in the ISO week and where the month and the year stand."""
-import csv
-import io
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from services.common.clock import DEFAULT_TIMEZONE
 
-from . import supervision
-from .domain import _month_end, iso_week
+from . import sheets, supervision
+from .scoring import _month_end, iso_week
 
 COLUMNS = [
     ("kind", "类别"), ("id", "编号"), ("name", "名称"), ("visits_this_week", "本周走访户次"),
@@ -84,16 +82,34 @@ def weekly_bulletin(facts, week):
         })
     # Supervision (督查督战): campaign progress and the lapses by unit, as at the week's end
     # (county time; a report's time carries its offset).
-    end = datetime.combine(sunday, time(23, 59, 59), tzinfo=ZoneInfo(facts_timezone(facts)))
+    end = datetime.combine(sunday, time(23, 59, 59), tzinfo=ZoneInfo(facts_timezone(facts, sunday)))
     return {"week": week, "from": monday.isoformat(), "to": sunday.isoformat(),
-            "due": f"{date.fromordinal(monday.toordinal() + 4).isoformat()}T12:00",  # Friday noon
+            "due": bulletin_due(facts, monday),
             "columns": [name for name, _ in COLUMNS], "rows": rows,
             "campaigns": supervision.campaign_progress(facts, monday, sunday, end),
             "lapses": supervision.lapses_by_unit(facts, sunday, end)}
 
 
-def facts_timezone(facts):
-    return facts.rulebook()[1].get("timezone") or DEFAULT_TIMEZONE
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def facts_timezone(facts, day=None):
+    """The county section's `timezone` in force (the registry's rulebook events); the clock's
+    default until they have reached the assessment."""
+    county = facts.section_in_force("county", day or date.max)
+    return (county[1].get("timezone") if county else None) or DEFAULT_TIMEZONE
+
+
+def bulletin_due(facts, monday):
+    """When the week's reports are due (county time): the supervision section's `report_weekday`
+    and `report_deadline` in force that week (default Friday 12:00); None until that section's
+    events have reached the assessment (its values have one home)."""
+    supervision_rules = facts.section_in_force("supervision", monday)
+    if supervision_rules is None:
+        return None
+    values = supervision_rules[1]
+    day = monday + timedelta(days=WEEKDAYS.index(values["report_weekday"]))
+    return f"{day.isoformat()}T{values['report_deadline']}"
 
 
 CAMPAIGN_COLUMNS = [("campaign", "专项行动"), ("action", "行动"), ("target", "指标"), ("unit_of_measure", "单位"),
@@ -121,43 +137,23 @@ def lapse_rows(bulletin):
                "; ".join(f"{p['description']} (限{p['deadline']})" for p in entry["overdue_problems"])]
 
 
+def _sections(bulletin):
+    """(CSV title, XLSX sheet title, columns, rows) of the parts after the main table."""
+    return [("专项行动进展", "专项行动进展", CAMPAIGN_COLUMNS, list(campaign_rows(bulletin))),
+            ("迟报、漏报与逾期整改", "迟报漏报与逾期整改", LAPSE_COLUMNS, list(lapse_rows(bulletin)))]
+
+
 def as_csv(bulletin):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow([f"{label} {name}" for name, label in COLUMNS])
-    for row in bulletin["rows"]:
-        writer.writerow(["" if row[name] is None else row[name] for name, _ in COLUMNS])
-    for title, columns, rows in (("专项行动进展", CAMPAIGN_COLUMNS, campaign_rows(bulletin)),
-                                 ("迟报、漏报与逾期整改", LAPSE_COLUMNS, lapse_rows(bulletin))):
-        writer.writerow([])
-        writer.writerow([title])
-        writer.writerow([label for _, label in columns])
-        writer.writerows(rows)
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")  # BOM so Excel opens the Chinese correctly
+    rows = [[f"{label} {name}" for name, label in COLUMNS]]
+    rows += [["" if row[name] is None else row[name] for name, _ in COLUMNS] for row in bulletin["rows"]]
+    for title, _, columns, section in _sections(bulletin):
+        rows += [[], [title], [label for _, label in columns], *section]
+    return sheets.csv_file(rows)
 
 
 def as_xlsx(bulletin):
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
-    workbook = Workbook()
-    sheet = workbook.active
-    sheet.title = bulletin["week"]
-    sheet.append([f"周通报 {bulletin['week']} ({bulletin['from']} – {bulletin['to']})"])
-    sheet["A1"].font = Font(bold=True, size=14)
-    sheet.append([label for _, label in COLUMNS])
-    for cell in sheet[2]:
-        cell.font = Font(bold=True)
-    for row in bulletin["rows"]:
-        sheet.append([row[name] for name, _ in COLUMNS])
-    for title, columns, rows in (("专项行动进展", CAMPAIGN_COLUMNS, campaign_rows(bulletin)),
-                                 ("迟报漏报与逾期整改", LAPSE_COLUMNS, lapse_rows(bulletin))):
-        extra = workbook.create_sheet(title)
-        extra.append([label for _, label in columns])
-        for cell in extra[1]:
-            cell.font = Font(bold=True)
-        for values in rows:
-            extra.append(values)
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
+    main = sheets.Sheet(bulletin["week"], [label for _, label in COLUMNS],
+                        [[row[name] for name, _ in COLUMNS] for row in bulletin["rows"]],
+                        heading=f"周通报 {bulletin['week']} ({bulletin['from']} – {bulletin['to']})")
+    return sheets.xlsx_file([main] + [sheets.Sheet(title, [label for _, label in columns], section)
+                                      for _, title, columns, section in _sections(bulletin)])

@@ -3,7 +3,7 @@ village, project title and month instead of ids; the veto reasons as structured 
 word in their own language. The gateway masks the head's name for roles that must not see it."""
 from datetime import date
 
-from . import domain
+from . import scoring
 
 
 def describe(card, facts):
@@ -40,7 +40,7 @@ def _named(item, facts):
 def vetoes(card, facts):
     """Why the subject is vetoed in the period: `{kind: veto, on, reason}` for a recorded veto,
     `{kind: external_poor_rating, on, source}` for an external 差 (DOMAIN.md, 一票否决)."""
-    period = domain.parse_period(card["period"])
+    period = scoring.parse_period(card["period"])
     last = min(period.end, date.fromisoformat(card["as_of"]))
     index = facts.index()
     key = (card["subject_type"], card["subject_id"])
@@ -48,7 +48,7 @@ def vetoes(card, facts):
              for v in index["vetoes"].get(key, []) if period.start <= v["on"] <= last]
     found += [{"kind": "external_poor_rating", "on": r["rated_on"].isoformat(), "source": r["source"]}
               for r in index["ratings"].get(key, []) if r["rating"] == "poor"
-              and r["source"] in domain.EXTERNAL_SOURCES and period.start <= r["rated_on"] <= last]
+              and r["source"] in scoring.EXTERNAL_SOURCES and period.start <= r["rated_on"] <= last]
     return sorted(found, key=lambda v: (v["on"], v["kind"]))
 
 

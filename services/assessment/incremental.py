@@ -9,7 +9,7 @@ subjects whose inputs changed and sorts again (tests compare it with a full rank
 """
 from collections import deque
 
-from . import domain
+from . import scoring
 
 CHANGES_KEPT = 50_000  # rankings older than this many applied events are computed whole
 
@@ -62,5 +62,5 @@ def rerank(previous, subject_type, changed, facts, period, as_of, version):
     mine = {subject_id for kind, subject_id in changed if kind == subject_type}
     if not mine <= ids or len(ids) != len(facts.subject_ids(subject_type)):
         return None
-    fresh = {subject_id: domain.score(subject_type, subject_id, facts, period, as_of, version) for subject_id in mine}
-    return domain.rank([fresh.get(card["subject_id"]) or dict(card) for card in previous])
+    fresh = {subject_id: scoring.score(subject_type, subject_id, facts, period, as_of, version) for subject_id in mine}
+    return scoring.rank([fresh.get(card["subject_id"]) or dict(card) for card in previous])

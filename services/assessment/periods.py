@@ -7,21 +7,17 @@ made of: the last position seen of each source's event store (and of the assessm
 Anything past the watermark and dated into the month is a late correction: listed, never
 applied to the month, until `month_reopened` (with its reason) opens the month again.
 """
-import csv
-import io
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
 from services.common.errors import Conflict, RuleRefused, ValidationFailed
 from services.common.events import NewEvent
-from services.common.validation import MONTH_PATTERN
+from services.common.validation import MONTH_TEXT
 
-from . import domain
+from . import scoring, sheets
 
-MONTH = re.compile(MONTH_PATTERN)
 OWN = "assessment"  # the watermark's key for the assessment's own events (ratings, vetoes)
 
 # Where an event's business date is, when the event does not carry `occurred_on`: the first of
@@ -45,7 +41,7 @@ def business_date(event_type, payload, occurred_on=None):
     if occurred_on:
         return _date(occurred_on)
     month = payload.get("month")
-    if isinstance(month, str) and MONTH.match(month):  # residency_reported: the month reported on
+    if isinstance(month, str) and MONTH_TEXT.match(month):  # residency_reported: the month reported on
         return date(int(month[:4]), int(month[5:7]), 1)
     names = ((DATE_FIELD_BY_TYPE[event_type],) if event_type in DATE_FIELD_BY_TYPE else ()) + DATE_FIELDS
     for name in names:
@@ -67,9 +63,9 @@ def _date(value):
 
 
 def month_period(month):
-    if not isinstance(month, str) or not MONTH.match(month):
+    if not isinstance(month, str) or not MONTH_TEXT.match(month):
         raise ValidationFailed("month must look like 2023-05", {"month": ["invalid"]})
-    return domain.parse_period(month)
+    return scoring.parse_period(month)
 
 
 # --- the month's stream ---------------------------------------------------------------------------
@@ -184,6 +180,7 @@ PAY_COLUMNS = (  # (key, label)
     ("grade", "等次"), ("vetoed", "一票否决"), ("performance_pay", "绩效奖金"), ("rewards", "奖励"),
     ("withheld", "扣发"), ("total", "合计"), ("restrictions", "限制"), ("restrictions_until", "限制至"),
 )
+PAY_MONEY = ("performance_pay", "rewards", "withheld", "total")  # summed in the totals row
 GRADE_LABELS = {"excellent": "优秀", "good": "良好", "poor": "差", None: ""}
 
 
@@ -235,38 +232,21 @@ def _cell(row, key):
     return "" if value is None else value
 
 
+def _total_row(label, totals, amount):
+    """The sheet's last row: its label under the first column, each money column's total."""
+    return [label if number == 0 else amount(totals[key]) if key in PAY_MONEY else ""
+            for number, (key, _) in enumerate(PAY_COLUMNS)]
+
+
 def pay_sheet_csv(sheet):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow([f"{label} {key}" for key, label in PAY_COLUMNS])
-    for row in sheet["rows"]:
-        writer.writerow([_cell(row, key) for key, _ in PAY_COLUMNS])
-    t = sheet["totals"]
-    writer.writerow(["合计 total", "", "", "", "", "", "", t["performance_pay"], t["rewards"], t["withheld"],
-                     t["total"], "", ""])
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")  # BOM so Excel opens the Chinese correctly
+    rows = [[f"{label} {key}" for key, label in PAY_COLUMNS]]
+    rows += [[_cell(row, key) for key, _ in PAY_COLUMNS] for row in sheet["rows"]]
+    return sheets.csv_file(rows + [_total_row("合计 total", sheet["totals"], str)])
 
 
 def pay_sheet_xlsx(sheet):
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
-    workbook = Workbook()
-    ws = workbook.active
-    ws.title = sheet["month"]
-    ws.append([f"绩效考核工资表 {sheet['month']} (定格于 {sheet['closed_on']}, 规则 v{sheet['rulebook_version']})"])
-    ws["A1"].font = Font(bold=True, size=14)
-    ws.append([label for _, label in PAY_COLUMNS])
-    for cell in ws[2]:
-        cell.font = Font(bold=True)
-    money = {"performance_pay", "rewards", "withheld", "total"}
-    for row in sheet["rows"]:
-        ws.append([float(row[key]) if key in money else _cell(row, key) for key, _ in PAY_COLUMNS])
-    t = sheet["totals"]
-    ws.append(["合计", "", "", "", "", "", "", float(t["performance_pay"]), float(t["rewards"]), float(t["withheld"]),
-               float(t["total"]), "", ""])
-    for cell in ws[ws.max_row]:
-        cell.font = Font(bold=True)
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
+    rows = [[float(row[key]) if key in PAY_MONEY else _cell(row, key) for key, _ in PAY_COLUMNS] for row in sheet["rows"]]
+    return sheets.xlsx_file([sheets.Sheet(
+        sheet["month"], [label for _, label in PAY_COLUMNS], rows,
+        heading=f"绩效考核工资表 {sheet['month']} (定格于 {sheet['closed_on']}, 规则 v{sheet['rulebook_version']})",
+        total=_total_row("合计", sheet["totals"], float))])

@@ -18,7 +18,7 @@ from services.common.metrics import UNUSABLE_FACTS
 from services.common.store import EventStore, events as own_events, inbox
 
 from . import incremental, periods
-from .domain import Facts
+from .facts import Facts
 
 log = logging.getLogger(__name__)
 

@@ -1,22 +1,32 @@
-"""Commands of the assessment service (the gateway validates with these too)."""
+"""The assessment service's boundary contract: its commands and its queries as marshmallow
+schemas (field types and code lists only), checked by the gateway and again by the service.
+
+The scores' rules live in scoring.py and domain.py; these schemas say what a well-formed request
+looks like.
+"""
 from marshmallow import Schema, fields, validate as v
 
-from services.common.validation import BoundedDecimal, Month
+from services.common.validation import YEAR_TEXT, BoundedDecimal, Month, Pattern, Week, Year
 
 # Range validators, so the OpenAPI document states the bounds too.
 _fraction = v.Range(0, 1, min_inclusive=False, error="must be a fraction between 0 and 1 (e.g. 0.95)")
 _rate = v.Range(0, 1, error="must be a fraction from 0 to 1 (e.g. 0.95)")
 _not_negative = v.Range(min=0, error="must not be negative")
 
+
 SUBJECT_TYPES = ("unit", "cadre", "township")
+RATINGS = ("good", "fair", "poor")
+EXTERNAL_SOURCES = ("county", "city", "province", "third_party")  # an external 差 vetoes; a 好 earns a reward
+SOURCES = ("internal", *EXTERNAL_SOURCES)
+FORMATS = ("json", "csv", "xlsx")
 
 
 class RecordRating(Schema):
     subject_type = fields.String(required=True, validate=v.OneOf(SUBJECT_TYPES))
     subject_id = fields.String(required=True, validate=v.Length(min=1))
-    rating = fields.String(required=True, validate=v.OneOf(("good", "fair", "poor")),
+    rating = fields.String(required=True, validate=v.OneOf(RATINGS),
                            metadata={"description": "good 好, fair 较好, poor 差"})
-    source = fields.String(required=True, validate=v.OneOf(("internal", "county", "city", "province", "third_party")))
+    source = fields.String(required=True, validate=v.OneOf(SOURCES))
     rated_on = fields.Date(required=True)
 
 
@@ -28,9 +38,9 @@ class RecordVeto(Schema):
 
 
 class PublishRulebook(Schema):
-    """Any part of the rulebook to change; the rest is carried over from the newest version. The
-    keys domain.MOVED_RULES names (visits, residency days, disbursement target) live in other
-    sections now: PUT /api/v1/rulebook/<section>."""
+    """Any part of the rulebook to change, from `effective_from` on; the rest is what is in force. The
+    keys facts.MOVED_RULES names (visits, residency days, disbursement target) live in other
+    sections: PUT /api/v1/rulebook/<section>."""
 
     weights = fields.Dict(keys=fields.String(validate=v.OneOf(SUBJECT_TYPES)),
                           values=fields.Dict(keys=fields.String(), values=fields.Integer(validate=v.Range(min=0))))
@@ -41,9 +51,13 @@ class PublishRulebook(Schema):
     reward_per_external_good = BoundedDecimal(as_string=True, places=2, validate=_not_negative)
     restriction_years = fields.Integer(validate=v.Range(0, 10))
     loan_recovery_target = BoundedDecimal(as_string=True, validate=_fraction)
-    rating_values = fields.Dict(keys=fields.String(validate=v.OneOf(("good", "fair", "poor"))),
+    rating_values = fields.Dict(keys=fields.String(validate=v.OneOf(RATINGS)),
                                 values=BoundedDecimal(as_string=True, validate=_rate))
     published_on = fields.Date(required=True)
+    effective_from = fields.Date(metadata={"description": "the first day the new values hold (default published_on); "
+                                                          "a score dated before keeps the earlier values"})
+    reason = fields.String(allow_none=True, validate=v.Length(max=2000),
+                           metadata={"description": "why (the county document that decided it)"})
 
 
 class CloseMonth(Schema):
@@ -63,3 +77,37 @@ class ReopenMonth(Schema):
 
 COMMAND_SCHEMAS = {"record_rating": RecordRating, "record_veto": RecordVeto, "publish_rulebook": PublishRulebook,
                    "close_month": CloseMonth, "reopen_month": ReopenMonth}
+
+
+# --- queries: the gateway's query schemas extend these, and the service checks the same again ---
+class ScoreQuery(Schema):
+    """A score card or a ranking: the period, the as-of date and, to recompute under another, a rulebook version."""
+
+    period = fields.String(required=True, validate=Pattern(rf"^{YEAR_TEXT}(-Q[1-4]|-(0[1-9]|1[0-2]))?$",
+                                                           error="use 2023, 2023-Q3 or 2023-05"))
+    as_of = fields.Date(required=True)
+    version = fields.Integer(metadata={"description": "scoring rulebook version to recompute under; default the one in force on the scoring date, min(period end, as_of)"})
+
+
+class InFormat(Schema):
+    """A report as JSON, or as a CSV or XLSX download."""
+
+    format = fields.String(load_default="json", validate=v.OneOf(FORMATS))
+
+
+class BulletinQuery(InFormat):
+    week = Week(required=True)
+
+
+class PeriodsQuery(Schema):
+    year = Year(required=True)
+
+
+class MonthArgument(Schema):
+    """The month of /periods/<month> (a path value at the gateway)."""
+
+    month = Month(required=True)
+
+
+class PaySheetQuery(MonthArgument, InFormat):
+    pass

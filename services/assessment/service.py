@@ -9,23 +9,20 @@ from services.common.rpc import rpc
 from nameko.timer import timer
 from sqlalchemy import text
 
-from services.common.chassis import EventSourcedService
+from services.common.chassis import EventSourcedService, change_command
 from services.common.consumer import EventConsumer
 from services.common.errors import NotFound, ServiceUnavailable, ValidationFailed
 from services.common.pagination import decode_cursor, encode_cursor, page_limit
-from services.common.validation import parse_date, validate
+from services.common.validation import arguments, parse_date, validate
 
-from . import bulletin, domain, evidence, incremental, periods, projections, schemas
+from . import bulletin, domain, evidence, incremental, periods, projections, schemas, scoring
+from .facts import ScoringRulebook, evolve_scoring_rulebook
 
 CATCH_UP_INTERVAL = 10
 
 
-def _evolve_rulebook(state, event):
-    return int(event.payload["version"]), event.payload["rules"]
-
-
 _RANKINGS = {}  # (facts version, subject type, period, as_of, rulebook version) -> ranked cards
-_RANKINGS_KEPT = 64
+_RANKINGS_KEPT = 64  # the oldest is forgotten first: under a stream of visits, each makes a new facts version
 _LATEST = {}  # (subject type, period, as_of, rulebook version) -> (facts identity, change number, ranked)
 
 
@@ -48,13 +45,16 @@ def _kept_ranking(subject_type, facts, period, as_of, version):
         if changed is not None:
             ranked = incremental.rerank(latest[2], subject_type, changed, facts, period, as_of, version)
     if ranked is None:
-        ranked = domain.rank_all(subject_type, facts, period, as_of, version)
-    if len(_RANKINGS) >= _RANKINGS_KEPT:
-        _RANKINGS.clear()
-        _LATEST.clear()
+        ranked = scoring.rank_all(subject_type, facts, period, as_of, version)
     _RANKINGS[key] = ranked
     if changes is not None:
+        _LATEST.pop(key[1:], None)  # re-inserted: the most recently ranked query is forgotten last
         _LATEST[key[1:]] = (identity, changes.count, ranked)
+    # Forgetting the oldest (dicts keep insertion order), never all at once: clearing _LATEST
+    # too would make the next read after the 64th new facts version rank everyone whole again.
+    for kept in (_RANKINGS, _LATEST):
+        while len(kept) > _RANKINGS_KEPT:
+            del kept[next(iter(kept))]
     return ranked
 
 
@@ -153,21 +153,51 @@ class AssessmentService(EventSourcedService, EventConsumer):
         )
 
     @rpc
-    def get_rulebook(self, version=None):
+    def get_rulebook(self, version=None, as_of=None):
+        """The scoring rulebook in force on `as_of` (default today, county time), or as `version` made it."""
+        day = None if version is not None else (parse_date(as_of, "as_of") if as_of else self.clock.today())
         with self.db.new_session() as session:
-            version, rules = projections.load_facts(session).rulebook(version)
+            version, rules = projections.load_facts(session).rulebook(version, day)
         return {"version": version, "rules": rules}
 
     @rpc
+    def rulebook_section(self, as_of=None):
+        """The scoring rulebook as every section shows: values in force on `as_of`, every version."""
+        day = parse_date(as_of, "as_of") if as_of else self.clock.today()
+        with self.db.new_session() as session:
+            return projections.load_facts(session).scoring_rulebook.view(day)
+
+    @rpc
     def publish_rulebook(self, data, context=None):
+        """PUT /api/v1/rulebook: parts of the scoring rulebook, `published_on`, and the day they
+        take effect (`effective_from`, default `published_on`)."""
         command = validate(schemas.PublishRulebook(), data)
-        published_on = command.pop("published_on")
-        changes = _json_ready(command)
+        published_on, effective_from = command.pop("published_on"), command.pop("effective_from", None)
+        reason = command.pop("reason", None)
+        return self._publish(_json_ready(command), published_on, effective_from, reason, context)
+
+    @rpc
+    def change_rules(self, data, context=None):
+        """PUT /api/v1/rulebook/assessment, as for every section: {effective_from, changes, reason}."""
+        change = change_command(data)
+        command = validate(schemas.PublishRulebook(), {**change["changes"], "published_on": self.clock.today()})
+        command.pop("published_on")
+        return self._publish(_json_ready(command), self.clock.today(), change["effective_from"], change["reason"],
+                             context, answer=lambda book: book.view(change["effective_from"]))
+
+    def _publish(self, changes, published_on, effective_from, reason, context, answer=None):
+        def result(book, stored):
+            if answer is not None:
+                return answer(book)
+            version, rules = book.rules(day=effective_from or published_on)
+            return {"version": book.latest_version, "effective_from": (effective_from or published_on).isoformat(),
+                    "in_force_then": version, "rules": rules}
+
         return self.handle(
-            "publish_rulebook", stream_type="rulebook", stream_id="county", evolve=_evolve_rulebook,
-            initial=(1, domain.DEFAULT_RULES),
-            decide=lambda state: domain.decide_rulebook(state[0], state[1], changes, published_on),
-            context=context, result=lambda state, stored: {"version": state[0], "rules": state[1]},
+            "publish_rulebook", stream_type="rulebook", stream_id="county", evolve=evolve_scoring_rulebook,
+            initial=ScoringRulebook(),
+            decide=lambda book: domain.decide_rulebook(book, changes, published_on, effective_from, reason),
+            context=context, result=result,
         )
 
     # --- scores ------------------------------------------------------------------------------
@@ -191,7 +221,8 @@ class AssessmentService(EventSourcedService, EventConsumer):
         if subject_id not in facts.subject_ids(subject_type):
             raise NotFound(f"no {subject_type} {subject_id!r} is known to the assessment",
                            {"subject_type": subject_type, "subject_id": subject_id})
-        period, as_of = domain.parse_period(period), parse_date(as_of, "as_of")
+        query = arguments(schemas.ScoreQuery(), period=period, as_of=as_of, version=version)
+        period, as_of, version = scoring.parse_period(query["period"]), query["as_of"], query.get("version")
         state, status = self._period_status(period)
         if _answers_frozen(state, version):
             card = next((c for c in periods.frozen_cards(state, subject_type) if c["subject_id"] == subject_id), None)
@@ -205,11 +236,13 @@ class AssessmentService(EventSourcedService, EventConsumer):
 
     @rpc
     def rankings(self, subject_type, period, as_of, limit=None, cursor=None, version=None):
-        if subject_type not in domain.SUBJECT_TYPES:
+        if subject_type not in scoring.SUBJECT_TYPES:
             raise ValidationFailed("unknown subject type", {"subject_type": ["invalid"]})
-        facts = self._facts()
-        period_, as_of_ = domain.parse_period(period), parse_date(as_of, "as_of")
-        version_, _ = facts.rulebook(version)
+        query = arguments(schemas.ScoreQuery(), period=period, as_of=as_of, version=version)
+        facts, version = self._facts(), query.get("version")
+        period_, as_of_ = scoring.parse_period(query["period"]), query["as_of"]
+        # the version the cards name: the one asked for, or the one in force on the scoring date
+        version_, _ = facts.rulebook(version, None if version is not None else min(period_.end, as_of_))
         state, status = self._period_status(period_)
         if _answers_frozen(state, version):
             ranked = periods.frozen_cards(state, subject_type)
@@ -236,7 +269,7 @@ class AssessmentService(EventSourcedService, EventConsumer):
         if period.is_month:
             state = months.get(period.label)
             return state, periods.status_of(state)
-        closed = sorted(m for m in (domain.month_label(d) for d in period.months())
+        closed = sorted(m for m in (scoring.month_label(d) for d in period.months())
                         if m in months and months[m].status == "closed")
         return None, {"status": "open", "closed_on": None, "closed_months": closed}
 
@@ -265,11 +298,11 @@ class AssessmentService(EventSourcedService, EventConsumer):
             watermark = projections.source_watermark(session)
             facts = projections.load_facts(session)
             watermark[periods.OWN] = facts.own_position
-            version, _ = facts.rulebook()
+            version, _ = facts.rulebook(day=min(period.end, command["on"]))  # in force on the scoring date
             # Scored while the lock is held and without yielding: nothing is applied meanwhile.
             results = periods.freeze(facts, {t: [evidence.describe(card, facts) for card in
                                                  _kept_ranking(t, facts, period, command["on"], None)]
-                                             for t in domain.SUBJECT_TYPES})
+                                             for t in scoring.SUBJECT_TYPES})
             session.rollback()
         return self.handle(
             "close_month", stream_type="period", stream_id=month, evolve=periods.evolve_month,
@@ -290,6 +323,7 @@ class AssessmentService(EventSourcedService, EventConsumer):
     @rpc
     def period_report(self, month):
         """A month's status, its closings and re-openings, and the late corrections against it."""
+        month = arguments(schemas.MonthArgument(), month=month)["month"]
         period = periods.month_period(month)
         with self.db.new_session() as session:
             state = projections.month_streams(session).get(month)
@@ -302,12 +336,7 @@ class AssessmentService(EventSourcedService, EventConsumer):
     @rpc
     def list_periods(self, year):
         """Each month of a year: open or closed, when, and how many late corrections it has."""
-        try:
-            year = int(year)
-            if not 1900 <= year <= 9999:
-                raise ValueError
-        except (TypeError, ValueError):
-            raise ValidationFailed("year must look like 2023", {"year": ["invalid"]}) from None
+        year = arguments(schemas.PeriodsQuery(), year=year)["year"]
         items = []
         with self.db.new_session() as session:
             months = projections.month_streams(session)
@@ -316,7 +345,7 @@ class AssessmentService(EventSourcedService, EventConsumer):
                 state = months.get(month)
                 item = _month_answer(state, month)
                 if state is not None and state.status == "closed":
-                    period = domain.parse_period(month)
+                    period = scoring.parse_period(month)
                     item["late_correction_count"] = len(
                         projections.late_corrections(session, state.closing, period.start, period.end))
                 else:
@@ -326,27 +355,28 @@ class AssessmentService(EventSourcedService, EventConsumer):
 
     @rpc
     def pay_sheet(self, month, format="json"):
-        periods.month_period(month)
+        query = arguments(schemas.PaySheetQuery(), month=month, format=format)
+        month = query["month"]
         sheet = periods.pay_sheet(self._months().get(month), month)
-        return _in_format(sheet, f"pay-sheet-{month}", format, periods.pay_sheet_csv, periods.pay_sheet_xlsx)
+        return _in_format(sheet, f"pay-sheet-{month}", query["format"], periods.pay_sheet_csv, periods.pay_sheet_xlsx)
 
     @rpc
     def weekly_bulletin(self, week, format="json"):
-        report = bulletin.weekly_bulletin(self._facts(), week)
-        return _in_format(report, f"bulletin-{week}", format, bulletin.as_csv, bulletin.as_xlsx)
+        query = arguments(schemas.BulletinQuery(), week=week, format=format)
+        report = bulletin.weekly_bulletin(self._facts(), query["week"])
+        return _in_format(report, f"bulletin-{query['week']}", query["format"], bulletin.as_csv, bulletin.as_xlsx)
 
 
 def _in_format(report, name, format, as_csv, as_xlsx):
-    """A report as JSON, or as a CSV/XLSX download the gateway passes on (base64 over RPC)."""
+    """A report as JSON, or as a CSV/XLSX download the gateway passes on (base64 over RPC);
+    `format` is one of schemas.FORMATS (checked with the query)."""
     if format == "json":
         return report
     if format == "csv":
         content, content_type = as_csv(report), "text/csv; charset=utf-8"
-    elif format == "xlsx":
+    else:
         content = as_xlsx(report)
         content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    else:
-        raise ValidationFailed("format must be json, csv or xlsx", {"format": ["invalid"]})
     return {"filename": f"{name}.{format}", "content_type": content_type,
             "content_base64": base64.b64encode(content).decode()}
 

@@ -1,7 +1,7 @@
 """What the supervision (督查督战) gives the scores: the unit indicators `report_timeliness` and
 `rectification` (DOMAIN.md, Supervision), and the 旬 rule for project progress reports.
 
-Pure, like domain.py: `SupervisionFacts` is mixed into `Facts` (its `_on_*` handlers fold the
+Pure, like facts.py and scoring.py: `SupervisionFacts` is mixed into `Facts` (its `_on_*` handlers fold the
 supervision service's events and the projects' progress reports, idempotent and in any order),
 the functions below compute an indicator's numerator, denominator and evidence.
 

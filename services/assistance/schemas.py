@@ -1,4 +1,5 @@
-"""The assistance service's commands as marshmallow schemas: field types and code lists only.
+"""The assistance service's boundary contract: its commands and its queries as marshmallow
+schemas (field types and code lists only), checked by the gateway and again by the service.
 
 Business rules (pairing, visit dates, score and day ranges from the rulebook) live in domain.py.
 `from` is a Python keyword, so those fields are declared as `start`/`from` with data_key and
@@ -165,3 +166,10 @@ COMMAND_SCHEMAS = {
     "station_cadre": StationCadre,
     "report_residency": ReportResidency,
 }
+
+
+# --- queries: the gateway's query schemas extend these, and the service checks the same again ---
+class AsOfQuery(Schema):
+    """A cadre's overdue visits or a unit's summary as of a date."""
+
+    as_of = fields.Date(required=True)

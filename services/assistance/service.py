@@ -13,7 +13,7 @@ from services.common.chassis import EventSourcedService
 from services.common.rpc import rpc
 from services.common.errors import NotFound, ValidationFailed, call_service
 from services.common.pagination import decode_cursor, page, page_limit
-from services.common.validation import parse_date, validate
+from services.common.validation import arguments, validate
 
 from . import domain, projections, schemas
 
@@ -29,7 +29,6 @@ def _created(stored, **extra):
 class AssistanceService(EventSourcedService):
     name = "assistance"
     projections = projections
-    rules_class = domain.Rules
     owners = {"unit": (projections.units, "unit_id", ("department",)),
               "cadre": (projections.cadres, "cadre_id", ("unit_id", "rank")),
               "pairing": (projections.pairings, "pairing_id", ("cadre_id",))}
@@ -291,7 +290,7 @@ class AssistanceService(EventSourcedService):
     def overdue_visits(self, cadre_id, as_of):
         """Each (pairing, month) from the pairing's start through the as-of month in which the
         cadre's paired household still lacks its visit."""
-        as_of = parse_date(as_of, "as_of")
+        as_of = arguments(schemas.AsOfQuery(), as_of=as_of)["as_of"]
         rules = self.rules_on(as_of)
         with self.db.new_session() as session:
             if projections.find(session, projections.cadres, "cadre_id", cadre_id) is None:
@@ -305,7 +304,7 @@ class AssistanceService(EventSourcedService):
     def unit_summary(self, unit_id, as_of):
         """A unit's cadres (pairings, leaders' village visits, inspections), its villages, and the
         monthly visit compliance of its pairings in the as-of year."""
-        as_of = parse_date(as_of, "as_of")
+        as_of = arguments(schemas.AsOfQuery(), as_of=as_of)["as_of"]
         rules = self.rules_on(as_of)
         year_start = date(as_of.year, 1, 1)
         with self.db.new_session() as session:

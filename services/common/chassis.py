@@ -14,7 +14,8 @@ import eventlet
 
 from kombu import Connection
 from nameko.dependency_providers import Config
-from nameko.events import EventDispatcher
+from nameko.extensions import DependencyProvider
+from nameko.events import BROADCAST, EventDispatcher, event_handler
 from nameko.timer import timer
 from sqlalchemy import Table, select, text
 from sqlalchemy.engine import Engine
@@ -26,7 +27,9 @@ from .clock import DEFAULT_TIMEZONE, clock_from_config
 from .commands import Decide, Evolve
 from .db import Database
 from .errors import NotFound, ValidationFailed
+from .events import StoredEvent
 from .metrics import exposition
+from .rebuild import rebuild
 from .relay import RelayDoorbell, relay_loop, relay_pending
 from .rpc import rpc
 from .store import EventStore
@@ -38,7 +41,8 @@ PRUNE_INTERVAL_SECONDS = 3600
 # The county section of the rulebook: values every service reads, owned by the registry.
 COUNTY_KEYS = ("timezone", "departments")
 COUNTY_SECTION = "county"
-COUNTY_REFRESH_SECONDS = 60
+COUNTY_OWNER = "registry"
+COUNTY_REFRESH_SECONDS = 60  # the backstop poll; changes themselves arrive as events
 
 
 def json_response(status: int, body: Any) -> Any:
@@ -87,6 +91,52 @@ class HealthEndpoints:
         return Response(body, status=200, content_type=content_type)
 
 
+class RulebookDefaults(DependencyProvider):
+    """At start, the code's defaults of each of the service's rulebook sections go on record as a
+    `rules_defaults_declared` event when they differ from the last on record: the first start, or
+    a release that changed a default. Consumers (the assessment) read a section's every value,
+    version 0 included, from the owner's events and keep no copy of their own. If the database
+    does not answer at start, the relay's loop tries again (`declare_if_pending`)."""
+
+    def setup(self) -> None:
+        self.pending = True
+
+    def start(self) -> None:
+        self.declare_if_pending()
+
+    def declare_if_pending(self) -> None:
+        if not self.pending:
+            return
+        service_cls = self.container.service_cls
+        database = next(ext for ext in self.container.dependencies if isinstance(ext, Database))
+        try:
+            for section, defaults in service_cls.rulebook_sections().items():
+                declare_defaults(lambda: Session(database.engine, future=True), service_cls.name,
+                                 service_cls.projections.project, section, defaults)
+            self.pending = False
+        except Exception:  # noqa: BLE001 - the relay's next tick tries again
+            log.exception("%s: could not put the rulebook's defaults on record yet", service_cls.name)
+
+    def get_dependency(self, worker_ctx: Any) -> Any:
+        return self
+
+
+def declare_defaults(session_factory: Callable[[], Session], service: str, project: Any, section: str,
+                     defaults: dict[str, Any]) -> Any:
+    return commands.run_command(
+        session_factory, service, "declare_rulebook_defaults", stream_type=rulebook.STREAM_TYPE, stream_id=section,
+        evolve=rulebook.evolve, initial=rulebook.Section(section, defaults),
+        decide=lambda state: rulebook.decide_declare(state, defaults), project=project,
+    )
+
+
+def section_defaults_of(rules_class: Any) -> dict[str, Any]:
+    """A service's own section: its `Rules` fields but the county section's (the registry's)."""
+    if rules_class is None:
+        return {}
+    return rulebook.defaults_of(rules_class, [f for f in rules_class.__dataclass_fields__ if f not in COUNTY_KEYS])
+
+
 class EventSourcedService(HealthEndpoints):
     projections: Any = None  # module with READ_MODEL_TABLES and project(session, event)
 
@@ -94,6 +144,7 @@ class EventSourcedService(HealthEndpoints):
     db = Database()
     dispatch = EventDispatcher()
     nudge = RelayDoorbell()
+    rulebook_defaults = RulebookDefaults()
 
     # The service's section of the county rulebook (services/common/rulebook.py, docs/rulebook.md):
     # the domain's `Rules` dataclass; its fields named in COUNTY_KEYS are the county section's (the
@@ -103,9 +154,11 @@ class EventSourcedService(HealthEndpoints):
     owners: dict[str, tuple[Table, str, tuple[str, ...]]] = {}
 
     def refresh_county_rules(self) -> None:
-        """Keep the county section (timezone, departments) as the registry has it in force: the
-        relay's loop calls this every second; it asks the registry once a minute, in a green
-        thread of its own so the relay never waits for it."""
+        """A backstop for the county section (timezone, departments): a change reaches every
+        process at once as the registry's `rules_changed` event (`on_county_rules_changed`); the
+        relay's loop calls this every second and it reads the whole section from the registry at
+        start and then once a minute, for a change whose broadcast this process missed (it was
+        reconnecting to the broker). In a green thread of its own, so the relay never waits."""
         if getattr(self, "owns_county_section", False):
             return
         now = time.monotonic()
@@ -121,9 +174,22 @@ class EventSourcedService(HealthEndpoints):
 
         eventlet.spawn_n(ask)
 
+    @event_handler(COUNTY_OWNER, rulebook.CHANGED, handler_type=BROADCAST, reliable_delivery=False)
+    def on_county_rules_changed(self, envelope: dict[str, Any]) -> None:
+        """The registry changed a section of the rulebook: if it is the county section, every
+        process of every service (a broadcast: each has its own queue) takes the change in now,
+        so the next command uses it, instead of the minute the backstop poll would take."""
+        if getattr(self, "owns_county_section", False) or envelope["payload"].get("section") != COUNTY_SECTION:
+            return
+        section = _county_sections.get(self.name)
+        if section is None:  # nothing read yet: read the whole section, the change included
+            fetch_county_values(self)
+            return
+        section.apply(StoredEvent.from_dict(envelope))
+
     @rpc
     def reload_county_rules(self) -> Any:
-        """Read the county section from the registry now (after a change, instead of waiting a minute)."""
+        """Read the county section from the registry now (a repair: changes arrive as events)."""
         if getattr(self, "owns_county_section", False):
             return self.county_section_values()  # type: ignore[attr-defined]
         return fetch_county_values(self)
@@ -140,29 +206,68 @@ class EventSourcedService(HealthEndpoints):
 
     # --- the rulebook: this service's section --------------------------------------------
     def section_defaults(self) -> dict[str, Any]:
-        if self.rules_class is None:
-            return {}
-        keys = [f for f in self.rules_class.__dataclass_fields__ if f not in COUNTY_KEYS]
-        return rulebook.defaults_of(self.rules_class, keys)
+        return section_defaults_of(self.rules_class)
 
-    def rulebook_section_state(self, session: Session | None = None) -> rulebook.Section:
+    @classmethod
+    def rulebook_sections(cls) -> dict[str, dict[str, Any]]:
+        """The rulebook sections this service owns and their code's defaults (version 0)."""
+        return {cls.name: section_defaults_of(cls.rules_class)} if cls.rules_class is not None else {}
+
+    def rulebook_section_state(self, session: Session | None = None, heads: Any = None) -> rulebook.Section:
+        """This service's section. With `heads` (a command's Streams.heads, holding the section's
+        last event id as read in its first statement: `rulebook_heads`) a section read before is
+        reused while that id is unchanged."""
+        if heads is not None:
+            return self.cached_section(self.name, self.section_defaults, session, heads)
         if session is not None:
             return rulebook.Section(self.name, self.section_defaults(),
                                     EventStore(session).load(rulebook.STREAM_TYPE, self.name))
         with self.db.new_session() as own:
             return self.rulebook_section_state(own)
 
-    def _county_part(self) -> dict[str, Any]:
-        county = county_values(self)
+    def rulebook_heads(self) -> list[tuple[str, str]]:
+        """The rulebook streams a command's rules come from, for `Streams.load(heads=...)`."""
+        heads = [(rulebook.STREAM_TYPE, self.name)]
+        if getattr(self, "owns_county_section", False):
+            heads.append((rulebook.STREAM_TYPE, COUNTY_SECTION))
+        return heads
+
+    def cached_section(self, section: str, defaults: Callable[[], dict[str, Any]], session: Session | None,
+                       heads: dict[tuple[str, str], str | None]) -> rulebook.Section:
+        """The section `section` (`defaults()`: its code's defaults) as of its last event id in
+        `heads`: from the process's cache when it was folded at that same event, else read (in
+        `session`) and kept. Reading every
+        command's sections anew in sessions of their own was a third of a command's time
+        (issue 17's profile); event ids are unique, so no other database's section can match."""
+        head = heads[(rulebook.STREAM_TYPE, section)]
+        cache_key = (str(self.db.engine.url), section)
+        cached = _sections.get(cache_key)
+        if cached is not None and cached[0] == head:
+            return cached[1]
+        if head is None:
+            events: list[Any] = []
+        elif session is not None:
+            events = EventStore(session).load(rulebook.STREAM_TYPE, section)
+        else:
+            with self.db.new_session() as own:
+                events = EventStore(own).load(rulebook.STREAM_TYPE, section)
+        folded = rulebook.Section(section, defaults(), events)
+        if (events[-1].event_id if events else None) == head:
+            _sections[cache_key] = (head, folded)
+        return folded
+
+    def _county_part(self, heads: Any = None) -> dict[str, Any]:
+        county = county_values(self, heads)
         return {key: county[key] for key in self.rules_class.__dataclass_fields__
                 if key in COUNTY_KEYS and key in county}
 
-    def rules_on(self, day: date, session: Session | None = None) -> Any:
-        """The domain's Rules in force on the business date `day` (a command's own date)."""
-        values = self.rulebook_section_state(session).in_force(day).values
+    def rules_on(self, day: date, session: Session | None = None, heads: Any = None) -> Any:
+        """The domain's Rules in force on the business date `day` (a command's own date); `heads`
+        as for rulebook_section_state."""
+        values = self.rulebook_section_state(session, heads).in_force(day).values
         if self.rules_class is None:
             return values
-        return self.rules_class(**values, **self._county_part())
+        return self.rules_class(**values, **self._county_part(heads))
 
     @property
     def rules(self) -> Any:
@@ -253,6 +358,7 @@ class EventSourcedService(HealthEndpoints):
     @relay_loop(interval=1.0)
     def relay(self) -> None:
         self.refresh_county_rules()
+        self.rulebook_defaults.declare_if_pending()
         try:
             relay_pending(self.db.new_session, self.name, self.dispatch)
         except Exception:  # the next tick retries; events stay in the store
@@ -272,54 +378,59 @@ class EventSourcedService(HealthEndpoints):
     # --- read models ----------------------------------------------------------------------
     @rpc
     def rebuild_read_models(self) -> Any:
-        """Drop every read model and replay all events into them, in one transaction."""
+        """Replay every event into shadow copies of the read models and swap them in at the end
+        (services/common/rebuild.py): meanwhile the service answers from the old tables."""
         with self.db.new_session() as session:
-            rebuild(session, self.projections)
+            replayed = rebuild(session, self.projections)
             session.commit()
-            return {"service": self.name, "events_replayed": session.info.get("replayed", 0)}
-
-
-def rebuild(session: Session, projections: Any, batch_size: int = 2000) -> Any:
-    tables = ", ".join(f'"{name}"' for name in projections.READ_MODEL_TABLES)
-    if tables:
-        session.execute(text(f"TRUNCATE {tables}"))
-    store = EventStore(session)
-    position, replayed = 0, 0
-    while True:
-        batch = store.events_since(position, batch_size)
-        for event in batch:
-            projections.project(session, event)
-        replayed += len(batch)
-        if len(batch) < batch_size:
-            break
-        position = batch[-1].global_position
-    session.info["replayed"] = replayed
-    return replayed
+            return {"service": self.name, "events_replayed": replayed}
 
 
 # --- the county section: values every service reads, owned by the registry ---------------------
 _county_asked: dict[str, float] = {}  # service name -> when it last asked (time.monotonic)
-_county_cache: dict[str, dict[str, Any]] = {}  # service name -> the county section's values, as last read
+# service name -> the county section (every version) as last read from the registry, kept
+# current by the registry's `rules_changed` events
+_county_sections: dict[str, rulebook.Section] = {}
 
 
-def county_values(service: Any) -> dict[str, Any]:
+# (database URL, section) -> (the section's last event id, the section folded up to it)
+_sections: dict[tuple[str, str], tuple[str | None, rulebook.Section]] = {}
+
+
+def county_values(service: Any, heads: Any = None) -> dict[str, Any]:
     """The county section in force today ({timezone, departments}). The registry owns it and reads
-    its own store; every other service keeps the values it last read from the registry (until
-    the first answer, the code's defaults: Asia/Shanghai and DOMAIN.md's departments)."""
+    its own store (or its cache, given a command's `heads`); every other service keeps the whole
+    section (every version) as last read from the registry, with the changes announced since, and
+    takes the values in force today from it (until the first answer, the code's defaults:
+    Asia/Shanghai and DOMAIN.md's departments)."""
     if getattr(service, "owns_county_section", False):
-        return dict(service.county_section_values())
-    return _county_cache.get(service.name, {})
+        return dict(service.county_section_values(heads))
+    section = _county_sections.get(service.name)
+    if section is None:
+        return {}
+    return dict(section.in_force(county_section_day(service.config)).values)
+
+
+def county_section_day(config: Any) -> date:
+    """The day whose county-section version holds: decided on the default zone's date, since the
+    zone itself is one of the section's values (a change of the county's own time zone is too rare
+    for the few hours of difference to matter)."""
+    return clock_from_config(config).today()
 
 
 def fetch_county_values(service: Any) -> dict[str, Any]:
-    """Ask the registry for the county section over a connection of its own (a standalone proxy,
-    so a slow or absent registry never disturbs the service's own connections)."""
+    """Read the whole county section from the registry over a connection of its own (a standalone
+    proxy, so a slow or absent registry never disturbs the service's own connections)."""
     from nameko.standalone.rpc import ClusterRpcProxy
 
     with ClusterRpcProxy({"AMQP_URI": service.config["AMQP_URI"]}, timeout=5) as cluster:
-        values = cluster.registry.county_rules()
-    _county_cache[service.name] = values
-    return dict(values)
+        view = getattr(cluster, COUNTY_OWNER).county_rulebook_section()
+    section = rulebook.Section.from_view(view)
+    # a change announced while this read was on its way is kept, even if the read missed it
+    for version in getattr(_county_sections.get(service.name), "versions", [])[1:]:
+        section.add(version)
+    _county_sections[service.name] = section
+    return dict(section.in_force(county_section_day(service.config)).values)
 
 
 def _date_arg(value: Any, name: str) -> date:

@@ -178,16 +178,21 @@ class Streams:
         self._loaded: dict[tuple[str, str], LoadedStream] = {}
         self._states: dict[tuple[str, str], Any] = {}
         self._evolvers: dict[tuple[str, str], Evolve] = {}
+        # (stream_type, stream_id) -> its last event id, read in this transaction (Streams.load's heads)
+        self.heads: dict[tuple[str, str], str | None] = {}
 
     def lock(self, *keys: tuple[str, str]) -> "Streams":
         self.store.lock_streams(keys)
         return self
 
-    def load(self, stream_type: str, stream_id: str, evolve: Evolve, initial: Any = None, *, lock: bool = False) -> Any:
+    def load(self, stream_type: str, stream_id: str, evolve: Evolve, initial: Any = None, *, lock: bool = False,
+             heads: Any = ()) -> Any:
         """The folded state of a stream (`lock=True` locks it first, in the same round trip as
-        its snapshot is read): from its snapshot, if any, and the events after it. Its version
-        is remembered for `append`, which snapshots the stream again every SNAPSHOT_EVERY events."""
-        loaded = self.store.load_state(stream_type, stream_id, evolve, initial, lock=lock)
+        its snapshot and events are read, and the last event ids of the streams in `heads` too:
+        `self.heads`): from its snapshot, if any, and the events after it. Its version is
+        remembered for `append`, which snapshots the stream again every SNAPSHOT_EVERY events."""
+        loaded = self.store.load_state(stream_type, stream_id, evolve, initial, lock=lock, heads=heads)
+        self.heads.update(loaded.heads)
         key = (stream_type, stream_id)
         self._versions[key] = loaded.version
         self._loaded[key] = loaded

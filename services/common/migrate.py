@@ -116,3 +116,11 @@ def create_snapshots(op: Any) -> None:
         sa.Column("state", sa.LargeBinary, nullable=False),
         sa.Column("taken_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     )
+
+
+def create_store_functions(op: Any) -> None:
+    """The event store's server-side functions for the command path (store.STORE_FUNCTIONS):
+    the stream lock, snapshot and events read in one call; the append lock and insert in one."""
+    from .store import STORE_FUNCTIONS
+
+    op.execute(STORE_FUNCTIONS)

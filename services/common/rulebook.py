@@ -8,7 +8,9 @@ store; each change is a `rules_changed` event:
     {"section": "credit", "version": 2, "effective_from": "2024-01-01",
      "changes": {"subsidy_rate": "0.03"}, "reason": "县政府2024年1号文"}
 
-Version 0 is the code's defaults (the domain's `Rules` dataclass), in force from the beginning.
+Version 0 is the code's defaults (the domain's `Rules` dataclass), in force from the beginning;
+the owning service puts them on record too (`rules_defaults_declared`, at start, when they differ
+from the last on record), so a consumer (the assessment) keeps no copy of another service's defaults.
 A command or a score uses the version *in force on its business date*: the one with the latest
 `effective_from` on or before that date (of two with the same date, the later version). A
 change never rewrites history: a loan decided in 2023 keeps the 2023 rules when replayed.
@@ -26,6 +28,10 @@ from .events import NewEvent
 
 STREAM_TYPE = "rulebook"
 CHANGED = "rules_changed"
+# The code's defaults (version 0) put on record by the owning service when it starts and they
+# differ from the last on record (a first start; a release that changed a default), so every
+# value of a section, defaults included, can be read from events by whoever consumes them.
+DEFAULTS_DECLARED = "rules_defaults_declared"
 BEGINNING = date(1900, 1, 1)  # version 0 (the defaults) is in force from here
 
 
@@ -84,21 +90,41 @@ class Section:
         self.name = name
         self.defaults = dict(defaults)
         self.versions = [Version(0, BEGINNING, dict(defaults), "the code's defaults (DOMAIN.md)")]
+        self.declared: dict[str, Any] | None = None  # the defaults last put on record as an event
         for event in events:
             self.apply(event)
 
+    @classmethod
+    def from_view(cls, view: dict[str, Any]) -> "Section":
+        """The section back from its `view` (what another service answers over RPC): version 0's
+        values are the defaults, every later version a change."""
+        first, *changes = view["versions"]
+        section = cls(view["section"], first["changes"])
+        for item in changes:
+            section.add(Version(int(item["version"]), date.fromisoformat(item["effective_from"]),
+                                dict(item["changes"]), item.get("reason"), item.get("recorded_at"), item.get("actor")))
+        return section
+
+    def add(self, version: Version) -> None:
+        """Keep one more version; one already known is skipped (a change can arrive twice: by the
+        bus, and read back from the owner)."""
+        if all(known.version != version.version for known in self.versions[1:]):
+            self.versions.append(version)
+
     def apply(self, event: Any) -> None:
+        p = event.payload
+        if event.type == DEFAULTS_DECLARED:
+            self.declared = dict(p["defaults"])
         if event.type != CHANGED:
             return
-        p = event.payload
         metadata = getattr(event, "metadata", None) or {}
         changes = {key: value for key, value in p["changes"].items() if key in self.defaults}
-        self.versions.append(Version(int(p["version"]), date.fromisoformat(p["effective_from"]), changes,
-                                     p.get("reason"), getattr(event, "recorded_at", None), metadata.get("actor")))
+        self.add(Version(int(p["version"]), date.fromisoformat(p["effective_from"]), changes,
+                         p.get("reason"), getattr(event, "recorded_at", None), metadata.get("actor")))
 
     @property
     def latest(self) -> Version:
-        return self.versions[-1]
+        return max(self.versions, key=lambda v: v.version)
 
     def in_force(self, day: date) -> InForce:
         """The values in force on `day` and the newest version that applies to it."""
@@ -122,6 +148,14 @@ def evolve(section: Section, event: Any) -> Section:
     """Fold one `rules_changed` event into the section (the command path's evolve)."""
     section.apply(event)
     return section
+
+
+def decide_declare(section: Section, defaults: dict[str, Any]) -> list[NewEvent]:
+    """The code's defaults of the section on record, unless the last record already says so."""
+    defaults = json_ready(defaults)
+    if section.declared == defaults:
+        return []
+    return [NewEvent(DEFAULTS_DECLARED, {"section": section.name, "defaults": defaults})]
 
 
 def decide_change(section: Section, command: dict[str, Any], build: Callable[[dict[str, Any]], Any]) -> list[NewEvent]:

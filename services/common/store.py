@@ -11,6 +11,7 @@ for "greater than", so gaps are harmless.
 """
 import dataclasses
 import hashlib
+import json
 import inspect
 import logging
 import pickle
@@ -21,16 +22,16 @@ from datetime import date
 from typing import Any, Protocol
 
 from sqlalchemy import (
-    BigInteger, Column, Date, DateTime, Identity, Index, Integer, LargeBinary, MetaData, Table, Text,
+    DDL, BigInteger, Column, Date, DateTime, Identity, Index, Integer, LargeBinary, MetaData, Table, Text,
     UniqueConstraint, func, select,
 )
+from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 import psycopg2
 from nameko.exceptions import deserialize_to_instance
-from psycopg2.extras import Json
 from sqlalchemy.exc import DBAPIError
 
 from .errors import Conflict
@@ -111,6 +112,65 @@ snapshots = Table(
     Column("taken_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+APPEND_LOCK = "fupin.events.append"
+
+# The command path's server-side functions (see _LOAD_STREAM, _APPEND_EVENTS). Every service's
+# `*_store_functions` migration creates them, as does metadata.create_all (test-only services).
+# fupin_load_stream: the stream's lock (the key lock_stream takes), then its snapshot if taken by
+# the same code (fingerprint), the last event id of each `heads` stream, and the events after the
+# snapshot: a first row with the snapshot and heads, then one row per event.
+# fupin_append_events: the append lock (when asked: once per transaction), then the rows, which
+# draw their positions in version order under it; returns (position, version, recorded_at).
+STORE_FUNCTIONS = """
+CREATE OR REPLACE FUNCTION fupin_load_stream(p_type text, p_id text, p_fingerprint text, p_head_types text[],
+                                             p_head_ids text[])
+RETURNS TABLE (o_global_position bigint, o_event_id text, o_stream_type text, o_stream_id text, o_version int,
+               o_event_type text, o_schema_version int, o_payload jsonb, o_metadata jsonb, o_occurred_on date,
+               o_recorded_at timestamptz, o_snapshot_version int, o_snapshot_state bytea, o_heads text[])
+LANGUAGE plpgsql AS $$
+DECLARE
+    snapshot_version int;
+    snapshot_state bytea;
+    last_ids text[];
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext(p_type || ':' || p_id));
+    SELECT s.version, s.state INTO snapshot_version, snapshot_state FROM snapshots AS s
+     WHERE s.stream_type = p_type AND s.stream_id = p_id AND s.fingerprint = p_fingerprint;
+    SELECT coalesce(array_agg((SELECT e.event_id::text FROM events AS e WHERE e.stream_type = h.t AND e.stream_id = h.i
+                               ORDER BY e.version DESC LIMIT 1) ORDER BY h.n), '{}')
+      INTO last_ids FROM unnest(p_head_types, p_head_ids) WITH ORDINALITY AS h(t, i, n);
+    RETURN QUERY SELECT NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::int, NULL::text, NULL::int,
+                        NULL::jsonb, NULL::jsonb, NULL::date, NULL::timestamptz, snapshot_version, snapshot_state,
+                        last_ids;
+    RETURN QUERY SELECT e.global_position, e.event_id::text, e.stream_type, e.stream_id, e.version, e.event_type,
+                        e.schema_version, e.payload, e.metadata, e.occurred_on, e.recorded_at, NULL::int,
+                        NULL::bytea, NULL::text[]
+                   FROM events AS e
+                  WHERE e.stream_type = p_type AND e.stream_id = p_id AND e.version > coalesce(snapshot_version, 0)
+                  ORDER BY e.version;
+END $$;
+
+CREATE OR REPLACE FUNCTION fupin_append_events(p_lock boolean, p_event_ids uuid[], p_type text, p_id text,
+                                               p_versions int[], p_types text[], p_schema_versions int[],
+                                               p_payloads jsonb[], p_metadata jsonb, p_occurred date[])
+RETURNS TABLE (o_global_position bigint, o_version int, o_recorded_at timestamptz)
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_lock THEN
+        PERFORM pg_advisory_xact_lock(hashtext('$APPEND_LOCK'));
+    END IF;
+    RETURN QUERY
+    INSERT INTO events AS e (event_id, stream_type, stream_id, version, event_type, schema_version, payload, metadata,
+                             occurred_on)
+    SELECT n.event_id, p_type, p_id, n.version, n.event_type, n.schema_version, n.payload, p_metadata, n.occurred_on
+      FROM unnest(p_event_ids, p_versions, p_types, p_schema_versions, p_payloads, p_occurred)
+           AS n(event_id, version, event_type, schema_version, payload, occurred_on)
+     ORDER BY n.version
+    RETURNING e.global_position, e.version, e.recorded_at;
+END $$;
+""".replace("$APPEND_LOCK", APPEND_LOCK)
+sa_event.listen(metadata, "after_create", DDL(STORE_FUNCTIONS))
+
 # Every service's first migration creates these (its later event-store revisions the quarantine
 # and the snapshots); read models come in later revisions.
 EVENT_STORE_TABLES = (events, idempotency_keys, relay_checkpoint, inbox, consumer_checkpoints, quarantine,
@@ -121,7 +181,6 @@ SNAPSHOT_EVERY = 25
 
 log = logging.getLogger(__name__)
 
-APPEND_LOCK = "fupin.events.append"
 
 # Old payload versions are upcast here when read, never rewritten in the table:
 # {(event_type, from_version): function(payload) -> payload of from_version + 1}.
@@ -166,11 +225,14 @@ _COLUMNS = ("global_position, event_id::text, stream_type, stream_id, version, e
 _INSERT_COLUMNS = "event_id, stream_type, stream_id, version, event_type, schema_version, payload, metadata, occurred_on"
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext(%s))"
 _SNAPSHOT = "SELECT version, fingerprint, state FROM snapshots WHERE stream_type = %s AND stream_id = %s"
-_LOCK_AND_SNAPSHOT = (
-    "SELECT s.version, s.fingerprint, s.state FROM (SELECT pg_advisory_xact_lock(hashtext(%s))) AS l "
-    "LEFT JOIN snapshots AS s ON s.stream_type = %s AND s.stream_id = %s"
-)
 _LOAD_AFTER = f"SELECT {_COLUMNS} FROM events WHERE stream_type = %s AND stream_id = %s AND version > %s ORDER BY version"
+# The command path's two statements, as server-side functions (STORE_FUNCTIONS): PL/pgSQL keeps
+# their plans per connection, and each statement in them sees what committed while it waited for
+# a lock; as separate statements the lock, snapshot and load took three round trips and planned
+# each time (issue 17's profile).
+_LOAD_STREAM = "SELECT * FROM fupin_load_stream(%s, %s, %s, %s::text[], %s::text[])"
+_APPEND_EVENTS = ("SELECT * FROM fupin_append_events(%s, %s::uuid[], %s, %s, %s::int[], %s::text[], %s::int[], "
+                  "%s::jsonb[], %s::jsonb, %s::date[])")
 _ALL_OF_TYPE = f"SELECT {_COLUMNS} FROM events WHERE stream_type = %s ORDER BY global_position"
 _SINCE = f"SELECT {_COLUMNS} FROM events WHERE global_position > %s ORDER BY global_position LIMIT %s"
 _SAVE_SNAPSHOT = (
@@ -206,11 +268,13 @@ def _row_to_event(row: Any) -> StoredEvent:
 @dataclass
 class LoadedStream:
     """A stream folded for a command: `state` after `version` events, of which the ones after
-    `snapshot_version` were read and folded one by one (the rest came from the snapshot)."""
+    `snapshot_version` were read and folded one by one (the rest came from the snapshot);
+    `heads`: the last event id (None: no events) of each stream the caller asked about."""
 
     state: Any
     version: int
     snapshot_version: int = 0
+    heads: dict[tuple[str, str], str | None] = dataclasses.field(default_factory=dict)
 
     @property
     def folded(self) -> int:
@@ -311,47 +375,67 @@ class EventStore:
     def load_after(self, stream_type: str, stream_id: str, version: int) -> list[StoredEvent]:
         """The stream's events after `version`, in order, their payloads opened by the stream
         type's codec if it has one."""
-        loaded = [_row_to_event(row) for row in self._execute(_LOAD_AFTER, (stream_type, stream_id, version))]
+        rows = self._execute(_LOAD_AFTER, (stream_type, stream_id, version))
+        return self._opened(stream_type, stream_id, [_row_to_event(row) for row in rows])
+
+    def _opened(self, stream_type: str, stream_id: str, loaded: list[StoredEvent]) -> list[StoredEvent]:
         codec = PAYLOAD_CODECS.get(stream_type)
         if codec is None or not loaded:
             return loaded
         opened = codec.open(self.session, stream_id, [event.payload for event in loaded])
-        return [dataclasses.replace(event, payload=payload) for event, payload in zip(loaded, opened)]
+        return [event if payload is event.payload else dataclasses.replace(event, payload=payload)
+                for event, payload in zip(loaded, opened)]
 
     def load_state(self, stream_type: str, stream_id: str, evolve: Callable[[Any, StoredEvent], Any],
-                   initial: Any = None, lock: bool = False) -> LoadedStream:
+                   initial: Any = None, lock: bool = False, heads: Iterable[tuple[str, str]] = ()) -> LoadedStream:
         """The stream folded with `evolve`: from its snapshot when one matches the code, then only
         the later events. `evolve` may mutate the state it is given (the snapshot is unpickled
         fresh for each call, so the caller owns the state).
 
-        `lock=True` takes `lock_stream`'s lock in the same round trip as the snapshot read. The
-        snapshot that statement sees may predate a writer it waited for; that is harmless, since
-        the events after it are read by the next statement, which sees every commit before the
-        lock was granted.
+        `lock=True` takes `lock_stream`'s lock, then reads the snapshot and the events, in one
+        round trip (`fupin_load_stream`), along with the last event id of each stream in `heads`
+        (`LoadedStream.heads`), for a caller that keeps their folds cached.
         """
-        state, snapshot_version = initial, 0
-        fingerprint = snapshot_fingerprint(evolve)
-        if lock:
-            if self.holds_append_lock:
-                raise LockOrderViolation(
-                    f"load_state({stream_type!r}, {stream_id!r}, lock=True) after an append in the same "
-                    "transaction; lock every stream first (Streams.lock)")
-            row = self._execute(_LOCK_AND_SNAPSHOT, (f"{stream_type}:{stream_id}", stream_type, stream_id)).fetchone()
-        else:
+        if not lock:
             row = self._execute(_SNAPSHOT, (stream_type, stream_id)).fetchone()
-        if row is not None and row[1] == fingerprint:
+            fingerprint = snapshot_fingerprint(evolve)
+            snapshot = (row[0], row[2]) if row is not None and row[1] == fingerprint else None
+            return self._fold(stream_type, stream_id, evolve, initial, snapshot, None, {})
+        if self.holds_append_lock:
+            raise LockOrderViolation(
+                f"load_state({stream_type!r}, {stream_id!r}, lock=True) after an append in the same "
+                "transaction; lock every stream first (Streams.lock)")
+        heads = list(heads)
+        rows = self._execute(_LOAD_STREAM, (stream_type, stream_id, snapshot_fingerprint(evolve),
+                                            [t for t, _ in heads], [i for _, i in heads])).fetchall()
+        header = rows[0]
+        snapshot = (header[11], header[12]) if header[11] is not None else None
+        return self._fold(stream_type, stream_id, evolve, initial, snapshot, [row[:11] for row in rows[1:]],
+                          dict(zip(heads, header[13])))
+
+    def _fold(self, stream_type: str, stream_id: str, evolve: Callable[[Any, StoredEvent], Any], initial: Any,
+              snapshot: tuple[int, Any] | None, rows: list[Any] | None, heads: dict[tuple[str, str], str | None],
+              ) -> LoadedStream:
+        """Fold from `snapshot` ((version, sealed state) or None) and the event `rows` after it
+        (None: read them now); a snapshot that cannot be opened is dropped for the whole stream."""
+        state, snapshot_version = initial, 0
+        if snapshot is not None:
             try:
-                pickled = self._open_snapshot(stream_type, stream_id, bytes(row[2]))
+                pickled = self._open_snapshot(stream_type, stream_id, bytes(snapshot[1]))
                 if pickled is not None:
-                    state, snapshot_version = pickle.loads(pickled), row[0]
+                    state, snapshot_version = pickle.loads(pickled), snapshot[0]
             except Exception:  # noqa: BLE001 - a snapshot is only a cache: fold from the start
                 log.warning("unreadable snapshot of %s %s; folding its whole stream", stream_type, stream_id)
                 state, snapshot_version = initial, 0
+            if snapshot_version == 0:
+                rows = None  # the rows read were those after the snapshot: read the whole stream
+        loaded = (self.load_after(stream_type, stream_id, snapshot_version) if rows is None
+                  else self._opened(stream_type, stream_id, [_row_to_event(row) for row in rows]))
         version = snapshot_version
-        for event in self.load_after(stream_type, stream_id, snapshot_version):
+        for event in loaded:
             state = evolve(state, event)
             version = event.version
-        return LoadedStream(state, version, snapshot_version)
+        return LoadedStream(state, version, snapshot_version, heads)
 
     def save_snapshot(self, stream_type: str, stream_id: str, version: int, state: Any,
                       evolve: Callable[..., Any]) -> None:
@@ -411,24 +495,27 @@ class EventStore:
         codec = PAYLOAD_CODECS.get(stream_type)
         payloads = [event.payload for event in new_events]
         sealed = codec.seal(self.session, stream_id, payloads) if codec is not None else payloads
-        if not self.holds_append_lock:
-            self._execute(_LOCK, (APPEND_LOCK,))
-            self.holds_append_lock = True
-        cursor = self._cursor()
-        metadata_json = Json(metadata or {})
-        values = b", ".join(
-            cursor.mogrify("(%s, %s, %s, %s, %s, %s, %s, %s, %s)", (
-                str(uuid.uuid4()), stream_type, stream_id, expected_version + offset, event.type,
-                event.schema_version, Json(sealed[offset - 1]), metadata_json, _as_date(event.occurred_on)))
-            for offset, event in enumerate(new_events, start=1)
-        )
-        sql = b"INSERT INTO events (" + _INSERT_COLUMNS.encode() + b") VALUES " + values + \
-            b" RETURNING " + _COLUMNS.encode()
-        stored = sorted((_row_to_event(row) for row in self._execute(sql, None)), key=lambda event: event.version)
-        if codec is None:
-            return stored
-        by_version = {expected_version + offset: payload for offset, payload in enumerate(payloads, start=1)}
-        return [dataclasses.replace(event, payload=by_version[event.version]) for event in stored]
+        metadata_text = json.dumps(metadata or {})
+        payload_texts = [json.dumps(payload) for payload in sealed]
+        versions = list(range(expected_version + 1, expected_version + 1 + len(new_events)))
+        event_ids = [str(uuid.uuid4()) for _ in new_events]
+        occurred = [_as_date(event.occurred_on) for event in new_events]
+        rows = self._execute(_APPEND_EVENTS, (
+            not self.holds_append_lock, event_ids, stream_type, stream_id, versions, [event.type for event in new_events],
+            [event.schema_version for event in new_events], payload_texts, metadata_text, occurred)).fetchall()
+        self.holds_append_lock = True
+        written = {version: (position, recorded_at) for position, version, recorded_at in rows}
+        stored_metadata = json.loads(metadata_text)
+        return [
+            StoredEvent(
+                global_position=written[version][0], event_id=event_id, stream_type=stream_type, stream_id=stream_id,
+                version=version, type=event.type, schema_version=event.schema_version,
+                # what a later load returns: the JSON of the payload (opened, for a sealed stream type)
+                payload=json.loads(text) if codec is None else payload, metadata=stored_metadata,
+                occurred_on=day.isoformat() if day else None, recorded_at=written[version][1].isoformat())
+            for event_id, version, event, text, payload, day in zip(event_ids, versions, new_events, payload_texts,
+                                                                    payloads, occurred)
+        ]
 
     def events_since(self, position: int, limit: int = 500) -> list[StoredEvent]:
         return [_row_to_event(row) for row in self._execute(_SINCE, (position, limit))]

@@ -198,8 +198,9 @@ def validate_filters(schema: Schema, filters: Mapping[str, Any] | None) -> dict[
 
 
 def arguments(schema: Schema, **values: Any) -> dict[str, Any]:
-    """A query's arguments checked with the service's query schema: `arguments(YearQuery(), year=y)`."""
-    return validate(schema, values)
+    """A query's arguments checked with the service's query schema: `arguments(YearQuery(), year=y)`.
+    An argument given as None is not given (an RPC's optional argument left out)."""
+    return validate(schema, {name: value for name, value in values.items() if value is not None})
 
 
 def _flatten(messages: Any, prefix: str = "") -> Any:
@@ -263,6 +264,7 @@ class Year(WholeNumber):
 
 
 MONTH_PATTERN = rf"^{YEAR_TEXT}-(0[1-9]|1[0-2])$"
+MONTH_TEXT = re.compile(MONTH_PATTERN)  # for a month inside an event payload (fullmatch: see Pattern)
 QUARTER_PATTERN = rf"^{YEAR_TEXT}-Q[1-4]$"
 
 

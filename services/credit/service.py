@@ -29,7 +29,6 @@ OVERDUE_CHECK_SECONDS = 3600
 class CreditService(EventSourcedService):
     name = "credit"
     projections = projections
-    rules_class = domain.Rules
     owners = {"loan": (projections.loans, "loan_id", ("township_id",))}
 
     registry = RpcProxy("registry")

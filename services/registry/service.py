@@ -6,12 +6,12 @@ from nameko.extensions import DependencyProvider
 from sqlalchemy import text
 
 from services.common import rulebook
-from services.common.chassis import COUNTY_SECTION, EventSourcedService, change_command, rebuild
-from services.common.clock import CountyClock
+from services.common.chassis import COUNTY_SECTION, EventSourcedService, change_command, county_section_day
+from services.common.rebuild import rebuild
 from services.common.rpc import rpc
 from services.common.db import Database
 from services.common.events import NewEvent, history_item
-from services.common.errors import NotFound, ValidationFailed
+from services.common.errors import NotFound
 from services.common.pagination import decode_cursor, page, page_limit
 from services.common.store import EventStore
 from services.common.validation import arguments, parse_date, validate, validate_filters
@@ -62,16 +62,19 @@ class RegistryService(EventSourcedService):
     owns_county_section = True  # timezone and departments: the county section of the rulebook
 
     # --- the county section of the rulebook ------------------------------------------------------
-    def _county_section(self):
+    @classmethod
+    def rulebook_sections(cls):
+        return {**super().rulebook_sections(), COUNTY_SECTION: rulebook.defaults_of(domain.CountyRules)}
+
+    def _county_section(self, heads=None):
+        if heads is not None:
+            return self.cached_section(COUNTY_SECTION, lambda: rulebook.defaults_of(domain.CountyRules), None, heads)
         with self.db.new_session() as session:
             events = EventStore(session).load(rulebook.STREAM_TYPE, COUNTY_SECTION)
         return rulebook.Section(COUNTY_SECTION, rulebook.defaults_of(domain.CountyRules), events)
 
-    def county_section_values(self):
-        # which version of the zone holds is decided on the default zone's date: a change of
-        # the county's own time zone is too rare for the few hours of difference to matter
-        day = CountyClock(None, self.config.get("NOW")).today()
-        return self._county_section().in_force(day).values
+    def county_section_values(self, heads=None):
+        return self._county_section(heads).in_force(county_section_day(self.config)).values
 
     @rpc
     def county_rules(self):
@@ -142,14 +145,6 @@ class RegistryService(EventSourcedService):
 
         return self.handle_streams("register_household", work, context)
 
-    def _rules_for(self, data, date_field):
-        """The registry's rules in force on the command's business date (today when the date is
-        missing or malformed: the schema then refuses the command with a 400 anyway)."""
-        try:
-            return self.rules_on(parse_date(data.get(date_field), date_field))
-        except (AttributeError, ValidationFailed):
-            return self.rules
-
     def _append(self, streams, household_id, new_events, extra=None):
         # evolve_in_place: this command's own fold, no copy needed
         stored = streams.append(HOUSEHOLD, household_id, new_events, project_with_state=True)
@@ -158,20 +153,29 @@ class RegistryService(EventSourcedService):
                   "events": [event.type for event in stored]}
         return extra(state, stored, result) if extra else result
 
-    def _household_command(self, command_name, data, context, decide, extra=None, id_number_of=None):
-        """Run one household command in one transaction. `decide(state, command, holder)`;
-        `holder` is the living member holding the command's ID number (locked too), if any."""
+    def _household_command(self, command_name, data, context, decide, extra=None, id_number_of=None,
+                           rules_date=None):
+        """Run one household command in one transaction. `decide(state, command, holder, rules)`;
+        `holder` is the living member holding the command's ID number (locked too), if any;
+        `rules` the registry's rules in force on the command's `rules_date` field (None without
+        one), checked against the rulebook in the command's first statement (Streams.heads)."""
         command = validate(schemas.COMMAND_SCHEMAS[command_name](), data)
 
         def work(streams):
             household_id = command["household_id"]
             id_number = id_number_of(command) if id_number_of else None
-            streams.lock((HOUSEHOLD, household_id), *([("id_number", id_number)] if id_number else []))
-            holder = projections.id_number_holder(streams.session, id_number) if id_number else None
-            state = streams.load(HOUSEHOLD, household_id, domain.evolve_in_place)
-            new_events = decide(state, command, holder)
+            heads = self.rulebook_heads() if rules_date else ()
+            if id_number:  # two locks, taken in the one global order
+                streams.lock((HOUSEHOLD, household_id), ("id_number", id_number))
+                holder = projections.id_number_holder(streams.session, id_number)
+                state = streams.load(HOUSEHOLD, household_id, domain.evolve_in_place, heads=heads)
+            else:  # lock, snapshot and events in one round trip
+                holder = None
+                state = streams.load(HOUSEHOLD, household_id, domain.evolve_in_place, lock=True, heads=heads)
+            rules = self.rules_on(command[rules_date], streams.session, streams.heads) if rules_date else None
+            new_events = decide(state, command, holder, rules)
             return self._append(streams, household_id, new_events,
-                                extra=(lambda s, stored, view: extra(s, stored, command, view)) if extra else None)
+                                extra=(lambda s, stored, view: extra(s, stored, command, view, rules)) if extra else None)
 
         return self.handle_streams(command_name, work, context)
 
@@ -179,10 +183,10 @@ class RegistryService(EventSourcedService):
     def add_member(self, data, context=None):
         person_id = str(uuid.uuid4())
 
-        def decide(state, command, holder):
+        def decide(state, command, holder, rules):
             return domain.decide_add_member(state, {**command, "person_id": person_id}, holder)
 
-        def member(state, stored, command, view):
+        def member(state, stored, command, view, rules):
             return _member_result(state, person_id, stored)
 
         return self._household_command("add_member", data, context, decide, extra=member,
@@ -190,27 +194,25 @@ class RegistryService(EventSourcedService):
 
     @rpc
     def update_member(self, data, context=None):
-        def member(state, stored, command, view):
+        def member(state, stored, command, view, rules):
             return _member_result(state, command["person_id"], stored)
 
         return self._household_command(
-            "update_member", data, context, lambda s, c, holder: domain.decide_update_member(s, c, holder),
+            "update_member", data, context, lambda s, c, holder, rules: domain.decide_update_member(s, c, holder),
             extra=member, id_number_of=lambda c: c["id_number"].upper() if c.get("id_number") else None)
 
     @rpc
     def remove_member(self, data, context=None):
         return self._household_command("remove_member", data, context,
-                                       lambda s, c, holder: domain.decide_remove_member(s, c),
-                                       extra=lambda s, stored, c, view: _member_result(s, c["person_id"], stored))
+                                       lambda s, c, holder, rules: domain.decide_remove_member(s, c),
+                                       extra=lambda s, stored, c, view, rules: _member_result(s, c["person_id"], stored))
 
     @rpc
     def assess_income(self, data, context=None):
         """Record the year's per-capita income; below the monitoring line an exited household is
         flagged for monitoring in the same transaction (`monitoring_flagged`). The poverty line and
         monitoring factor are those in force on `assessed_on`."""
-        rules = self._rules_for(data, "assessed_on")
-
-        def extra(state, stored, command, view):
+        def extra(state, stored, command, view, rules):
             return {**view, "year": command["year"], "per_capita_income": domain.money(command["per_capita_income"]),
                     "assessed_on": command["assessed_on"].isoformat(),
                     "poverty_line": domain.money(rules.poverty_line_for(command["year"])),
@@ -218,39 +220,40 @@ class RegistryService(EventSourcedService):
                     "monitoring_flagged": any(event.type == "monitoring_flagged" for event in stored)}
 
         return self._household_command("assess_income", data, context,
-                                       lambda s, c, holder: domain.decide_assess_income(s, c, rules), extra=extra)
+                                       lambda s, c, holder, rules: domain.decide_assess_income(s, c, rules), extra=extra,
+                                       rules_date="assessed_on")
 
     @rpc
     def assess_assurances(self, data, context=None):
         return self._household_command("assess_assurances", data, context,
-                                       lambda s, c, holder: domain.decide_assess_assurances(s, c))
+                                       lambda s, c, holder, rules: domain.decide_assess_assurances(s, c))
 
     @rpc
     def exit_household(self, data, context=None):
-        rules = self._rules_for(data, "exited_on")
         return self._household_command("exit_household", data, context,
-                                       lambda s, c, holder: domain.decide_exit(s, c, rules))
+                                       lambda s, c, holder, rules: domain.decide_exit(s, c, rules),
+                                       rules_date="exited_on")
 
     @rpc
     def flag_monitoring(self, data, context=None):
         return self._household_command("flag_monitoring", data, context,
-                                       lambda s, c, holder: domain.decide_flag_monitoring(s, c))
+                                       lambda s, c, holder, rules: domain.decide_flag_monitoring(s, c))
 
     @rpc
     def clear_monitoring(self, data, context=None):
-        rules = self._rules_for(data, "cleared_on")
         return self._household_command("clear_monitoring", data, context,
-                                       lambda s, c, holder: domain.decide_clear_monitoring(s, c, rules))
+                                       lambda s, c, holder, rules: domain.decide_clear_monitoring(s, c, rules),
+                                       rules_date="cleared_on")
 
     @rpc
     def return_to_poverty(self, data, context=None):
         return self._household_command("return_to_poverty", data, context,
-                                       lambda s, c, holder: domain.decide_return_to_poverty(s, c))
+                                       lambda s, c, holder, rules: domain.decide_return_to_poverty(s, c))
 
     @rpc
     def name_policy_informant(self, data, context=None):
         return self._household_command("name_policy_informant", data, context,
-                                       lambda s, c, holder: domain.decide_name_policy_informant(s, c))
+                                       lambda s, c, holder, rules: domain.decide_name_policy_informant(s, c))
 
     # --- personal data (PIPL) -----------------------------------------------------------------------
     @rpc

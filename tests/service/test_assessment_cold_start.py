@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from services.assessment import domain, projections
+from services.assessment import projections, scoring
 from services.common.events import StoredEvent
 from tests import support
 
-PERIOD, AS_OF = domain.parse_period("2023-Q2"), date(2023, 6, 30)
+PERIOD, AS_OF = scoring.parse_period("2023-Q2"), date(2023, 6, 30)
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def record(engine, events):
 def load(engine):
     with Session(engine) as session:
         facts = projections.load_facts(session)
-        ranking = domain.rank_all("cadre", facts, PERIOD, AS_OF)
+        ranking = scoring.rank_all("cadre", facts, PERIOD, AS_OF)
     return facts, [(card["subject_id"], card["score"], card["rank"]) for card in ranking]
 
 

@@ -1,10 +1,12 @@
 """The county's clock through a real service: at 23:30 UTC it is already tomorrow in Beijing, so a
-visit dated tomorrow (UTC) is today for the county and is accepted; the day after is refused."""
+visit dated tomorrow (UTC) is today for the county and is accepted; the day after is refused. A
+change of the county's time zone reaches the services as an event, not at their next poll."""
 import uuid
 
 import pytest
 
 from services.assistance.service import AssistanceService
+from services.common import chassis
 from services.common.errors import RuleRefused
 from services.registry.service import RegistryService
 from tests import support
@@ -24,9 +26,8 @@ def platform(infra, amqp_uri):
         yield cluster
 
 
-def test_a_visit_dated_today_in_beijing_is_accepted_while_utc_is_still_on_yesterday(platform):
-    registry, assistance = platform.registry, platform.assistance
-    suffix = uuid.uuid4().hex[:8]
+def _paired(registry, assistance, suffix):
+    """A household paired with a cadre since December 2023: (a visit's body, the household)."""
     registry.register_township({"township_id": f"T-{suffix}", "name": "长岭乡"}, ADMIN)
     registry.register_village({"village_id": f"V-{suffix}", "township_id": f"T-{suffix}", "name": "谢河村",
                                "poor_village": True}, ADMIN)
@@ -40,6 +41,12 @@ def test_a_visit_dated_today_in_beijing_is_accepted_while_utc_is_still_on_yester
     assistance.pair_household({"cadre_id": f"C-{suffix}", "household_id": household, "from": "2023-12-01"}, ADMIN)
     body = {"cadre_id": f"C-{suffix}", "household_id": household, "measures": ["产业指导"],
             "outcome": "收入稳定", "changes": "无", "policy_explained": True}
+    return body, household
+
+
+def test_a_visit_dated_today_in_beijing_is_accepted_while_utc_is_still_on_yesterday(platform):
+    registry, assistance = platform.registry, platform.assistance
+    body, _ = _paired(registry, assistance, uuid.uuid4().hex[:8])
 
     recorded = assistance.record_visit({**body, "visited_on": "2024-01-01"}, ADMIN)
     assert recorded["events"] == ["visit_recorded"]
@@ -47,3 +54,28 @@ def test_a_visit_dated_today_in_beijing_is_accepted_while_utc_is_still_on_yester
         assistance.record_visit({**body, "visited_on": "2024-01-02"}, ADMIN)
     assert refused.value.details["rule"] == "not_in_future"
     assert refused.value.details["today"] == "2024-01-01"
+
+
+def test_a_change_of_the_countys_time_zone_reaches_the_next_command_without_waiting_for_a_poll(platform, monkeypatch):
+    """The registry owns the county section; a change is announced as its `rules_changed` event and
+    every process takes it in at once (not at its next minute's poll, switched off here)."""
+    registry, assistance = platform.registry, platform.assistance
+    monkeypatch.setattr(chassis, "COUNTY_REFRESH_SECONDS", 10**9)
+    support.wait_until(lambda: assistance.rulebook_section()["as_of"] == "2024-01-01",
+                       message="the assistance service reads the county section at start")
+    suffix = uuid.uuid4().hex[:8]
+    body, household = _paired(registry, assistance, suffix)
+    utc = {"effective_from": "2023-01-01", "changes": {"timezone": "UTC"}, "reason": "a test of the clock"}
+    registry.change_county_rules(utc, ADMIN)
+    try:
+        # 23:30 UTC on 31 December: in the county's new zone it is still 2023
+        support.wait_until(lambda: assistance.rulebook_section()["as_of"] == "2023-12-31",
+                           message="the assistance service takes the county's new time zone in")
+        with pytest.raises(RuleRefused) as refused:
+            assistance.record_visit({**body, "visited_on": "2024-01-01"}, ADMIN)
+        assert refused.value.details["today"] == "2023-12-31"
+    finally:
+        registry.change_county_rules({**utc, "changes": {"timezone": "Asia/Shanghai"}}, ADMIN)
+        support.wait_until(lambda: assistance.rulebook_section()["as_of"] == "2024-01-01",
+                           message="the assistance service is back on Beijing time")
+    assert assistance.record_visit({**body, "visited_on": "2024-01-01"}, ADMIN)["events"] == ["visit_recorded"]

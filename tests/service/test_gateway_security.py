@@ -1,6 +1,7 @@
 """等保 2.0 / PIPL on the gateway (issue 22): login-failure handling, password policy, logout and
 revocation, 三权分立, and the append-only, hash-chained audit trail, on a real PostgreSQL."""
 import time
+import uuid
 
 import pytest
 import requests
@@ -8,7 +9,9 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from sqlalchemy.orm import Session
 
-from gateway.audit import verify_chain
+from nameko.containers import ServiceContainer
+
+from gateway.audit import AuditTrail, verify_chain
 from gateway.auth import ensure_first_account
 from gateway.service import GatewayService
 from tests import support
@@ -217,6 +220,67 @@ def test_nobody_can_edit_or_delete_audit_rows_and_a_tampered_row_is_detected(gat
 
         result = CliRunner().invoke(main, ["audit", "verify", "--database-url", database])
         assert result.exit_code == 1 and f"broken at audit_id {victim}" in result.output
+    finally:
+        engine.dispose()
+
+
+def test_an_answered_write_is_in_the_audit_trail_even_if_the_gateway_dies_right_after(amqp_uri, database,
+                                                                                     monkeypatch):
+    # The trail used to keep rows in memory for up to AuditTrail.FLUSH_SECONDS: made an hour here,
+    # only a trail written before the answer leaves passes.
+    monkeypatch.setattr(AuditTrail, "FLUSH_SECONDS", 3600, raising=False)
+    config = support.service_config(
+        "gateway", amqp_uri, database, ADMIN_PASSWORD=ADMIN_PASSWORD, AUDITOR_PASSWORD=AUDITOR_PASSWORD,
+        JWT_SECRET="security-test-key", ENVIRONMENT="test")
+    base = f"http://{config['WEB_SERVER_ADDRESS']}"
+    correlation_id = str(uuid.uuid4())
+    container = ServiceContainer(GatewayService, config)
+    container.start()
+    try:
+        admin_headers = bearer(sign_in(base, "admin", ADMIN_PASSWORD))
+        made = requests.post(f"{base}/api/v1/users", timeout=30,
+                             headers={**admin_headers, "X-Correlation-Id": correlation_id},
+                             json={"username": f"crash-{correlation_id[:8]}", "password": "Station-pw-1",
+                                   "role": "inspector"})
+        assert made.status_code == 201, made.text
+    finally:
+        container.kill()  # a crash: no stop(), nothing flushed on the way out
+    engine = sa.create_engine(database)
+    try:
+        with engine.connect() as conn:
+            audited = conn.execute(sa.text("SELECT method, path, status FROM audit_log WHERE correlation_id = :c"),
+                                   {"c": correlation_id}).all()
+    finally:
+        engine.dispose()
+    assert [tuple(row) for row in audited] == [("POST", "/api/v1/users", 201)]
+
+
+def test_a_write_the_audit_table_refuses_is_answered_after_a_bounded_wait_and_audited_once_it_can(
+        gateway, admin, database, monkeypatch):
+    monkeypatch.setattr(AuditTrail, "WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(AuditTrail, "RETRY_SECONDS", 0.2)
+    correlation_id = str(uuid.uuid4())
+    engine = sa.create_engine(database)
+
+    def audited():
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM audit_log WHERE correlation_id = :c"),
+                                {"c": correlation_id}).scalar()
+
+    try:
+        with engine.begin() as conn:  # the trail's table gone for a while: every write of it fails
+            conn.execute(sa.text("ALTER TABLE audit_log RENAME TO audit_log_away"))
+        try:
+            made = requests.post(f"{gateway}/api/v1/users", timeout=30,
+                                 headers={**admin, "X-Correlation-Id": correlation_id},
+                                 json={"username": f"refused-{correlation_id[:8]}", "password": "Station-pw-1",
+                                       "role": "inspector"})
+        finally:
+            with engine.begin() as conn:
+                conn.execute(sa.text("ALTER TABLE audit_log_away RENAME TO audit_log"))
+        assert made.status_code == 201, made.text  # the user exists: an error would invite a second one
+        support.wait_until(audited, 30, message="the kept row written once the table is back")
+        assert audited() == 1
     finally:
         engine.dispose()
 

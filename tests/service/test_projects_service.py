@@ -214,7 +214,7 @@ def test_an_import_with_good_and_bad_rows_applies_nothing_and_reports_every_bad_
     assert bad_row_numbers(failed.value) == [3, 4, 5, 6, 7, 8]
     assert all(row["errors"] for row in failed.value.details["rows"])
     assert rpc.list_projects({})["items"] == []
-    assert rpc.events_since(0) == []
+    assert [e for e in rpc.events_since(0) if e["stream_type"] != "rulebook"] == []
 
 
 def test_an_all_good_import_applies_every_row_and_again_changes_nothing(rpc):
@@ -274,10 +274,11 @@ def test_events_reach_the_bus_with_the_catalogue_payloads(amqp_uri, rpc):
     rpc.allocate_funds({"project_id": "TR-2023-001", "amount": "1000.00", "source": "county", "on": "2023-03-01"})
     received = []
     with Connection(amqp_uri) as conn, conn.SimpleQueue(queue) as simple:
-        for _ in range(2):
+        while len(received) < 2:
             message = simple.get(timeout=20)
-            received.append((message.delivery_info["routing_key"], message.payload))
             message.ack()
+            if message.payload["stream_type"] != "rulebook":  # the section's defaults, put on record at start
+                received.append((message.delivery_info["routing_key"], message.payload))
     assert [key for key, _ in received] == ["project_planned", "funds_allocated"]
     assert received[1][1]["payload"] == {"project_id": "TR-2023-001", "department": "transport", "plan_year": 2023,
                                          "amount": "1000.00", "source": "county", "on": "2023-03-01"}
@@ -289,7 +290,7 @@ def test_read_models_rebuild_to_the_same_answers(rpc):
     rpc.disburse_funds({"project_id": "TR-1", "amount": "400.00", "on": "2023-04-01", "payee": "某公司"})
     before = (rpc.list_projects({}), rpc.village_infrastructure("V1"),
               rpc.department_statistics("transport", 2023, "2023-12-31"))
-    assert rpc.rebuild_read_models()["events_replayed"] == 11
+    assert rpc.rebuild_read_models()["events_replayed"] == len(rpc.events_since(0))
     after = (rpc.list_projects({}), rpc.village_infrastructure("V1"),
              rpc.department_statistics("transport", 2023, "2023-12-31"))
     assert after == before

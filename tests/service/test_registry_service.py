@@ -306,10 +306,11 @@ def test_events_reach_the_bus_with_the_catalogue_payloads(amqp_uri, rpc):
     rpc.register_village({"village_id": "V1", "township_id": "T1", "name": "长岭村", "poor_village": True})
     received = []
     with Connection(amqp_uri) as conn, conn.SimpleQueue(queue) as simple:
-        for _ in range(2):
+        while len(received) < 2:
             message = simple.get(timeout=20)
-            received.append((message.delivery_info["routing_key"], message.payload))
             message.ack()
+            if message.payload["stream_type"] != "rulebook":  # the section's defaults, put on record at start
+                received.append((message.delivery_info["routing_key"], message.payload))
     assert [key for key, _ in received] == ["township_registered", "village_registered"]
     assert received[1][1]["payload"] == {"village_id": "V1", "township_id": "T1", "name": "长岭村",
                                          "poor_village": True}
@@ -325,7 +326,7 @@ def test_read_models_rebuild_to_the_same_answers(rpc):
                        "assessed_on": "2024-03-01"})
     before = (rpc.get_household(household_id, True), rpc.list_households({}), rpc.township_statistics("T1", 2023),
               rpc.get_township("T1"))
-    assert rpc.rebuild_read_models()["events_replayed"] == 12
+    assert rpc.rebuild_read_models()["events_replayed"] == len(rpc.events_since(0))
     after = (rpc.get_household(household_id, True), rpc.list_households({}), rpc.township_statistics("T1", 2023),
              rpc.get_township("T1"))
     assert after == before

@@ -8,12 +8,14 @@ from datetime import date
 
 import pytest
 
-from services.assessment import domain
+from services.assessment import domain, scoring
 from services.assessment.bulletin import as_csv, as_xlsx, weekly_bulletin
+from services.assessment.facts import DEFAULT_RULES, Facts
 from services.common.errors import RuleRefused, ValidationFailed
 from services.common.events import StoredEvent
+from tests.rulebook_defaults import declared_defaults_events
 
-PERIOD = domain.parse_period("2023")
+PERIOD = scoring.parse_period("2023")
 AS_OF = date(2023, 6, 30)
 
 
@@ -107,8 +109,8 @@ def county_events():
 
 
 def facts_of(events):
-    facts = domain.Facts()
-    for event in events:
+    facts = Facts()
+    for event in [*declared_defaults_events(), *events]:
         facts.apply(event)
     return facts
 
@@ -123,7 +125,7 @@ def indicator(card, name):
 
 
 def test_unit_score_worked_by_hand(facts):
-    card = domain.score("unit", "U1", facts, PERIOD, AS_OF)
+    card = scoring.score("unit", "U1", facts, PERIOD, AS_OF)
     # visit_compliance: P1 6/6, P2 5/6 (March missing), P3 Mar-Jun 4/4 (paired mid-February) = 15/16 → 30 × 15/16 = 28.125
     visits = indicator(card, "visit_compliance")
     assert (visits["numerator"], visits["denominator"], visits["points"]) == (15, 16, 28.125)
@@ -151,7 +153,7 @@ def test_unit_score_worked_by_hand(facts):
 
 
 def test_non_applicable_indicators_drop_out_and_a_veto_forces_poor(facts):
-    card = domain.score("unit", "U2", facts, PERIOD, AS_OF)
+    card = scoring.score("unit", "U2", facts, PERIOD, AS_OF)
     # only visit_compliance (0/1, weight 30) and policy_exam (C3 70 → 0.7, weight 10) apply: 100 × 7 / 40 = 17.5
     assert [i["name"] for i in card["indicators"]] == ["visit_compliance", "policy_exam"]
     assert card["score"] == 17.5
@@ -159,7 +161,7 @@ def test_non_applicable_indicators_drop_out_and_a_veto_forces_poor(facts):
 
 
 def test_cadre_scores_and_pay_worked_by_hand(facts):
-    c1 = domain.score("cadre", "C1", facts, PERIOD, AS_OF)
+    c1 = scoring.score("cadre", "C1", facts, PERIOD, AS_OF)
     # visits 6/6 → 50; exam 90 → 18; checks 1/1 → 20; rating 好 → 10;
     # residency: stationed Jan-Jun, ≥ 15 days in Jan, Mar, May, Jun = 4/6 → 6.6667
     assert indicator(c1, "residency")["evidence"] == [{"month": "2023-02", "days": 10}, {"month": "2023-04", "days": 0}]
@@ -168,27 +170,27 @@ def test_cadre_scores_and_pay_worked_by_hand(facts):
     assert c1["pay"]["monthly_performance_pay"] == "850.00" and c1["pay"]["rewards"] == "1000.00"
     assert c1["pay"]["rewards_by_month"] == {"2023-05": "1000.00"} and c1["pay"]["months_withheld"] == []
     assert c1["pay"]["restrictions_until"] is None
-    c2 = domain.score("cadre", "C2", facts, PERIOD, AS_OF)
+    c2 = scoring.score("cadre", "C2", facts, PERIOD, AS_OF)
     # visits 9/10 → 45; exam none → 0 of 20; checks 1/2 → 10; rating 差 → 0 of 10: 55 of 100
     assert c2["score"] == 55.0
     # an external 差 (province) vetoes: poor, 750, no awards/transfers/promotion for a year
     assert c2["vetoed"] and c2["grade"] == "poor" and c2["pay"]["monthly_performance_pay"] == "750.00"
     assert c2["pay"]["restrictions_until"] == "2024-04-01"
     assert c2["pay"]["months_withheld"] == ["2023-04"]  # the year shows the month withheld
-    c3 = domain.score("cadre", "C3", facts, PERIOD, AS_OF)
+    c3 = scoring.score("cadre", "C3", facts, PERIOD, AS_OF)
     assert c3["score"] == 20.0  # visits 0/1 of 50, exam 0.7 × 20 = 14: 100 × 14 / 70
-    assert domain.score("cadre", "C4", facts, PERIOD, AS_OF)["score"] is None
+    assert scoring.score("cadre", "C4", facts, PERIOD, AS_OF)["score"] is None
 
 
 def test_ranking_puts_vetoed_after_the_rest_and_no_score_last(facts):
-    ranked = domain.rank_all("cadre", facts, PERIOD, AS_OF)
+    ranked = scoring.rank_all("cadre", facts, PERIOD, AS_OF)
     assert [(c["subject_id"], c["rank"]) for c in ranked] == [("C1", 1), ("C3", 2), ("C2", 3), ("C4", 4)]
-    units = domain.rank_all("unit", facts, PERIOD, AS_OF)
+    units = scoring.rank_all("unit", facts, PERIOD, AS_OF)
     assert [u["subject_id"] for u in units] == ["U1", "U2"]
 
 
 def test_township_score_worked_by_hand(facts):
-    card = domain.score("township", "T1", facts, PERIOD, AS_OF)
+    card = scoring.score("township", "T1", facts, PERIOD, AS_OF)
     # recovery: L1 10,000 repaid on time, L2 20,000 with 5,000 on time; L3 matures after the as-of date
     # 15,000 / 30,000 = 0.5; / 0.95 → 0.5263 × 60 = 31.5789
     recovery = indicator(card, "loan_recovery")
@@ -200,7 +202,7 @@ def test_township_score_worked_by_hand(facts):
     assert reviews["evidence"] == [{"loan_id": "L2", "review": "recommendation", "done_on": "2023-02-09",
                                     "due_by": "2023-02-07"}]
     assert card["score"] == 61.58 and card["grade"] == "poor"
-    assert domain.score("township", "T2", facts, PERIOD, AS_OF)["score"] is None
+    assert scoring.score("township", "T2", facts, PERIOD, AS_OF)["score"] is None
 
 
 def test_a_review_still_not_done_after_its_due_date_counts_as_late():
@@ -234,14 +236,14 @@ def test_a_review_still_not_done_after_its_due_date_counts_as_late():
        recommendation_due_by=None)
     facts = facts_of(events)
 
-    reviews = indicator(domain.score("township", "T3", facts, PERIOD, AS_OF), "review_timeliness")
+    reviews = indicator(scoring.score("township", "T3", facts, PERIOD, AS_OF), "review_timeliness")
     # due by 30 June: P1's recommendation (late, not done), P2's recommendation (in time),
     # P3's recommendation (in time) → 2 / 3
     assert (reviews["numerator"], reviews["denominator"]) == (2, 3)
     assert reviews["evidence"] == [{"loan_id": "P1", "review": "recommendation", "done_on": None,
                                     "due_by": "2023-06-12"}]
     # on 3 July P2's decision is three days late too → 2 / 4
-    reviews = indicator(domain.score("township", "T3", facts, PERIOD, date(2023, 7, 3)), "review_timeliness")
+    reviews = indicator(scoring.score("township", "T3", facts, PERIOD, date(2023, 7, 3)), "review_timeliness")
     assert (reviews["numerator"], reviews["denominator"]) == (2, 4)
     assert [(e["loan_id"], e["review"]) for e in reviews["evidence"]] == [("P1", "recommendation"), ("P2", "decision")]
 
@@ -253,7 +255,7 @@ def test_enterprise_loans_count_neither_in_recovery_nor_in_review_timeliness():
     def ev(type_, **payload):
         events.append(StoredEvent(len(events) + 1, str(uuid.uuid4()), "", "", 1, type_, 1, payload))
 
-    before = domain.score("township", "T1", facts_of(list(events)), PERIOD, AS_OF)
+    before = scoring.score("township", "T1", facts_of(list(events)), PERIOD, AS_OF)
     ev("loan_applied", loan_id="E1", household_id=None, enterprise_name="县桑蚕合作社", township_id="T1",
        amount="80000.00", industry="mulberry", term_months=3, applied_on="2023-01-02")
     ev("county_approved", loan_id="E1", township_id="T1", on="2023-01-03", approved=True, decision_due_by="2023-01-17")
@@ -261,7 +263,7 @@ def test_enterprise_loans_count_neither_in_recovery_nor_in_review_timeliness():
        due_by="2023-01-17", working_days=30, within_limit=False)
     ev("loan_disbursed", loan_id="E1", township_id="T1", on="2023-03-01", principal="80000.00",
        annual_rate="0.0435", maturity_date="2023-06-01")  # matured, nothing repaid
-    after = domain.score("township", "T1", facts_of(events), PERIOD, AS_OF)
+    after = scoring.score("township", "T1", facts_of(events), PERIOD, AS_OF)
     for name in ("loan_recovery", "review_timeliness"):
         assert indicator(after, name) == indicator(before, name)
     assert after["score"] == before["score"]
@@ -270,38 +272,75 @@ def test_enterprise_loans_count_neither_in_recovery_nor_in_review_timeliness():
 def test_a_month_counts_only_once_complete():
     events = county_events()
     in_june = facts_of(events)
-    card = domain.score("cadre", "C1", in_june, PERIOD, date(2023, 6, 29))  # June not complete yet
+    card = scoring.score("cadre", "C1", in_june, PERIOD, date(2023, 6, 29))  # June not complete yet
     assert indicator(card, "visit_compliance")["denominator"] == 5
 
 
 def test_shuffled_and_duplicated_events_give_identical_scores():
     events = county_events()
-    expected = {t: domain.rank_all(t, facts_of(events), PERIOD, AS_OF) for t in domain.SUBJECT_TYPES}
+    expected = {t: scoring.rank_all(t, facts_of(events), PERIOD, AS_OF) for t in scoring.SUBJECT_TYPES}
     rng = random.Random(5)
     for _ in range(3):
         shuffled = events + rng.sample(events, 40)
         rng.shuffle(shuffled)
-        got = {t: domain.rank_all(t, facts_of(shuffled), PERIOD, AS_OF) for t in domain.SUBJECT_TYPES}
+        got = {t: scoring.rank_all(t, facts_of(shuffled), PERIOD, AS_OF) for t in scoring.SUBJECT_TYPES}
         assert got == expected
 
 
-def test_a_rulebook_change_rescores_the_past_and_the_old_version_still_holds():
+def published(facts, changes, effective_from, published_on=date(2023, 7, 1), position=10_000):
+    [event] = domain.decide_rulebook(facts.scoring_rulebook, changes, published_on, effective_from, "县考核办文件")
+    facts.apply(StoredEvent(position, str(uuid.uuid4()), "rulebook", "county", 1, event.type, 1, event.payload))
+    return event.payload["version"]
+
+
+def test_a_rulebook_change_holds_from_its_date_and_any_version_can_still_be_asked_for():
     facts = facts_of(county_events())
-    version, rules = facts.rulebook()
-    [published] = domain.decide_rulebook(version, rules, {"weights": {"cadre": {"visit_compliance": 100}}},
-                                         date(2023, 7, 1))
-    facts.apply(StoredEvent(10_000, str(uuid.uuid4()), "", "", 1, published.type, 1, published.payload))
-    # v2: visits 0 of 100 and exam 14 of 20 → 100 × 14 / 120 = 11.67
-    assert domain.score("cadre", "C3", facts, PERIOD, AS_OF)["score"] == 11.67
-    assert domain.score("cadre", "C3", facts, PERIOD, AS_OF)["rulebook_version"] == 2
-    assert domain.score("cadre", "C3", facts, PERIOD, AS_OF, version=1)["score"] == 20.0
+    version = published(facts, {"weights": {"cadre": {"visit_compliance": 100}}}, date(2023, 1, 1))
+    # in force on 30 June, v2: visits 0 of 100 and exam 14 of 20 → 100 × 14 /120 = 11.67
+    assert scoring.score("cadre", "C3", facts, PERIOD, AS_OF)["score"] == 11.67
+    assert scoring.score("cadre", "C3", facts, PERIOD, AS_OF)["rulebook_version"] == version == 2
+    assert scoring.score("cadre", "C3", facts, PERIOD, AS_OF, version=1)["score"] == 20.0
+
+
+def test_a_score_uses_the_version_in_force_on_its_scoring_date():
+    """A change effective from 1 July leaves a period scored as of 30 June alone; one scored as of
+    a day in July (same facts, same period) uses it."""
+    facts = facts_of(county_events())
+    published(facts, {"weights": {"cadre": {"visit_compliance": 100}}}, date(2023, 7, 1))
+    before = scoring.score("cadre", "C3", facts, PERIOD, AS_OF)
+    assert (before["score"], before["rulebook_version"]) == (20.0, 1)
+    after = scoring.score("cadre", "C3", facts, PERIOD, date(2023, 7, 2))
+    assert after["rulebook_version"] == 2 and after["score"] != 20.0
+    assert scoring.score("cadre", "C3", facts, scoring.parse_period("2023-Q2"), date(2023, 12, 31))["rulebook_version"] == 1
+
+
+def test_a_change_recorded_later_with_an_earlier_date_does_not_undo_one_dated_after_it():
+    facts = facts_of(county_events())
+    published(facts, {"grade_bands": {"excellent": 95}}, date(2024, 1, 1), position=10_000)
+    published(facts, {"restriction_years": 2}, date(2023, 3, 1), published_on=date(2023, 8, 1), position=10_001)
+    book = facts.scoring_rulebook
+    assert book.rules(day=date(2023, 6, 30)) == (3, {**DEFAULT_RULES, "restriction_years": 2})
+    version, rules = book.rules(day=date(2024, 2, 1))
+    assert version == 2 and rules["grade_bands"]["excellent"] == 95 and rules["restriction_years"] == 2
+    view = book.view(date(2023, 6, 30))
+    assert [(v["version"], v["effective_from"]) for v in view["versions"]] == \
+        [(1, "1900-01-01"), (2, "2024-01-01"), (3, "2023-03-01")]
+    assert view["version_in_force"] == 3 and view["versions"][2]["reason"] == "县考核办文件"
+
+
+def test_a_change_that_would_put_a_later_book_out_of_order_is_refused():
+    facts = facts_of(county_events())
+    published(facts, {"grade_bands": {"good": 85}}, date(2024, 1, 1))
+    with pytest.raises(RuleRefused):  # from 2024 good 85 would be above excellent 80
+        domain.decide_rulebook(facts.scoring_rulebook, {"grade_bands": {"excellent": 80}}, date(2023, 7, 1),
+                               date(2023, 6, 1))
 
 
 def test_grade_bands_and_refused_rulebooks():
-    rules = domain.DEFAULT_RULES
+    rules = DEFAULT_RULES
     from decimal import Decimal
 
-    assert [domain.grade_of(Decimal(s), rules) for s in ("90", "89.99", "75", "74.99")] == \
+    assert [scoring.grade_of(Decimal(s), rules) for s in ("90", "89.99", "75", "74.99")] == \
         ["excellent", "good", "good", "poor"]
     with pytest.raises(RuleRefused):
         domain.merge_rules(rules, {"grade_bands": {"good": 95}})
@@ -310,11 +349,11 @@ def test_grade_bands_and_refused_rulebooks():
 
 
 def test_periods():
-    assert domain.parse_period("2023-Q3") == domain.Period("2023-Q3", date(2023, 7, 1), date(2023, 9, 30))
-    assert domain.parse_period("2023-02").end == date(2023, 2, 28)
+    assert scoring.parse_period("2023-Q3") == scoring.Period("2023-Q3", date(2023, 7, 1), date(2023, 9, 30))
+    assert scoring.parse_period("2023-02").end == date(2023, 2, 28)
     for bad in ("2023-Q5", "23", "2023-13"):
         with pytest.raises(ValidationFailed):
-            domain.parse_period(bad)
+            scoring.parse_period(bad)
 
 
 def test_weekly_bulletin(facts):
@@ -347,7 +386,7 @@ def test_a_village_assigned_to_a_unit_twice_counts_in_either_arrival_order():
     visit = StoredEvent(903, str(uuid.uuid4()), "", "", 1, "village_visit_recorded", 1,
                         {"visit_id": "vv3", "cadre_id": "C1", "unit_id": "U1", "village_id": "V2",
                          "visited_on": "2023-04-05", "purpose": ""})
-    cards = [domain.score("unit", "U1", facts_of(base + order + [visit]), PERIOD, AS_OF)
+    cards = [scoring.score("unit", "U1", facts_of(base + order + [visit]), PERIOD, AS_OF)
              for order in ([earlier, later], [later, earlier])]
     assert cards[0] == cards[1]
     leaders = indicator(cards[0], "leader_village_visits")
@@ -358,5 +397,5 @@ def test_one_unreadable_stored_event_is_left_out_and_listed_not_fatal_to_every_s
     events = county_events()
     broken = StoredEvent(999, str(uuid.uuid4()), "", "", 1, "household_paired", 1, {"pairing_id": "PX"})  # no cadre
     facts = facts_of(events + [broken])
-    assert domain.score("unit", "U1", facts, PERIOD, AS_OF) == domain.score("unit", "U1", facts_of(events), PERIOD, AS_OF)
+    assert scoring.score("unit", "U1", facts, PERIOD, AS_OF) == scoring.score("unit", "U1", facts_of(events), PERIOD, AS_OF)
     assert list(facts.unusable) == [broken.event_id] and "KeyError" in facts.unusable[broken.event_id]

@@ -6,10 +6,12 @@ from datetime import date
 
 import pytest
 
-from services.assessment import domain, incremental, service
+from services.assessment import incremental, scoring, service
+from services.assessment.facts import Facts
 from services.common.events import StoredEvent
+from tests.rulebook_defaults import declared_defaults_events
 
-PERIOD, AS_OF = domain.parse_period("2023-Q2"), date(2023, 6, 30)
+PERIOD, AS_OF = scoring.parse_period("2023-Q2"), date(2023, 6, 30)
 
 
 def event(event_type, payload):
@@ -21,11 +23,11 @@ class County:
     change log, and a new facts version after each batch."""
 
     def __init__(self, cadres=12, units=3):
-        self.facts = domain.Facts()
+        self.facts = Facts()
         self.facts.changes = incremental.ChangeLog()
         self.batch = 0
         self.pairings = []
-        events = []
+        events = list(declared_defaults_events())
         for u in range(units):
             events.append(event("unit_registered", {"unit_id": f"U{u}", "name": f"单位{u}", "department": "transport"}))
         for c in range(cadres):
@@ -57,13 +59,13 @@ def full_rankings(monkeypatch):
     monkeypatch.setattr(service, "_RANKINGS", {})
     monkeypatch.setattr(service, "_LATEST", {})
     calls = []
-    rank_all = domain.rank_all
+    rank_all = scoring.rank_all
 
     def counted(subject_type, facts, period, as_of, version=None):
         calls.append(subject_type)
         return rank_all(subject_type, facts, period, as_of, version)
 
-    monkeypatch.setattr(service.domain, "rank_all", counted)
+    monkeypatch.setattr(service.scoring, "rank_all", counted)
     return calls
 
 
@@ -80,10 +82,24 @@ def test_visits_update_the_kept_rankings_without_ranking_everyone_and_agree_with
         county.apply([county.visit(rng) for _ in range(rng.randint(1, 3))])
         for subject_type in ("cadre", "unit"):
             kept = service._kept_ranking(subject_type, county.facts, PERIOD, AS_OF, None)
-            assert strip(kept) == strip(domain.rank(
-                [domain.score(subject_type, s, county.facts, PERIOD, AS_OF) for s in county.facts.subject_ids(subject_type)]))
+            assert strip(kept) == strip(scoring.rank(
+                [scoring.score(subject_type, s, county.facts, PERIOD, AS_OF) for s in county.facts.subject_ids(subject_type)]))
     assert full_rankings == ["cadre", "unit"]  # every update after the first ranking was incremental
     assert any(card["score"] not in (None, 0) for card in kept)
+
+
+def test_a_long_stream_of_visits_never_ranks_everyone_again(full_rankings):
+    """More new facts versions than rankings are kept: the oldest are forgotten, not the last
+    ranking each query is updated from."""
+    county, rng = County(), random.Random(64)
+    for _ in range(service._RANKINGS_KEPT * 2):
+        county.apply([county.visit(rng)])
+        for subject_type in ("cadre", "unit"):
+            kept = service._kept_ranking(subject_type, county.facts, PERIOD, AS_OF, None)
+    assert full_rankings == ["cadre", "unit"]
+    assert len(service._RANKINGS) <= service._RANKINGS_KEPT
+    assert strip(kept) == strip(scoring.rank([scoring.score("unit", s, county.facts, PERIOD, AS_OF)
+                                             for s in county.facts.subject_ids("unit")]))
 
 
 def test_any_other_event_ranks_everyone_again(full_rankings):
@@ -93,7 +109,7 @@ def test_any_other_event_ranks_everyone_again(full_rankings):
                                         "taken_on": "2023-05-15"})])
     kept = service._kept_ranking("cadre", county.facts, PERIOD, AS_OF, None)
     assert full_rankings == ["cadre", "cadre"]
-    assert strip(kept) == strip(domain.rank([domain.score("cadre", s, county.facts, PERIOD, AS_OF)
+    assert strip(kept) == strip(scoring.rank([scoring.score("cadre", s, county.facts, PERIOD, AS_OF)
                                              for s in county.facts.subject_ids("cadre")]))
     # a visit to a pairing the facts do not know yet is not guessed at either
     county.apply([event("visit_recorded", {"visit_id": "v", "pairing_id": "P-unknown", "cadre_id": "C1",

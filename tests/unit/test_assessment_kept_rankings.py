@@ -17,7 +17,7 @@ def test_a_ranking_is_kept_until_the_facts_change(monkeypatch):
         calls.append(facts.loaded_version)
         return [{"subject_id": "c1", "score": len(calls)}]
 
-    monkeypatch.setattr(service.domain, "rank_all", rank_all)
+    monkeypatch.setattr(service.scoring, "rank_all", rank_all)
     monkeypatch.setattr(service, "_RANKINGS", {})
     first = service._kept_ranking("cadre", FactsStub(("f", 1)), "2024", date(2024, 6, 30), None)
     again = service._kept_ranking("cadre", FactsStub(("f", 1)), "2024", date(2024, 6, 30), None)

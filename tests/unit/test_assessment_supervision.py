@@ -7,11 +7,13 @@ from datetime import date
 
 import pytest
 
-from services.assessment import domain
+from services.assessment import scoring
+from services.assessment.facts import DEFAULT_RULES, Facts, Project
 from services.assessment.supervision import missing_xun_reports, xun_label, xun_of, xuns
 from services.common.events import StoredEvent
+from tests.rulebook_defaults import declared_defaults_events
 
-MAY = domain.parse_period("2023-05")
+MAY = scoring.parse_period("2023-05")
 
 
 def events_of(*specs):
@@ -20,8 +22,8 @@ def events_of(*specs):
 
 
 def facts_of(events):
-    facts = domain.Facts()
-    for event in events:
+    facts = Facts()
+    for event in [*declared_defaults_events(), *events]:
         facts.apply(event)
     return facts
 
@@ -59,7 +61,7 @@ def test_the_xuns_of_a_span_cross_month_and_year_ends():
 
 
 def test_a_project_owes_a_report_for_each_xun_it_is_under_way_the_whole_of():
-    project = domain.Project("P", department="transport", started_on=date(2023, 2, 5), completed_on=date(2023, 3, 15))
+    project = Project("P", department="transport", started_on=date(2023, 2, 5), completed_on=date(2023, 3, 15))
     due, missing = missing_xun_reports(project, {date(2023, 2, 28), date(2023, 3, 1)}, date(2023, 1, 1),
                                        date(2023, 3, 31))
     # started 5 February: 上旬 of February not owed; 中旬, 下旬 (reported on the 28th), March 上旬 (the 1st);
@@ -67,7 +69,7 @@ def test_a_project_owes_a_report_for_each_xun_it_is_under_way_the_whole_of():
     assert due == [(date(2023, 2, 11), date(2023, 2, 20)), (date(2023, 2, 21), date(2023, 2, 28)),
                    (date(2023, 3, 1), date(2023, 3, 10))]
     assert missing == [(date(2023, 2, 11), date(2023, 2, 20))]
-    never_started = domain.Project("Q", department="transport")
+    never_started = Project("Q", department="transport")
     assert missing_xun_reports(never_started, set(), date(2023, 1, 1), date(2023, 3, 31)) == ([], [])
 
 
@@ -108,7 +110,7 @@ def test_report_timeliness_counts_late_and_missing_weekly_reports_with_evidence(
         # W21 missing; W22 is due in June
         report("water", "2023-W18", False, "2023-05-04T10:00:00+08:00"),
     )
-    card = domain.score("unit", "U1", facts, MAY, date(2023, 5, 31))
+    card = scoring.score("unit", "U1", facts, MAY, date(2023, 5, 31))
     timeliness = indicator(card, "report_timeliness")
     assert (timeliness["numerator"], timeliness["denominator"], timeliness["weight"]) == (2, 4, 5)
     assert timeliness["points"] == 2.5
@@ -116,20 +118,20 @@ def test_report_timeliness_counts_late_and_missing_weekly_reports_with_evidence(
         ("2023-W19", "late", "2023-05-12T15:00:00+08:00"), ("2023-W21", "missing", None)]
     assert timeliness["evidence"][0]["campaign_id"] == "S" and timeliness["evidence"][0]["reported_by"] == "U1"
     # the water department's reports are U2's: 1 of 4 made
-    water = indicator(domain.score("unit", "U2", facts, MAY, date(2023, 5, 31)), "report_timeliness")
+    water = indicator(scoring.score("unit", "U2", facts, MAY, date(2023, 5, 31)), "report_timeliness")
     assert (water["numerator"], water["denominator"]) == (1, 4)
 
 
 def test_a_report_is_due_on_its_day_and_one_made_after_the_as_of_date_is_missing_then():
     facts = county(report("U1", "2023-W18", False, "2023-05-05T09:00:00+08:00"))
-    before = indicator(domain.score("unit", "U1", facts, MAY, date(2023, 5, 4)), "report_timeliness")
+    before = indicator(scoring.score("unit", "U1", facts, MAY, date(2023, 5, 4)), "report_timeliness")
     assert before is None  # nothing due yet: the indicator does not apply
-    on_the_day = indicator(domain.score("unit", "U1", facts, MAY, date(2023, 5, 5)), "report_timeliness")
+    on_the_day = indicator(scoring.score("unit", "U1", facts, MAY, date(2023, 5, 5)), "report_timeliness")
     assert (on_the_day["numerator"], on_the_day["denominator"]) == (1, 1)
     late_made = county(report("U1", "2023-W18", True, "2023-05-08T09:00:00+08:00"))
-    then = indicator(domain.score("unit", "U1", late_made, MAY, date(2023, 5, 6)), "report_timeliness")
+    then = indicator(scoring.score("unit", "U1", late_made, MAY, date(2023, 5, 6)), "report_timeliness")
     assert then["evidence"][0]["status"] == "missing"
-    later = indicator(domain.score("unit", "U1", late_made, MAY, date(2023, 5, 8)), "report_timeliness")
+    later = indicator(scoring.score("unit", "U1", late_made, MAY, date(2023, 5, 8)), "report_timeliness")
     assert later["evidence"][0]["status"] == "late"
 
 
@@ -143,13 +145,13 @@ def test_xun_reports_count_in_report_timeliness_against_the_department():
         ("progress_reported", {"project_id": "PR", "department": "transport", "reported_on": "2023-05-25",
                                "percent_complete": 30}),
     )
-    timeliness = indicator(domain.score("unit", "U1", facts, MAY, date(2023, 5, 31)), "report_timeliness")
+    timeliness = indicator(scoring.score("unit", "U1", facts, MAY, date(2023, 5, 31)), "report_timeliness")
     # 4 weekly reports (none made) + 3 旬 (上旬 and 下旬 reported, 中旬 not) → 2 / 7
     assert (timeliness["numerator"], timeliness["denominator"]) == (2, 7)
     xun = [e for e in timeliness["evidence"] if e["kind"] == "xun_report"]
     assert xun == [{"kind": "xun_report", "project_id": "PR", "title": "通组路", "xun": "2023-05 中旬",
                     "from": "2023-05-11", "until": "2023-05-20", "status": "missing"}]
-    water = indicator(domain.score("unit", "U2", facts, MAY, date(2023, 5, 31)), "report_timeliness")
+    water = indicator(scoring.score("unit", "U2", facts, MAY, date(2023, 5, 31)), "report_timeliness")
     assert not [e for e in water["evidence"] if e["kind"] == "xun_report"]  # another department's project
 
 
@@ -172,13 +174,13 @@ def test_rectification_counts_problems_closed_by_their_deadline_with_evidence():
         *problem("p5", "transport", "2023-05-20", closed_on="2023-05-20"),  # the department's: U1's too
         *problem("p6", "U2", "2023-05-10"),  # another unit's
     )
-    card = domain.score("unit", "U1", facts, MAY, date(2023, 5, 31))
+    card = scoring.score("unit", "U1", facts, MAY, date(2023, 5, 31))
     fixing = indicator(card, "rectification")
     assert (fixing["numerator"], fixing["denominator"], fixing["weight"], fixing["points"]) == (2, 4, 5, 2.5)
     assert [(e["problem_id"], e["status"], e["closed_on"]) for e in fixing["evidence"]] == [
         ("p2", "closed_late", "2023-05-25"), ("p3", "overdue", None)]
     # as of 21 May: p3 is not due yet, p2 is open past its deadline (its closure comes later)
-    early = indicator(domain.score("unit", "U1", facts, MAY, date(2023, 5, 21)), "rectification")
+    early = indicator(scoring.score("unit", "U1", facts, MAY, date(2023, 5, 21)), "rectification")
     assert (early["numerator"], early["denominator"]) == (2, 3)
     assert [(e["problem_id"], e["status"]) for e in early["evidence"]] == [("p2", "overdue")]
 
@@ -189,7 +191,7 @@ def test_events_in_any_order_give_the_same_indicators():
     forward = county(*specs)
     backward = county(*reversed(specs))
     for facts in (forward, backward):
-        card = domain.score("unit", "U1", facts, MAY, date(2023, 5, 31))
+        card = scoring.score("unit", "U1", facts, MAY, date(2023, 5, 31))
         assert indicator(card, "rectification")["numerator"] == 1
         assert indicator(card, "report_timeliness")["evidence"][0]["week"] == "2023-W18"
 
@@ -201,13 +203,13 @@ def test_a_late_report_and_an_overdue_problem_lower_the_score_by_the_rulebook_we
     poor = county(*[report("U1", w, w == "2023-W19", f"{d}T09:00:00+08:00") for w, d in (
         ("2023-W18", "2023-05-05"), ("2023-W19", "2023-05-12"), ("2023-W20", "2023-05-19"),
         ("2023-W21", "2023-05-26"))], *problem("p1", "U1", "2023-05-15"))
-    good_card = domain.score("unit", "U1", clean, MAY, date(2023, 5, 31))
-    poor_card = domain.score("unit", "U1", poor, MAY, date(2023, 5, 31))
+    good_card = scoring.score("unit", "U1", clean, MAY, date(2023, 5, 31))
+    poor_card = scoring.score("unit", "U1", poor, MAY, date(2023, 5, 31))
     assert good_card["score"] == 100.0
     # 10 weight in all: report_timeliness 3/4 × 5 = 3.75, rectification 0 → 37.5 %
     assert poor_card["score"] == 37.5
-    assert domain.DEFAULT_RULES["weights"]["unit"]["report_timeliness"] == 5
-    assert domain.DEFAULT_RULES["weights"]["unit"]["rectification"] == 5
+    assert DEFAULT_RULES["weights"]["unit"]["report_timeliness"] == 5
+    assert DEFAULT_RULES["weights"]["unit"]["rectification"] == 5
 
 
 # --- the weekly bulletin ----------------------------------------------------------------------------

@@ -86,3 +86,16 @@ def test_each_value_has_one_home():
     assert set(registry) == {"poverty_line", "poverty_lines", "monitoring_factor", "monitoring_min_months"}
     assert set(rulebook.defaults_of(CountyRules)) == set(COUNTY_KEYS)
     assert rulebook.defaults_of(CountyRules)["timezone"] == "Asia/Shanghai"
+
+
+def test_a_section_read_back_from_its_view_keeps_every_version_and_takes_each_change_once():
+    owner = credit_section((date(2024, 1, 1), {"subsidy_rate": "0.03"}))
+    copy = rulebook.Section.from_view(owner.view(date(2024, 2, 1)))
+    assert copy.in_force(date(2024, 2, 1)) == owner.in_force(date(2024, 2, 1))
+    assert copy.in_force(date(2023, 2, 1)) == owner.in_force(date(2023, 2, 1))
+    [event] = rulebook.decide_change(owner, {"effective_from": date(2025, 1, 1), "changes": {"max_term_months": 24},
+                                             "reason": None}, lambda v: CreditRules(**v))
+    copy.apply(stored(event, 2))
+    copy.apply(stored(event, 2))  # by the bus and read back: the same version, taken once
+    assert [v.version for v in copy.versions] == [0, 1, 2] and copy.latest.version == 2
+    assert copy.in_force(date(2025, 1, 1)).values["max_term_months"] == 24
