@@ -38,13 +38,8 @@ def openapi_path(path: str) -> Any:
 def _limits_every_value_obeys(self: Any, field: fields.Field, ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """An apispec attribute function (runs after apispec's own): what the gateway refuses of any
     value whatever its schema says, and the shapes only a field's code knows."""
-    statement = field.openapi_for(self.config) if hasattr(field, "openapi_for") else getattr(field, "openapi", None)
     text_pattern = getattr(field, "text_pattern", None)
-    if statement:  # a field that says itself what apispec cannot (a date or a date-time, a policy)
-        for key in ("type", "format", "pattern") if "anyOf" in statement else ():
-            ret.pop(key, None)
-        ret.update(statement)
-    elif text_pattern:  # a decimal the API writes as text ("20000.00"): the text's shape is the rule
+    if text_pattern:  # a decimal the API writes as text ("20000.00"): the text's shape is the rule
         for key in ("format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
             ret.pop(key, None)
         ret.update(type="string", pattern=text_pattern)
@@ -56,6 +51,11 @@ def _limits_every_value_obeys(self: Any, field: fields.Field, ret: dict[str, Any
         _dict_limits(self, field, ret)
     if any(isinstance(validator, Distinct) for validator in field.validators):
         ret["uniqueItems"] = True
+    statement = field.openapi_for(self.config) if hasattr(field, "openapi_for") else getattr(field, "openapi", None)
+    if statement:  # a field that says itself what apispec cannot (a date or a date-time, a policy, a step)
+        for key in ("type", "format", "pattern") if "anyOf" in statement else ():
+            ret.pop(key, None)
+        ret.update(statement)
     return {}
 
 

@@ -25,7 +25,8 @@ class NewUser(Schema):
     username = fields.String(required=True, validate=v.Length(min=2, max=64))
     password = NewPassword(required=True, load_only=True)
     role = fields.String(required=True, validate=v.OneOf(ADMIN_MAY_CREATE))
-    scope = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+    scope = fields.Dict(keys=fields.String(validate=v.OneOf(sorted(set(SCOPE_KEYS.values())))), values=fields.String(),
+                        load_default=dict, metadata={"description": "the scope key of the role (SCOPE_KEYS)"})
 
     @validates_schema
     @documented({"anyOf": [

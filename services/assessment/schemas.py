@@ -6,7 +6,7 @@ looks like.
 """
 from marshmallow import Schema, fields, validate as v
 
-from services.common.validation import YEAR_TEXT, BoundedDecimal, Month, Pattern, Week, Year
+from services.common.validation import YEAR_TEXT, BoundedDecimal, Month, Pattern, Week, WholeNumber, Year
 
 # Range validators, so the OpenAPI document states the bounds too.
 _fraction = v.Range(0, 1, min_inclusive=False, error="must be a fraction between 0 and 1 (e.g. 0.95)")
@@ -43,13 +43,13 @@ class PublishRulebook(Schema):
     sections: PUT /api/v1/rulebook/<section>."""
 
     weights = fields.Dict(keys=fields.String(validate=v.OneOf(SUBJECT_TYPES)),
-                          values=fields.Dict(keys=fields.String(), values=fields.Integer(validate=v.Range(min=0))))
+                          values=fields.Dict(keys=fields.String(), values=WholeNumber(validate=v.Range(min=0))))
     grade_bands = fields.Dict(keys=fields.String(validate=v.OneOf(("excellent", "good"))),
                               values=fields.Float(validate=v.Range(0, 100)))
     monthly_performance_pay = fields.Dict(keys=fields.String(validate=v.OneOf(("excellent", "good", "poor"))),
                                           values=BoundedDecimal(as_string=True, places=2))
     reward_per_external_good = BoundedDecimal(as_string=True, places=2, validate=_not_negative)
-    restriction_years = fields.Integer(validate=v.Range(0, 10))
+    restriction_years = WholeNumber(validate=v.Range(0, 10))  # 2.5 is refused, not cut to 2
     loan_recovery_target = BoundedDecimal(as_string=True, validate=_fraction)
     rating_values = fields.Dict(keys=fields.String(validate=v.OneOf(RATINGS)),
                                 values=BoundedDecimal(as_string=True, validate=_rate))

@@ -19,6 +19,9 @@ STATIONING_ROLES = ("first_secretary", "member")
 class Score(BoundedDecimal):
     """An exam score: a number with at most one decimal (87.5); the range is the rulebook's."""
 
+    STEP = Decimal("0.1")
+    openapi = {"multipleOf": float(STEP)}  # the OpenAPI document's statement of STEP
+
     def __init__(self, **kwargs):
         kwargs["metadata"] = {"type": "number", "example": 88, **kwargs.get("metadata", {})}
         super().__init__(**kwargs)
@@ -27,7 +30,7 @@ class Score(BoundedDecimal):
         if isinstance(value, bool):
             raise ValidationError("Not a valid number.")
         score = super()._deserialize(value, attr, data, **kwargs)
-        if score != score.quantize(Decimal("0.1")):
+        if score != score.quantize(self.STEP):
             raise ValidationError("at most one decimal place")
         return score
 
