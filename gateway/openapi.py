@@ -8,6 +8,7 @@ quantities), dictionaries whose keys are a fixed list, schema rules (`exactly_on
 rule that carries its own statement with `documented`), each route's path parameters
 (`Route.path_schema`) and every status the gateway answers.
 """
+import copy
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -117,7 +118,13 @@ class Converter(OpenAPIConverter):
                 rules.append(self._all_or_none_of(instance, names))
             statement = getattr(method, "openapi", None)
             if statement:
-                rules.append(statement)
+                rules.append(copy.deepcopy(statement))  # closed below: the method's own stays as written
+        if jsonschema.get("additionalProperties") is False:  # a branch names every property, or a
+            for rule in rules:                                 # generator may take it as open
+                for branch in rule.get("oneOf", []) + rule.get("anyOf", []):
+                    branch["properties"] = {**{name: {} for name in jsonschema["properties"]},
+                                            **branch.get("properties", {})}
+                    branch["additionalProperties"] = False
         if len(rules) == 1:
             jsonschema.update(rules[0])
         elif rules:

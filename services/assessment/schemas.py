@@ -4,9 +4,9 @@ schemas (field types and code lists only), checked by the gateway and again by t
 The scores' rules live in scoring.py and domain.py; these schemas say what a well-formed request
 looks like.
 """
-from marshmallow import Schema, fields, validate as v
+from marshmallow import Schema, ValidationError, fields, validate as v, validates_schema
 
-from services.common.validation import YEAR_TEXT, BoundedDecimal, Month, Pattern, Week, WholeNumber, Year
+from services.common.validation import YEAR_TEXT, BoundedDecimal, Month, Pattern, Week, WholeNumber, Year, documented
 
 # Range validators, so the OpenAPI document states the bounds too.
 _fraction = v.Range(0, 1, min_inclusive=False, error="must be a fraction between 0 and 1 (e.g. 0.95)")
@@ -37,6 +37,10 @@ class RecordVeto(Schema):
     on = fields.Date(required=True)
 
 
+RULE_KEYS = ("weights", "grade_bands", "monthly_performance_pay", "reward_per_external_good", "restriction_years",
+             "loan_recovery_target", "rating_values")  # PublishRulebook's fields beside the dates and the reason
+
+
 class PublishRulebook(Schema):
     """Any part of the rulebook to change, from `effective_from` on; the rest is what is in force. The
     keys facts.MOVED_RULES names (visits, residency days, disbursement target) live in other
@@ -58,6 +62,15 @@ class PublishRulebook(Schema):
                                                           "a score dated before keeps the earlier values"})
     reason = fields.String(allow_none=True, validate=v.Length(max=2000),
                            metadata={"description": "why (the county document that decided it)"})
+
+    @validates_schema
+    @documented({"anyOf": [{"required": [key]} for key in RULE_KEYS]})
+    def some_rule(self, data, **kwargs):
+        if not any(key in data for key in RULE_KEYS):
+            raise ValidationError(f"name at least one rule to change: {', '.join(RULE_KEYS)}", "_schema")
+
+
+assert set(RULE_KEYS) == set(PublishRulebook._declared_fields) - {"published_on", "effective_from", "reason"}
 
 
 class CloseMonth(Schema):

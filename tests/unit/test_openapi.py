@@ -169,3 +169,18 @@ def test_no_pattern_of_the_document_allows_a_control_character(data):
     text = data.draw(st.from_regex(pattern, fullmatch=True))
     assert not UNSAFE_TEXT.search(text), (pattern, text)
     assert CONTROL_CHARACTERS  # the one definition both read
+
+
+def test_the_scoring_rulebook_on_a_day_before_its_first_version_is_the_defaults():
+    from datetime import date
+
+    from services.assessment.facts import DEFAULT_RULES, ScoringRulebook
+
+    book = ScoringRulebook()
+    version, rules = book.rules(day=date(939, 7, 4))  # schemathesis found it: a 500
+    assert version == 1 and rules["weights"] == DEFAULT_RULES["weights"]
+    # a change dated before the defaults' 1900 holds over them from its day on: the weights stay whole
+    book.apply({"version": 2, "changes": {"restriction_years": 3}, "published_on": "2023-01-01",
+                "effective_from": "0138-04-27"})
+    version, rules = book.rules(day=date(574, 6, 26))
+    assert version == 2 and rules["restriction_years"] == 3 and rules["weights"] == DEFAULT_RULES["weights"]
