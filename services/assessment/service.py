@@ -40,6 +40,9 @@ def _kept_ranking(subject_type, facts, period, as_of, version):
     changes = getattr(facts, "changes", None)
     identity = loaded[:2] if isinstance(loaded, tuple) else loaded
     latest = _LATEST.get(key[1:])
+    restored = getattr(facts, "restored_rankings", {}).get(key[1:])
+    if latest is None and restored is not None:  # persisted with the facts: current at change 0
+        latest = (identity, 0, restored)
     if changes is not None and latest is not None and latest[0] == identity:
         changed = changes.since(latest[1])
         if changed is not None:
@@ -56,6 +59,15 @@ def _kept_ranking(subject_type, facts, period, as_of, version):
         while len(kept) > _RANKINGS_KEPT:
             del kept[next(iter(kept))]
     return ranked
+
+
+def _current_rankings(facts):
+    """The kept rankings that are current for exactly these facts, to persist with them."""
+    loaded, changes = getattr(facts, "loaded_version", None), getattr(facts, "changes", None)
+    if not isinstance(loaded, tuple) or changes is None:
+        return {}
+    return {query: ranked for query, (identity, number, ranked) in _LATEST.items()
+            if identity == loaded[:2] and number == changes.count}
 
 
 class AssessmentService(EventSourcedService, EventConsumer):
@@ -94,8 +106,8 @@ class AssessmentService(EventSourcedService, EventConsumer):
         # (a full load of a million events takes tens of seconds; an up-to-date check, a few ms),
         # and persist them now and then, so a restart starts from them (projections.FACTS_SNAPSHOT).
         with self.db.new_session() as session:
-            projections.load_facts(session)
-            if projections.save_facts_snapshot_if_due(session) is not None:
+            facts = projections.load_facts(session)
+            if projections.save_facts_snapshot_if_due(session, _current_rankings(facts)) is not None:
                 session.commit()
 
     @rpc
