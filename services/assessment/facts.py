@@ -118,23 +118,18 @@ class ScoringRulebook:
         return self.kept[key]
 
     def _laid_over(self, version, day):
-        # Version 1, the defaults, is the ground every day stands on, as in every section
-        # (services/common/rulebook.py): a change dated before it (effective 0138) holds from its
-        # date over the defaults, and a day before every change has the defaults, not an
-        # IndexError or a book without weights (a 500 each).
-        defaults = self.versions[1]
-        ordered = sorted((v for v in self.versions.values() if v is not defaults),
-                         key=lambda v: (v["effective_from"], v["version"]))
+        # version 1, the defaults, is the base whatever a change's date (as version 0 of a section)
+        ordered = sorted(self.versions.values(), key=lambda v: (v["version"] != 1, v["effective_from"], v["version"]))
         if version is not None:
             if version not in self.versions:
                 raise NotFound("no such rulebook version", {"version": version, "known": sorted(self.versions)})
             ordered = [v for v in ordered if v["version"] <= version]
-        elif day is not None:
-            ordered = [v for v in ordered if v["effective_from"] <= day]
+        elif day is not None:  # version 1, the defaults, holds however early the day
+            ordered = [v for v in ordered if v["effective_from"] <= day or v["version"] == 1]
         rules = {}
-        for item in [defaults, *ordered]:
+        for item in ordered:
             rules = layered(rules, {k: v for k, v in item["changes"].items() if k not in MOVED_RULES})
-        last = self.versions[version] if version is not None else (ordered or [defaults])[-1]
+        last = self.versions[version] if version is not None else ordered[-1]
         carried = {k: v for k, v in last["changes"].items() if k in MOVED_RULES}
         return (version if version is not None else last["version"]), {**carried, **rules}
 
