@@ -382,6 +382,19 @@ def test_weekly_bulletin(facts):
     assert as_xlsx(report)[:2] == b"PK"
 
 
+def test_the_bulletin_is_due_when_the_supervision_section_says_and_not_before_it_is_known():
+    changed = {"section": "supervision", "version": 1, "effective_from": "2023-06-01", "reason": None,
+               "changes": {"report_weekday": "thursday", "report_deadline": "18:00"}}
+    facts = facts_of([*county_events(), StoredEvent(20_000, str(uuid.uuid4()), "rulebook", "supervision", 2,
+                                                    "rules_changed", 1, changed)])
+    assert weekly_bulletin(facts, "2023-W24")["due"] == "2023-06-15T18:00"
+    assert weekly_bulletin(facts, "2023-W21")["due"] == "2023-05-26T12:00"  # the week before the change
+    bare = Facts()
+    for event in county_events():
+        bare.apply(event)
+    assert weekly_bulletin(bare, "2023-W24")["due"] is None
+
+
 def test_a_village_assigned_to_a_unit_twice_counts_in_either_arrival_order():
     """U1 held V2 in the first half of 2022 and again from March 2023: a live consumer may get the
     2023 assignment first and a rebuild the 2022 one first; both must score 2023 the same, with V2."""
