@@ -4,11 +4,13 @@ event arrives."""
 import gc
 import hashlib
 import inspect
+import io
 import logging
 import pickle
 import sys
 from contextlib import contextmanager
 
+import eventlet
 import psycopg2
 from psycopg2.extras import Json
 from eventlet.semaphore import Semaphore
@@ -157,11 +159,13 @@ def save_facts_snapshot(session, rankings=None):
     facts = cache["facts"]
     if facts is None:
         return None
-    state = {name: value for name, value in vars(facts).items() if name not in _NOT_SAVED}
-    with _collector_paused():
-        pickled = pickle.dumps({"first": cache["first"], "max_seq": cache["max_seq"], "head": cache["head"],
-                                "facts": state, "rankings": dict(rankings or {}),
-                                "rankings_fingerprint": rankings_fingerprint()}, protocol=pickle.HIGHEST_PROTOCOL)
+    # Under the loader's lock: the pickling lets other green threads run, and none may apply rows
+    # to these facts meanwhile (the saved state must be exactly what max_seq and head say).
+    with cache["loading"]:
+        state = {name: value for name, value in vars(facts).items() if name not in _NOT_SAVED}
+        pickled = _pickled({"first": cache["first"], "max_seq": cache["max_seq"], "head": cache["head"],
+                            "rankings": dict(rankings or {}), "rankings_fingerprint": rankings_fingerprint()},
+                           state)
     with session.connection().connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO snapshots (stream_type, stream_id, version, fingerprint, state) VALUES (%s, %s, 0, %s, %s) "
@@ -170,6 +174,57 @@ def save_facts_snapshot(session, rankings=None):
             (*FACTS_SNAPSHOT, facts_fingerprint(), psycopg2.Binary(pickled)))
     cache["saved_seq"] = cache["max_seq"]
     return cache["max_seq"]
+
+
+# The facts are pickled piece by piece (SLICE items of a large dict, set or list at a time) by one
+# Pickler, so shared objects stay shared (its memo spans the pieces), and the service's event loop
+# runs between pieces: pickled in one call, a million rows' facts held it for 20-50 s, long enough
+# for the broker to drop the connection for a missed heartbeat and hand a rebuild's RPC to another
+# worker (which then failed on the rebuild lock, and its error was the caller's answer).
+SLICE = 50_000
+
+
+def _pickled(header, state):
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    layout = []
+    for name, value in state.items():
+        kind = (("dict" if isinstance(value, dict) else "set" if isinstance(value, set) else "list")
+                if type(value) in (dict, set, list) and len(value) > SLICE else "whole")
+        layout.append((name, kind))
+    with _collector_paused():
+        pickler.dump({**header, "layout": layout})
+        for name, kind in layout:
+            value = state[name]
+            if kind == "whole":
+                pickler.dump(value)
+                continue
+            items = list(value.items()) if kind == "dict" else list(value)
+            pickler.dump(-(-len(items) // SLICE))
+            for start in range(0, len(items), SLICE):
+                pickler.dump(items[start:start + SLICE])
+                eventlet.sleep(0)
+    return buffer.getvalue()
+
+
+def _unpickled(data):
+    """(header, facts state) from `_pickled`'s bytes (or the one dict the first form held)."""
+    unpickler = pickle.Unpickler(io.BytesIO(data))
+    with _collector_paused():
+        header = unpickler.load()
+        if "layout" not in header:
+            return header, header["facts"]
+        state = {}
+        for name, kind in header["layout"]:
+            if kind == "whole":
+                state[name] = unpickler.load()
+                continue
+            items = []
+            for _ in range(unpickler.load()):
+                items.extend(unpickler.load())
+                eventlet.sleep(0)
+            state[name] = dict(items) if kind == "dict" else set(items) if kind == "set" else items
+    return header, state
 
 
 # Built again after a restore (the index, what load_facts built them from, the change log) or kept
@@ -196,15 +251,14 @@ def _restore_facts(session, first):
     if row is None or row[0] != facts_fingerprint():
         return None
     try:
-        with _collector_paused():
-            saved = pickle.loads(bytes(row[1]))
+        saved, state = _unpickled(bytes(row[1]))
     except Exception:  # noqa: BLE001 - only a cache: load every row instead
         log.warning("unreadable persisted assessment facts; loading every source row")
         return None
     if saved["first"] != first:  # the table was emptied and refilled since
         return None
     facts = Facts.__new__(Facts)
-    vars(facts).update(saved["facts"])
+    vars(facts).update(state)
     fresh = saved.get("rankings_fingerprint") == rankings_fingerprint()
     facts.restored_rankings = saved.get("rankings", {}) if fresh else {}
     return facts, saved["max_seq"], saved["head"]
