@@ -22,6 +22,11 @@ SECTIONS = {
 }
 
 
+READABLE = {"section": fields.String(validate=v.OneOf([*SECTIONS, "assessment"]))}
+CHANGEABLE = {"section": fields.String(validate=v.OneOf(list(SECTIONS)),
+                                       metadata={"description": "the assessment's rulebook: PUT /api/v1/rulebook"})}
+
+
 class RulebookQuery(ListQuery):
     as_of = fields.Date(metadata={"description": "the values in force on this date; default today, county time"})
 
@@ -29,7 +34,7 @@ class RulebookQuery(ListQuery):
 class RulebookChange(Schema):
     section = fields.String(metadata={"description": "from the path"})
     effective_from = fields.Date(required=True, metadata={"description": "the first day the new values hold"})
-    changes = fields.Dict(keys=fields.String(), required=True,
+    changes = fields.Dict(keys=fields.String(), required=True, validate=v.Length(min=1),
                           metadata={"description": "{key: new value}; keys as GET /api/v1/rulebook lists them"})
     reason = fields.String(load_default=None, allow_none=True, validate=v.Length(max=2000),
                            metadata={"description": "why (the county document that decided it)"})
@@ -66,7 +71,8 @@ def get_rulebook(ctx: RequestContext) -> Any:
             "version": scoring.get("version_in_force"), "rules": scoring.get("values")}
 
 
-@route("GET", "/api/v1/rulebook/<section>", roles=ANY_SIGNED_IN, query=RulebookQuery, tag="rulebook")
+@route("GET", "/api/v1/rulebook/<section>", roles=ANY_SIGNED_IN, query=RulebookQuery, tag="rulebook",
+       path_params=READABLE)
 def get_rulebook_section(ctx: RequestContext) -> Any:
     """One section of the county rulebook: values in force on `as_of` and every version."""
     service, read, _ = _section(ctx.path_values["section"])
@@ -77,7 +83,8 @@ def get_rulebook_section(ctx: RequestContext) -> Any:
         raise ServiceUnavailable(f"the gateway does not reach the {service} service", {"service": service}) from None
 
 
-@route("PUT", "/api/v1/rulebook/<section>", roles=RULE_MAKERS, body=RulebookChange, tag="rulebook")
+@route("PUT", "/api/v1/rulebook/<section>", roles=RULE_MAKERS, body=RulebookChange, tag="rulebook",
+       path_params=CHANGEABLE)
 def change_rulebook_section(ctx: RequestContext) -> Any:
     """A new version of a section, effective from a date: `{effective_from, changes, reason}`.
     Commands and scores dated before `effective_from` keep the earlier values."""

@@ -118,13 +118,14 @@ class ScoringRulebook:
         return self.kept[key]
 
     def _laid_over(self, version, day):
-        ordered = sorted(self.versions.values(), key=lambda v: (v["effective_from"], v["version"]))
+        # version 1, the defaults, is the base whatever a change's date (as version 0 of a section)
+        ordered = sorted(self.versions.values(), key=lambda v: (v["version"] != 1, v["effective_from"], v["version"]))
         if version is not None:
             if version not in self.versions:
                 raise NotFound("no such rulebook version", {"version": version, "known": sorted(self.versions)})
             ordered = [v for v in ordered if v["version"] <= version]
-        elif day is not None:
-            ordered = [v for v in ordered if v["effective_from"] <= day]
+        elif day is not None:  # version 1, the defaults, holds however early the day
+            ordered = [v for v in ordered if v["effective_from"] <= day or v["version"] == 1]
         rules = {}
         for item in ordered:
             rules = layered(rules, {k: v for k, v in item["changes"].items() if k not in MOVED_RULES})

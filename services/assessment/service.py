@@ -9,7 +9,7 @@ from services.common.rpc import rpc
 from nameko.timer import timer
 from sqlalchemy import text
 
-from services.common.chassis import EventSourcedService, change_command
+from services.common.chassis import CountySectionFollower, EventSourcedService, change_command
 from services.common.consumer import EventConsumer
 from services.common.errors import NotFound, ServiceUnavailable, ValidationFailed
 from services.common.pagination import decode_cursor, encode_cursor, page_limit
@@ -70,7 +70,7 @@ def _current_rankings(facts):
             if identity == loaded[:2] and number == changes.count}
 
 
-class AssessmentService(EventSourcedService, EventConsumer):
+class AssessmentService(EventSourcedService, CountySectionFollower, EventConsumer):
     name = "assessment"
     projections = projections
     sources = ("registry", "assistance", "projects", "credit", "supervision")

@@ -328,6 +328,15 @@ def test_a_change_recorded_later_with_an_earlier_date_does_not_undo_one_dated_af
     assert view["version_in_force"] == 3 and view["versions"][2]["reason"] == "县考核办文件"
 
 
+def test_the_defaults_hold_on_any_day_before_every_change():
+    facts = facts_of(county_events())
+    published(facts, {"restriction_years": 2}, date(1, 1, 1))
+    assert facts.scoring_rulebook.rules(day=date(1, 1, 1))[0] == 2
+    assert facts.scoring_rulebook.rules(day=date(1899, 12, 31))[1]["restriction_years"] == 2
+    fresh = facts_of(county_events())
+    assert fresh.scoring_rulebook.rules(day=date(1, 1, 1)) == (1, DEFAULT_RULES)
+
+
 def test_a_change_that_would_put_a_later_book_out_of_order_is_refused():
     facts = facts_of(county_events())
     published(facts, {"grade_bands": {"good": 85}}, date(2024, 1, 1))
