@@ -8,6 +8,7 @@ no score. Every other event (and a visit whose pairing is not known yet) says "a
 changed", and the ranking is computed whole, as before. So an incremental ranking is never a guess: it re-scores exactly the
 subjects whose inputs changed and sorts again (tests compare it with a full ranking).
 """
+import bisect
 from collections import deque
 
 from . import scoring
@@ -73,4 +74,10 @@ def rerank(previous, subject_type, changed, facts, period, as_of, version):
     if not mine:  # nothing of this subject type changed: the same cards, already ranked
         return previous
     fresh = {subject_id: scoring.score(subject_type, subject_id, facts, period, as_of, version) for subject_id in mine}
-    return scoring.rank([fresh.get(card["subject_id"]) or dict(card) for card in previous])
+    # The rest stay in order: the fresh cards are put in their places (the order is total, ties
+    # go by subject id), and only cards whose rank moved are copied.
+    ordered = [card for card in previous if card["subject_id"] not in fresh]
+    for card in fresh.values():
+        bisect.insort(ordered, card, key=scoring.rank_key)
+    return [card if card.get("rank") == position else {**card, "rank": position}
+            for position, card in enumerate(ordered, start=1)]

@@ -176,6 +176,13 @@ def _restore_facts(session, first):
     return facts, saved["max_seq"], saved["head"]
 
 
+_FRESHNESS = (
+    "SELECT first.seq, first.event_id::text, (SELECT max(seq) FROM source_events),"
+    " (SELECT max(global_position) FROM events)"
+    " FROM (SELECT 1) AS one LEFT JOIN LATERAL"
+    " (SELECT seq, event_id FROM source_events ORDER BY seq LIMIT 1) AS first ON true")
+
+
 def load_facts(session):
     """Facts for everything applied so far, kept per database and brought up to date per call.
 
@@ -186,9 +193,12 @@ def load_facts(session):
     """
     cache = _cache_for(session)
     with cache["loading"]:
-        first = session.execute(select(source_events.c.seq, source_events.c.event_id)
-                                .order_by(source_events.c.seq).limit(1)).first()
-        first = None if first is None else tuple(first)
+        # Every score read comes here: one round trip says whether anything is new (the cursor
+        # and the own-events query cost four more, and were most of a read's time under load).
+        with session.connection().connection.cursor() as cursor:
+            cursor.execute(_FRESHNESS)
+            first_seq, first_id, newest_seq, newest_own = cursor.fetchone()
+        first = None if first_seq is None else (first_seq, first_id)
         facts, last_seq, last_head = cache["facts"], cache["max_seq"], cache["head"]
         if facts is None or cache["first"] != first:
             restored = _restore_facts(session, first) if first is not None else None
@@ -198,8 +208,8 @@ def load_facts(session):
             facts.changes = incremental.ChangeLog()  # what each event applied from now on may change
         # Applied in place: scoring is pure CPU, so under eventlet no reader is interrupted
         # halfway through a ranking, and apply() only ever adds events a reader may also see.
-        _, newest = _apply_source_rows(facts, session, after_seq=last_seq)
-        own = EventStore(session).events_since(last_head, 10**9)
+        newest = _apply_source_rows(facts, session, after_seq=last_seq)[1] if (newest_seq or 0) > last_seq else 0
+        own = EventStore(session).events_since(last_head, 10**9) if (newest_own or 0) > last_head else []
         for event in own:
             facts.apply(event)
             facts.changes.record(None)  # ratings, vetoes, rulebooks: ranked whole again
