@@ -181,11 +181,11 @@ class AssessmentService(EventSourcedService, EventConsumer):
     def _facts_and_months(self):
         """The facts and the months' closings, in one session (every score read needs both)."""
         with self.db.new_session() as session:
-            if not session.execute(text("SELECT pg_try_advisory_xact_lock_shared(hashtext(:k))"),
-                                   {"k": projections.REBUILD_LOCK}).scalar():
+            fresh = projections.freshness(session, rebuild_lock=True)
+            if not fresh.not_rebuilding:
                 raise ServiceUnavailable("the assessment is rebuilding its facts from every source; scores are "
                                          "answered again when it is done", {"retry_after": 30})
-            return projections.load_facts(session), projections.month_streams(session)
+            return projections.load_facts(session, fresh), projections.month_streams(session, fresh)
 
     @rpc
     def subject_score(self, subject_type, subject_id, period, as_of, version=None, mask_names=False):
