@@ -38,6 +38,7 @@ from services.assessment import scoring  # noqa: E402
 from services.assessment.facts import Facts  # noqa: E402
 from services.common.db import make_cooperative  # noqa: E402
 from services.common.events import StoredEvent  # noqa: E402
+from tests.rulebook_defaults import declared_defaults  # noqa: E402
 
 PG = os.environ.get("FUPIN_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 AMQP = os.environ.get("FUPIN_BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
@@ -46,7 +47,7 @@ AMQP = os.environ.get("FUPIN_BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
 def county_events(cadres, pairings, year, seed=7, id_prefix=""):
     """(type, payload) tuples of one county year; ids are stable across years except visits."""
     rng = random.Random(seed + year)
-    out = []
+    out = declared_defaults()  # every service's rulebook defaults, as each puts them on record at start
     units = max(1, cadres // 20)
     townships = 10
     for t in range(townships):

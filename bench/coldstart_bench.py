@@ -5,9 +5,12 @@ after year) straight into a fresh assessment database's `source_events`, then in
 `--repeat` times, as after a restart (the in-process cache emptied):
   1. from rows: load_facts reads every row (server-side cursor) and applies it, then the first
      full cadre ranking;
-  2. the facts persisted (projections.save_facts_snapshot, as the catch-up timer does);
+  2. the facts persisted (projections.save_facts_snapshot, as the catch-up timer does), with the
+     cadre ranking kept for them (service._kept_ranking, as a read keeps it);
   3. from the persisted facts: load_facts restores them (and applies nothing newer), then the
-     first full cadre ranking.
+     first full cadre ranking, computed (scoring.rank_all);
+  4. the same restore, then the first ranking as a read gets it (service._kept_ranking): the
+     ranking persisted with the facts.
 Database: fupin_bench_coldstart_assessment (dropped after).
 Run: .venv/bin/python bench/coldstart_bench.py [--events 300000] [--repeat 3]
 """
@@ -28,7 +31,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from bench.assessment_bench import county_events  # noqa: E402
-from services.assessment import projections, scoring  # noqa: E402
+from services.assessment import projections, scoring, service  # noqa: E402
 from services.common.db import drop_database  # noqa: E402
 from services.common.migrate import migrate  # noqa: E402
 
@@ -66,6 +69,18 @@ def first_ranking(engine, period, as_of):
         return loaded - started, time.perf_counter() - loaded, len(ranked)
 
 
+def first_kept_ranking(engine, period, as_of):
+    """As first_ranking, the ranking through what a read calls (the kept rankings emptied first)."""
+    service._RANKINGS.clear()
+    service._LATEST.clear()
+    with Session(engine) as session:
+        started = time.perf_counter()
+        facts = projections.load_facts(session)
+        loaded = time.perf_counter()
+        ranked = service._kept_ranking("cadre", facts, period, as_of, None)
+        return loaded - started, time.perf_counter() - loaded, len(ranked)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=300_000)
@@ -83,7 +98,7 @@ def main():
     rows, year = write_rows(engine, args.events, args.cadres, args.pairings)
     results.update(source_rows=rows, write_seconds=round(time.perf_counter() - started, 1))
     period, as_of = scoring.parse_period(str(year)), date(year + 1, 1, 15)
-    from_rows, from_saved = [], []
+    from_rows, from_saved, from_saved_ranking = [], [], []
     for _ in range(args.repeat):
         projections._caches.clear()
         with Session(engine) as session:
@@ -91,9 +106,10 @@ def main():
             session.commit()
         from_rows.append(first_ranking(engine, period, as_of))
         with Session(engine) as session:
-            projections.load_facts(session)
+            facts = projections.load_facts(session)
+            service._kept_ranking("cadre", facts, period, as_of, None)
             saving = time.perf_counter()
-            projections.save_facts_snapshot(session)
+            projections.save_facts_snapshot(session, service._current_rankings(facts))
             session.commit()
             results["save_seconds"] = round(time.perf_counter() - saving, 2)
             results["persisted_mib"] = round(session.execute(
@@ -101,6 +117,8 @@ def main():
         projections._caches.clear()
         from_saved.append(first_ranking(engine, period, as_of))
         assert projections._caches[str(engine.url)]["restored"], "the persisted facts were not used"
+        projections._caches.clear()
+        from_saved_ranking.append(first_kept_ranking(engine, period, as_of))
 
     def summary(samples):
         load = statistics.median(s[0] for s in samples)
@@ -110,6 +128,7 @@ def main():
 
     results["from_every_row"] = summary(from_rows)
     results["from_persisted_facts"] = summary(from_saved)
+    results["from_persisted_facts_and_ranking"] = summary(from_saved_ranking)
     per_million = 1_000_000 / rows
     results["extrapolated_to_1m_events_linear"] = {
         "from_every_row_s": round(results["from_every_row"]["facts_load_s"] * per_million

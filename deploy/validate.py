@@ -504,7 +504,10 @@ def component_source(component):
 def event_sources(component):
     """The services whose events this one handles (`@event_handler("registry", ...)`)."""
     text = component_source(component).read_text(encoding="utf-8")
-    return sorted(set(re.findall(r"""@event_handler\(\s*["'](\w+)["']""", text)))
+    sources = set(re.findall(r"""@event_handler\(\s*["'](\w+)["']""", text))
+    if "CountySectionFollower" in text:  # services/common/chassis.py: the registry's county-section broadcast
+        sources.add("registry")
+    return sorted(sources)
 
 
 def rpc_callees(component):

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -31,9 +32,9 @@ from werkzeug.wrappers import Request
 
 from services.common.errors import Forbidden, FupinError, ServiceUnavailable, ValidationFailed
 from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from services.common.pagination import MAX_LIMIT
+from services.common.pagination import CURSOR_PATTERN, MAX_LIMIT
 from services.common.rpc import require_consumer
-from services.common.validation import refuse_unsafe_values, validate
+from services.common.validation import Pattern, identifier, refuse_unsafe_values, validate
 from services.common.web import max_request_bytes, method_not_allowed, too_large
 
 from .auth import Principal, Unauthorized, ensure_token_live, principal_from_header
@@ -59,10 +60,21 @@ class Route:
     public: bool = False
     response: str = "json"  # or "file" for downloads
     body_has_path_ids: bool = False  # a service's command schema: the body is checked with the path ids
+    path_params: dict[str, Any] = field(default_factory=dict)  # name -> marshmallow field; default an id
+    errors: tuple = ()  # FupinError classes it answers beside every route's (for the OpenAPI document)
 
     @property
     def endpoint(self) -> Any:
         return f"{self.method} {self.path}"
+
+    @cached_property
+    def path_schema(self) -> type[Schema]:
+        """What each path parameter must look like: the route's own field for it, else the body
+        schema's field of that name (a command checks its path ids too), else an id. Checked by
+        `dispatch` and stated by the OpenAPI document."""
+        declared = self.body().fields if self.body_has_path_ids and self.body is not None else {}
+        return Schema.from_dict({name: self.path_params.get(name) or declared.get(name) or identifier()
+                                 for name in path_fields(self)}, name=f"Path_{self.handler.__name__}")
 
 
 ROUTES: list[Route] = []
@@ -74,15 +86,19 @@ EVERY_ROLE = ANY_SIGNED_IN | {"auditor"}
 
 def route(method: str, path: str, *, roles: Iterable[str], body: type | tuple[str, str] | None = None,
           query: type | None = None, status: int = 200, tag: str = "", public: bool = False,
-          response: str = "json") -> Callable[[Handler], Handler]:
+          response: str = "json", path_params: dict[str, Any] | None = None,
+          errors: tuple = ()) -> Callable[[Handler], Handler]:
     """Declare a route. `body` is a Schema class, or `(service, command)` for that service's
-    command schema (gateway.contracts), which checks the body merged with the path ids."""
+    command schema (gateway.contracts), which checks the body merged with the path ids.
+    `path_params` names the field of a path parameter that is not an id (a month, a section);
+    `errors` the error classes it may answer beside those of every route."""
     schema = command_schema(*body) if isinstance(body, tuple) else body
 
     def register(handler: Handler) -> Handler:
         ROUTES.append(Route(method, path, handler, frozenset(roles), schema, query, status, tag,
                             (handler.__doc__ or "").strip().split("\n")[0], public, response,
-                            body_has_path_ids=isinstance(body, tuple)))
+                            body_has_path_ids=isinstance(body, tuple), path_params=dict(path_params or {}),
+                            errors=tuple(errors)))
         return handler
     return register
 
@@ -115,7 +131,8 @@ class ListQuery(Schema):
 
     limit = fields.Integer(load_default=50, validate=v.Range(1, MAX_LIMIT),
                            metadata={"description": f"1..{MAX_LIMIT}"})
-    cursor = fields.String(load_default=None)
+    cursor = fields.String(load_default=None, validate=Pattern(CURSOR_PATTERN, error="not a cursor this API gave out"),
+                           metadata={"description": "a next_cursor as a list answered it (opaque)"})
 
 
 def _json_default(value: Any) -> Any:
@@ -299,6 +316,7 @@ def dispatch(url_map: Any, request: Request, *, rpc: Any, config: Mapping[str, A
             if principal.role not in matched.roles:
                 raise Forbidden(f"the {principal.role} role may not call {matched.method} {matched.path}",
                                 {"role": principal.role})
+        path_values = validate(matched.path_schema(), path_values)  # the shapes the document states
         query = validate(matched.query(), dict(request.args.items())) if matched.query else dict(request.args.items())
         raw_body = body = None
         if matched.method in ("POST", "PUT", "PATCH"):

@@ -1,4 +1,5 @@
 """Identity: users with argon2 password hashes, short-lived JWT bearer tokens, roles + scopes."""
+import itertools
 import time
 import uuid
 from collections.abc import Mapping
@@ -15,7 +16,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy import BigInteger, Boolean, Column, DateTime, Float, Index, MetaData, Table, Text, delete, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 
+from marshmallow import fields
+
 from services.common.errors import Conflict, FupinError, NotFound, ValidationFailed
+from services.common.validation import CONTROL_CHARACTERS
 
 ROLES = ("admin", "leading_group", "township", "department", "unit", "cadre", "credit_union", "inspector",
          "auditor")
@@ -142,6 +146,29 @@ def password_problems(password: str, rules: Any) -> Any:
         problems.append(f"at least {rules.password_min_classes} of: lower-case letters, upper-case letters, "
                         "digits, other characters")
     return problems
+
+
+# The classes as ASCII, for the document's pattern: a password made of these passes the
+# policy's Unicode-aware count above (an ASCII letter is lower- or upper-case, ...).
+ASCII_CLASSES = ("[a-z]", "[A-Z]", "[0-9]", r"[ -/:-@\[-`{-~]")
+
+
+def password_pattern(rules: Any) -> str:
+    """A regular expression (Python and ECMA 262 alike) that only passwords meeting the policy
+    match: `password_min_length` characters with `password_min_classes` of the four classes."""
+    choices = "|".join("".join(rf"(?=[\s\S]*{cls})" for cls in combination)
+                       for combination in itertools.combinations(ASCII_CLASSES, rules.password_min_classes))
+    return rf"^(?:{choices})[^{CONTROL_CHARACTERS}]{{{rules.password_min_length},}}$"
+
+
+class NewPassword(fields.String):
+    """A password being set: check_password_policy decides (with the deployment's rules); the
+    OpenAPI document states the same rules as a pattern (`openapi_for`)."""
+
+    def openapi_for(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        return {"pattern": password_pattern(SecurityRules.from_config(config)), "description": (
+            "the password policy: at least {0.password_min_length} characters, {0.password_min_classes} of lower-case, "
+            "upper-case, digits, other characters".format(SecurityRules.from_config(config)))}
 
 
 def check_password_policy(password: str, rules: Any, field_name: str = "password") -> None:

@@ -8,7 +8,7 @@ import os
 import socket
 import subprocess
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import kombu.pools
 import pytest
@@ -152,6 +152,19 @@ def running(service_cls, config):
         yield container
     finally:
         container.stop()
+
+
+@contextmanager
+def running_services(amqp_uri, databases, *service_classes):
+    """Every database of `databases` ({component: url}) emptied, then each service of
+    `service_classes` running on its own one; yields an RPC client of them all."""
+    for url in databases.values():
+        truncate_all(url)
+    with ExitStack() as stack:
+        for service_cls in service_classes:
+            config = service_config(service_cls.name, amqp_uri, databases[service_cls.name])
+            stack.enter_context(running(service_cls, config))
+        yield stack.enter_context(rpc_client(amqp_uri))
 
 
 @contextmanager

@@ -2,10 +2,9 @@
 import base64
 from typing import Any
 
+from marshmallow import fields, validate as v
 from werkzeug.wrappers import Response
 
-from services.common.errors import NotFound
-from services.common.validation import arguments
 
 from ..app import ANY_SIGNED_IN, command, ListQuery, RequestContext, route
 from ..contracts import assessment
@@ -27,21 +26,25 @@ command("POST", "/api/v1/ratings", "assessment", "record_rating", roles=JUDGES)
 command("POST", "/api/v1/vetoes", "assessment", "record_veto", roles=JUDGES)
 
 
+# path parameters that are not ids: dispatch checks them, the OpenAPI document states them
+SUBJECT_TYPE = {"subject_type": fields.String(validate=v.OneOf(assessment.SUBJECT_TYPES))}
+MONTH = dict(assessment.MonthArgument().fields)
+
+
 def _subject_type(ctx: RequestContext) -> Any:
-    subject_type = ctx.path_values["subject_type"]
-    if subject_type not in assessment.SUBJECT_TYPES:
-        raise NotFound("no such subject type", {"subject_type": [f"one of {', '.join(assessment.SUBJECT_TYPES)}"]})
-    return subject_type
+    return ctx.path_values["subject_type"]  # one of SUBJECT_TYPES: dispatch checked it
 
 
-@route("GET", "/api/v1/scores/<subject_type>", roles=ANY_SIGNED_IN, query=ScoreQuery, tag="assessment")
+@route("GET", "/api/v1/scores/<subject_type>", roles=ANY_SIGNED_IN, query=ScoreQuery, tag="assessment",
+       path_params=SUBJECT_TYPE)
 def rankings(ctx: RequestContext) -> Any:
     """Scores of every subject of a type for a period as of a date, best first, vetoed last."""
     return ctx.call("assessment", "rankings", _subject_type(ctx), ctx.query["period"],
                     ctx.query["as_of"].isoformat(), ctx.query["limit"], ctx.query["cursor"], ctx.query.get("version"))
 
 
-@route("GET", "/api/v1/scores/<subject_type>/<subject_id>", roles=ANY_SIGNED_IN, query=ScoreQuery, tag="assessment")
+@route("GET", "/api/v1/scores/<subject_type>/<subject_id>", roles=ANY_SIGNED_IN, query=ScoreQuery, tag="assessment",
+       path_params=SUBJECT_TYPE)
 def subject_score(ctx: RequestContext) -> Any:
     """One subject's score with every indicator and its evidence, and for cadres the pay."""
     subject_type, subject_id = _subject_type(ctx), ctx.path_values["subject_id"]
@@ -66,7 +69,9 @@ def subject_score(ctx: RequestContext) -> Any:
 
 @route("PUT", "/api/v1/rulebook", roles=JUDGES, body=("assessment", "publish_rulebook"), tag="assessment")
 def publish_rulebook(ctx: RequestContext) -> Any:
-    """Publish a new rulebook version; earlier periods can still be scored under any version."""
+    """A new version of the scoring rulebook, effective from `effective_from` (default `published_on`):
+    a score dated before keeps the earlier values; any version can still be asked for (`?version=`).
+    The same as PUT /api/v1/rulebook/assessment."""
     return ctx.command("assessment", "publish_rulebook", dict(ctx.raw_body))
 
 
@@ -86,7 +91,7 @@ MONTH_READERS = JUDGES + ("inspector",)
 
 
 def _month(ctx: RequestContext) -> Any:
-    return arguments(assessment.MonthArgument(), month=ctx.path_values["month"])["month"]
+    return ctx.path_values["month"]  # checked by dispatch with assessment.MonthArgument's field
 
 
 command("POST", "/api/v1/periods/<month>/close", "assessment", "close_month", roles=JUDGES, status=200)
@@ -99,14 +104,14 @@ def list_periods(ctx: RequestContext) -> Any:
     return ctx.call("assessment", "list_periods", ctx.query["year"])
 
 
-@route("GET", "/api/v1/periods/<month>", roles=MONTH_READERS, tag="assessment")
+@route("GET", "/api/v1/periods/<month>", roles=MONTH_READERS, tag="assessment", path_params=MONTH)
 def period_report(ctx: RequestContext) -> Any:
     """A month's status, its closings and re-openings, and the events dated into it after it was closed."""
     return ctx.call("assessment", "period_report", _month(ctx))
 
 
 @route("GET", "/api/v1/periods/<month>/pay-sheet", roles=JUDGES, query=assessment.InFormat, tag="assessment",
-       response="file")
+       response="file", path_params=MONTH)
 def pay_sheet(ctx: RequestContext) -> Any:
     """The closed month's pay sheet (cadre, unit, score, grade, performance pay, rewards, withheld, restrictions)."""
     result = ctx.call("assessment", "pay_sheet", _month(ctx), ctx.query["format"])

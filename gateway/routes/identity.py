@@ -1,16 +1,18 @@
 """Tokens, users and the audit trail."""
 from typing import Any
 
-from marshmallow import Schema, fields, validate as v
+from marshmallow import Schema, fields, validate as v, validates_schema
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from services.common.commands import run_in_transaction
+from services.common.validation import SAFE_TEXT_PATTERN, documented
 from services.common.pagination import decode_cursor, page
 
 from ..app import EVERY_ROLE, ListQuery, RequestContext, route
-from ..auth import (ADMIN_MAY_CREATE, SecurityRules, authenticate, change_password, create_user, issue_token,
-                    revoke, unlock, users)
+from ..auth import (ADMIN_MAY_CREATE, SCOPE_KEYS, AccountLocked, NewPassword, SecurityRules, TooManyAttempts,
+                    Unauthorized, authenticate, change_password, check_scope, create_user, issue_token, revoke, unlock,
+                    users)
 from ..audit import audit_log, export_audit, list_audit
 
 
@@ -21,16 +23,24 @@ class TokenRequest(Schema):
 
 class NewUser(Schema):
     username = fields.String(required=True, validate=v.Length(min=2, max=64))
-    password = fields.String(required=True, load_only=True,
-                             metadata={"description": "the password policy: at least 10 characters, 3 of lower-case, "
-                                                      "upper-case, digits, other characters"})
+    password = NewPassword(required=True, load_only=True)
     role = fields.String(required=True, validate=v.OneOf(ADMIN_MAY_CREATE))
-    scope = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+    scope = fields.Dict(keys=fields.String(validate=v.OneOf(sorted(set(SCOPE_KEYS.values())))), values=fields.String(),
+                        load_default=dict, metadata={"description": "the scope key of the role (SCOPE_KEYS)"})
+
+    @validates_schema
+    @documented({"anyOf": [
+        {"required": ["scope"], "properties": {"role": {"enum": [role]}, "scope": {
+            "type": "object", "required": [key], "properties": {key: {"type": "string", "minLength": 1, "pattern": SAFE_TEXT_PATTERN}}}}}
+        for role, key in SCOPE_KEYS.items() if role in ADMIN_MAY_CREATE
+    ] + [{"properties": {"role": {"enum": [role for role in ADMIN_MAY_CREATE if role not in SCOPE_KEYS]}}}]})
+    def scope_of_role(self, data: dict[str, Any], **kwargs: Any) -> None:
+        check_scope(data["role"], data.get("scope"))  # a scoped role names its scope (SCOPE_KEYS)
 
 
 class PasswordChange(Schema):
     old_password = fields.String(required=True, load_only=True)
-    new_password = fields.String(required=True, load_only=True)
+    new_password = NewPassword(required=True, load_only=True)
 
 
 class AuditQuery(ListQuery):
@@ -48,7 +58,8 @@ class AuditExportQuery(Schema):
     until = fields.DateTime()
 
 
-@route("POST", "/api/v1/auth/token", roles=(), body=TokenRequest, public=True, tag="identity")
+@route("POST", "/api/v1/auth/token", roles=(), body=TokenRequest, public=True, tag="identity",
+       errors=(Unauthorized, AccountLocked, TooManyAttempts))
 def token(ctx: RequestContext) -> Any:
     """Exchange a username and password for a bearer token. Five wrong passwords within 15 minutes
     lock the account (423) for 30 minutes; too many failures from one address answer 429."""

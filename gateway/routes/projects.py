@@ -1,8 +1,6 @@
 """Projects: departments post plans, progress, completion, acceptance and funds."""
 from typing import Any
 
-from marshmallow import Schema, fields, validate as v
-
 from ..app import ANY_SIGNED_IN, command, ListQuery, RequestContext, route
 from ..contracts import projects
 from ..scopes import require_department
@@ -32,14 +30,8 @@ for path, rpc_method, status in (
             roles=DEPARTMENT_WRITERS, authorize=own_project, status=status)
 
 
-class ImportRequest(Schema):
-    filename = fields.String(required=True, metadata={"description": "ends in .csv or .xlsx"})
-    content_base64 = fields.String(required=True)
-    kind = fields.String(load_default="projects", validate=v.OneOf(("projects", "progress")))
-    department = fields.String(metadata={"description": "defaults to the caller's department"})
-
-
-@route("POST", "/api/v1/projects/import", roles=DEPARTMENT_WRITERS, body=ImportRequest, status=201, tag="projects")
+@route("POST", "/api/v1/projects/import", roles=DEPARTMENT_WRITERS, body=("projects", "import_projects"), status=201,
+       tag="projects")
 def import_projects(ctx: RequestContext) -> Any:
     """Apply a CSV or XLSX of projects (or progress rows): every row, or none with each bad row's reason."""
     data = dict(ctx.raw_body)

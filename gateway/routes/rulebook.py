@@ -1,6 +1,5 @@
 """The county rulebook, one door: every service's section (each owned by that service, as
-`rules_changed` events in its own store) plus the assessment's scoring rulebook, and the county's
-clock. Changes: admin or the leading group, effective from a date, audited like every command."""
+events in its own store; the assessment's is the scoring rulebook), and the county's clock. Changes: admin or the leading group, effective from a date, audited like every command."""
 from typing import Any
 
 from marshmallow import Schema, fields, validate as v
@@ -19,7 +18,13 @@ SECTIONS = {
     "projects": ("projects", "rulebook_section", "change_rules"),
     "credit": ("credit", "rulebook_section", "change_rules"),
     "supervision": ("supervision", "rulebook_section", "change_rules"),
+    "assessment": ("assessment", "rulebook_section", "change_rules"),  # the scoring rulebook
 }
+
+
+READABLE = {"section": fields.String(validate=v.OneOf([*SECTIONS, "assessment"]))}
+CHANGEABLE = {"section": fields.String(validate=v.OneOf(list(SECTIONS)),
+                                       metadata={"description": "the assessment's rulebook: PUT /api/v1/rulebook"})}
 
 
 class RulebookQuery(ListQuery):
@@ -29,7 +34,7 @@ class RulebookQuery(ListQuery):
 class RulebookChange(Schema):
     section = fields.String(metadata={"description": "from the path"})
     effective_from = fields.Date(required=True, metadata={"description": "the first day the new values hold"})
-    changes = fields.Dict(keys=fields.String(), required=True,
+    changes = fields.Dict(keys=fields.String(), required=True, validate=v.Length(min=1),
                           metadata={"description": "{key: new value}; keys as GET /api/v1/rulebook lists them"})
     reason = fields.String(load_default=None, allow_none=True, validate=v.Length(max=2000),
                            metadata={"description": "why (the county document that decided it)"})
@@ -39,16 +44,6 @@ def _section(name: str) -> tuple[str, str, str]:
     if name not in SECTIONS:
         raise NotFound(f"no rulebook section {name}", {"section": name, "known": sorted(SECTIONS)})
     return SECTIONS[name]
-
-
-def _assessment_rulebook(ctx: RequestContext) -> dict[str, Any]:
-    """The assessment's scoring rulebook (weights, grade bands, pay) with every version."""
-    latest = ctx.call("assessment", "get_rulebook")
-    versions = [latest if number == latest["version"] else ctx.call("assessment", "get_rulebook", number)
-                for number in range(1, latest["version"] + 1)]
-    return {"section": "assessment", "version_in_force": latest["version"], "values": latest["rules"],
-            "latest_version": latest["version"],
-            "versions": [{"version": item["version"], "values": item["rules"]} for item in versions]}
 
 
 def county_today(ctx: RequestContext) -> tuple[Any, dict[str, Any]]:
@@ -70,19 +65,17 @@ def get_rulebook(ctx: RequestContext) -> Any:
             sections[name] = {"section": name, "unavailable": exc.message}
         except KeyError:  # a service this gateway has no proxy for
             sections[name] = {"section": name, "unavailable": f"the gateway does not reach the {service} service"}
-    sections["assessment"] = _assessment_rulebook(ctx)
     # `version` and `rules`: the assessment's rulebook as this route answered before the sections
+    scoring = sections["assessment"]
     return {"as_of": as_of.isoformat(), "sections": sections,
-            "version": sections["assessment"]["version_in_force"], "rules": sections["assessment"]["values"]}
+            "version": scoring.get("version_in_force"), "rules": scoring.get("values")}
 
 
-@route("GET", "/api/v1/rulebook/<section>", roles=ANY_SIGNED_IN, query=RulebookQuery, tag="rulebook")
+@route("GET", "/api/v1/rulebook/<section>", roles=ANY_SIGNED_IN, query=RulebookQuery, tag="rulebook",
+       path_params=READABLE)
 def get_rulebook_section(ctx: RequestContext) -> Any:
     """One section of the county rulebook: values in force on `as_of` and every version."""
-    name = ctx.path_values["section"]
-    if name == "assessment":
-        return _assessment_rulebook(ctx)
-    service, read, _ = _section(name)
+    service, read, _ = _section(ctx.path_values["section"])
     as_of = ctx.query.get("as_of")
     try:
         return ctx.call(service, read, as_of.isoformat() if as_of else None)
@@ -90,7 +83,8 @@ def get_rulebook_section(ctx: RequestContext) -> Any:
         raise ServiceUnavailable(f"the gateway does not reach the {service} service", {"service": service}) from None
 
 
-@route("PUT", "/api/v1/rulebook/<section>", roles=RULE_MAKERS, body=RulebookChange, tag="rulebook")
+@route("PUT", "/api/v1/rulebook/<section>", roles=RULE_MAKERS, body=RulebookChange, tag="rulebook",
+       path_params=CHANGEABLE)
 def change_rulebook_section(ctx: RequestContext) -> Any:
     """A new version of a section, effective from a date: `{effective_from, changes, reason}`.
     Commands and scores dated before `effective_from` keep the earlier values."""

@@ -8,9 +8,8 @@ caller's scope holds.
 """
 from typing import Any
 
-from marshmallow import fields
-
 from services.common.errors import Forbidden, NotFound
+from services.common.validation import DateOrDateTime
 
 from ..app import command, ListQuery, RequestContext, route
 from ..contracts import supervision
@@ -89,7 +88,7 @@ def list_campaigns(ctx: RequestContext) -> Any:
 
 
 class CampaignQuery(ListQuery):
-    as_of = fields.String(metadata={"description": "a date (its end, county time) or a date-time; default now"})
+    as_of = DateOrDateTime(metadata={"description": "a date (its end, county time) or a date-time; default now"})
 
 
 def _scoped_view(ctx: RequestContext, view: Any) -> Any:
@@ -119,7 +118,7 @@ def get_campaign(ctx: RequestContext) -> Any:
 
 
 class ProblemQuery(ListQuery, supervision.ProblemFilters):
-    as_of = fields.String(metadata={"description": "overdue as of this date; default today (county time)"})
+    as_of = DateOrDateTime(metadata={"description": "overdue as of this date; default today (county time)"})
 
 
 @route("GET", "/api/v1/problems", roles=READERS, query=ProblemQuery, tag="supervision")

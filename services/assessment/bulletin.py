@@ -1,6 +1,6 @@
 """The weekly bulletin (周通报, due each Friday 12:00, seed 001 §四(二)): per department and per
 township, what happened in the ISO week and where the month and the year stand."""
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -82,16 +82,34 @@ def weekly_bulletin(facts, week):
         })
     # Supervision (督查督战): campaign progress and the lapses by unit, as at the week's end
     # (county time; a report's time carries its offset).
-    end = datetime.combine(sunday, time(23, 59, 59), tzinfo=ZoneInfo(facts_timezone(facts)))
+    end = datetime.combine(sunday, time(23, 59, 59), tzinfo=ZoneInfo(facts_timezone(facts, sunday)))
     return {"week": week, "from": monday.isoformat(), "to": sunday.isoformat(),
-            "due": f"{date.fromordinal(monday.toordinal() + 4).isoformat()}T12:00",  # Friday noon
+            "due": bulletin_due(facts, monday),
             "columns": [name for name, _ in COLUMNS], "rows": rows,
             "campaigns": supervision.campaign_progress(facts, monday, sunday, end),
             "lapses": supervision.lapses_by_unit(facts, sunday, end)}
 
 
-def facts_timezone(facts):
-    return facts.rulebook()[1].get("timezone") or DEFAULT_TIMEZONE
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def facts_timezone(facts, day=None):
+    """The county section's `timezone` in force (the registry's rulebook events); the clock's
+    default until they have reached the assessment."""
+    county = facts.section_in_force("county", day or date.max)
+    return (county[1].get("timezone") if county else None) or DEFAULT_TIMEZONE
+
+
+def bulletin_due(facts, monday):
+    """When the week's reports are due (county time): the supervision section's `report_weekday`
+    and `report_deadline` in force that week (default Friday 12:00); None until that section's
+    events have reached the assessment (its values have one home)."""
+    supervision_rules = facts.section_in_force("supervision", monday)
+    if supervision_rules is None:
+        return None
+    values = supervision_rules[1]
+    day = monday + timedelta(days=WEEKDAYS.index(values["report_weekday"]))
+    return f"{day.isoformat()}T{values['report_deadline']}"
 
 
 CAMPAIGN_COLUMNS = [("campaign", "专项行动"), ("action", "行动"), ("target", "指标"), ("unit_of_measure", "单位"),

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from services.common.errors import NotFound
+from services.common.errors import NotFound, ServiceUnavailable
 
 from . import supervision
 
@@ -35,7 +35,8 @@ DEFAULT_RULES = {
 
 
 # Values the scores use whose home is another service's rulebook section (one home each): the
-# assessment reads them from that section's `rules_changed` events, in force on the scoring date
+# assessment reads them from that section's events (`rules_defaults_declared` for version 0, the
+# owner's code defaults; `rules_changed` for every change), in force on the scoring date
 # (min(period end, as-of)). {scoring key: (section, section key)}; leader visits combine two keys.
 MOVED_RULES = {
     "visits_per_month": ("assistance", "visits_per_month"),
@@ -45,21 +46,124 @@ MOVED_RULES = {
     "disbursement_target": ("projects", "disbursement_target_rate"),
     "disbursement_by": ("projects", "disbursement_target_date"),
 }
-# DOMAIN.md's defaults of those section keys, read only while the owning section has no change
-# (the sections' version 0 is their code's defaults; no service imports another's code).
-SECTION_DEFAULTS = {
-    "assistance": {"visits_per_month": 1, "residency_min_days": 15, "head_village_visits_per_year": 2,
-                   "leader_village_visits_per_year": 4},
-    "projects": {"disbursement_target_rate": "0.95", "disbursement_target_date": "09-30"},
-}
+
+# The scoring rulebook's version 1 (the defaults above) holds from the beginning.
+BEGINNING = date(1900, 1, 1)
 
 
-def upcast_rulebook(rules):
-    """A rulebook_published payload as this code reads it. Before the one-home rulebook (issue
-    18) a published version also carried the moved keys: the values it carried still hold for
-    scores under that version (so a recomputed past period does not change); a version
-    published since carries none, and the owning section's value holds."""
-    return rules
+def upcast_rulebook(payload):
+    """A `rulebook_published` payload as this code reads it: {version, effective_from, changes,
+    reason, published_on}. Before effective dating (issue 18) a version was a whole rulebook,
+    `{version, rules, published_on}`, that held for every period: it reads as a change effective
+    from the beginning that sets every key, so past scores under it come out as they did. Such a
+    version may also carry keys that moved to another service's section (`visits_per_month`...):
+    they still hold while that version is the newest in force (see Facts.rulebook)."""
+    if "rules" in payload:
+        return {"version": int(payload["version"]), "effective_from": BEGINNING, "changes": payload["rules"],
+                "reason": None, "published_on": payload.get("published_on")}
+    return {**payload, "version": int(payload["version"]), "effective_from": _d(payload["effective_from"])}
+
+
+def layered(base, changes):
+    """`base` with `changes` laid over it: nested mappings merge (weights per subject type and
+    indicator), anything else is replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            for inner, inner_value in value.items():
+                if isinstance(inner_value, dict) and isinstance(merged[key].get(inner), dict):
+                    merged[key][inner].update(inner_value)
+                else:
+                    merged[key][inner] = copy.deepcopy(inner_value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+class ScoringRulebook:
+    """The assessment's own section of the county rulebook (weights, grade bands, pay...): its
+    versions as the `rulebook_published` events made them, version 1 being the defaults above.
+    Effective-dated like every section (services/common/rulebook.py): a score uses the versions
+    effective by its scoring date, laid over each other in order of (effective_from, version)."""
+
+    def __init__(self):
+        self.versions = {1: {"version": 1, "effective_from": BEGINNING, "changes": copy.deepcopy(DEFAULT_RULES),
+                             "reason": "the defaults (DOMAIN.md)", "published_on": None}}
+        self.kept = {}  # (version, day) -> (version, rules): a ranking asks once per subject
+
+    def apply(self, payload, event=None):
+        version = upcast_rulebook(payload)
+        if event is not None:
+            version.update(recorded_at=getattr(event, "recorded_at", None),
+                           actor=(getattr(event, "metadata", None) or {}).get("actor"))
+        self.versions[version["version"]] = version
+        self.kept = {}
+
+    @property
+    def latest_version(self):
+        return max(self.versions)
+
+    def rules(self, version=None, day=None):
+        """(version, rules). On a `day`: the versions effective by then laid over each other in
+        order of (effective_from, version), and the last of them. With a `version`: the book as
+        that version made it, whatever the dates (a past period recomputed under any version).
+        With neither: the book as its newest version made it. Callers must not change the rules.
+
+        A version written before effective dating that carried a key since moved to another
+        section (visits_per_month...) keeps that value while it is the last version applied; a
+        version since carries none, and the owning section's value holds."""
+        key = (None if version is None else int(version), None if version is not None else day)
+        if key not in self.kept:
+            self.kept[key] = self._laid_over(*key)
+        return self.kept[key]
+
+    def _laid_over(self, version, day):
+        # version 1, the defaults, is the base whatever a change's date (as version 0 of a section)
+        ordered = sorted(self.versions.values(), key=lambda v: (v["version"] != 1, v["effective_from"], v["version"]))
+        if version is not None:
+            if version not in self.versions:
+                raise NotFound("no such rulebook version", {"version": version, "known": sorted(self.versions)})
+            ordered = [v for v in ordered if v["version"] <= version]
+        elif day is not None:  # version 1, the defaults, holds however early the day
+            ordered = [v for v in ordered if v["effective_from"] <= day or v["version"] == 1]
+        rules = {}
+        for item in ordered:
+            rules = layered(rules, {k: v for k, v in item["changes"].items() if k not in MOVED_RULES})
+        last = self.versions[version] if version is not None else ordered[-1]
+        carried = {k: v for k, v in last["changes"].items() if k in MOVED_RULES}
+        return (version if version is not None else last["version"]), {**carried, **rules}
+
+    def view(self, day):
+        """The section as GET /api/v1/rulebook shows every section: values in force on `day`, the
+        version that put them there, and every version, oldest first."""
+        number, values = self.rules(day=day)
+        return {"section": "assessment", "as_of": day.isoformat(), "version_in_force": number, "values": values,
+                "latest_version": self.latest_version,
+                "versions": [{**{k: v for k, v in item.items() if k != "effective_from"},
+                              "effective_from": item["effective_from"].isoformat()}
+                             for item in (self.versions[n] for n in sorted(self.versions))]}
+
+
+def evolve_scoring_rulebook(book, event):
+    """The command path's fold of the assessment's rulebook stream."""
+    book.apply(event.payload, event)
+    return book
+
+
+class SectionNotReceived(ServiceUnavailable):
+    """A score needs a value of another service's section before that service's rulebook events
+    (its defaults on record) have reached the assessment: a moment after a first start."""
+
+
+class RulesInForce(dict):
+    """The rules a score uses; a key of a section not received yet is a 503, never a guess."""
+
+    def __missing__(self, key):
+        if key in MOVED_RULES:
+            section = MOVED_RULES[key][0]
+            raise SectionNotReceived(f"the {section} service's rulebook section has not reached the assessment yet",
+                                     {"section": section, "retry_after": 10})
+        raise KeyError(key)
 
 
 def _d(value):
@@ -149,8 +253,12 @@ class Facts(supervision.SupervisionFacts):
         self.exits, self.flags = {}, {}  # event_id -> (date, household_id)
         self.ratings = {}  # rating_id -> dict
         self.vetoes = {}
-        self.rulebooks = {1: copy.deepcopy(DEFAULT_RULES)}
+        self.scoring_rulebook = ScoringRulebook()  # the assessment's own section, effective-dated
+        # other services' rulebook sections, as their events say (any section; the scores read
+        # MOVED_RULES, the bulletin the county's time zone)
+        self.section_defaults = {}  # section -> (source position, the owner's code defaults on record)
         self.section_changes = {}  # section -> {event_id: rules_changed payload}
+        self.sections_kept = {}  # (section, day) -> section_in_force: a ranking asks once per subject
 
     # - applying ---------------------------------------------------------------------------
     def apply(self, event):
@@ -317,38 +425,61 @@ class Facts(supervision.SupervisionFacts):
         self.vetoes[p["veto_id"]] = {**p, "on": _d(p["on"])}
 
     def _on_rulebook_published(self, p, e):
-        self.rulebooks[int(p["version"])] = upcast_rulebook(p["rules"])
+        self.scoring_rulebook.apply(p, e)
 
-    # the rulebook sections the scores read (assistance, projects)
+    # other services' rulebook sections
+    def _on_rules_defaults_declared(self, p, e):
+        # the last on record wins: within its source, a later record has a later position
+        known = self.section_defaults.get(p["section"])
+        if known is None or e.global_position >= known[0]:
+            self.section_defaults[p["section"]] = (e.global_position, dict(p["defaults"]))
+        self.sections_kept = {}
+
     def _on_rules_changed(self, p, e):
         self.section_changes.setdefault(p["section"], {})[e.event_id] = p
+        self.sections_kept = {}
+
+    def section_in_force(self, section, day):
+        """(version, values) of another service's section in force on `day`, or None while its
+        defaults are not on record here; layered like services/common/rulebook.Section."""
+        if (section, day) not in self.sections_kept:
+            self.sections_kept[(section, day)] = self._section_laid_over(section, day)
+        return self.sections_kept[(section, day)]
+
+    def _section_laid_over(self, section, day):
+        declared = self.section_defaults.get(section)
+        if declared is None:
+            return None
+        current, number = dict(declared[1]), 0
+        changes = sorted(self.section_changes.get(section, {}).values(),
+                         key=lambda p: (p["effective_from"], int(p["version"])))
+        for change in changes:
+            if _d(change["effective_from"]) <= day:
+                current.update({k: v for k, v in change["changes"].items() if k in current})
+                number = int(change["version"])
+        return number, current
 
     def moved_rules(self, day):
-        """The MOVED_RULES values in force on `day`, and the section versions they came from."""
+        """The MOVED_RULES values in force on `day` (only those whose section is on record here),
+        and the section versions they came from (None: not received yet)."""
         values, versions = {}, {}
-        in_force = {}
-        for section, defaults in SECTION_DEFAULTS.items():
-            current, number = dict(defaults), 0
-            changes = sorted(self.section_changes.get(section, {}).values(),
-                             key=lambda p: (p["effective_from"], int(p["version"])))
-            for change in changes:
-                if _d(change["effective_from"]) <= day:
-                    current.update({k: v for k, v in change["changes"].items() if k in current})
-                    number = int(change["version"])
-            in_force[section], versions[section] = current, number
+        in_force = {section: self.section_in_force(section, day) for section, _ in MOVED_RULES.values()}
+        for section, found in in_force.items():
+            versions[section] = None if found is None else found[0]
         for key, (section, source) in MOVED_RULES.items():
+            if in_force[section] is None:
+                continue
+            values_of = in_force[section][1]
             if isinstance(source, tuple):
-                values[key] = {"head": int(in_force[section][source[0]]), "leader": int(in_force[section][source[1]])}
+                values[key] = {"head": int(values_of[source[0]]), "leader": int(values_of[source[1]])}
             else:
-                values[key] = in_force[section][source]
+                values[key] = values_of[source]
         return values, versions
 
     # - lookups --------------------------------------------------------------------------------
-    def rulebook(self, version=None):
-        version = max(self.rulebooks) if version is None else int(version)
-        if version not in self.rulebooks:
-            raise NotFound("no such rulebook version", {"version": version, "known": sorted(self.rulebooks)})
-        return version, self.rulebooks[version]
+    def rulebook(self, version=None, day=None):
+        """(version, rules) of the scoring rulebook (ScoringRulebook.rules)."""
+        return self.scoring_rulebook.rules(version, day)
 
     def subject_ids(self, subject_type):
         if subject_type == "unit":

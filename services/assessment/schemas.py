@@ -4,26 +4,14 @@ schemas (field types and code lists only), checked by the gateway and again by t
 The scores' rules live in scoring.py and domain.py; these schemas say what a well-formed request
 looks like.
 """
-from decimal import Decimal
+from marshmallow import Schema, ValidationError, fields, validate as v, validates_schema
 
-from marshmallow import Schema, ValidationError, fields, validate as v
+from services.common.validation import YEAR_TEXT, BoundedDecimal, Month, Pattern, Week, WholeNumber, Year, documented
 
-from services.common.validation import BoundedDecimal, Month, Year
-
-
-def _fraction(value, allow_zero=False):
-    # A function, not validate.Range: apispec would print Decimal bounds as strings.
-    if value > 1 or value < 0 or (value == 0 and not allow_zero):
-        raise ValidationError("must be a fraction between 0 and 1 (e.g. 0.95)")
-
-
-def _rate(value):
-    _fraction(value, allow_zero=True)
-
-
-def _not_negative(value):
-    if value < Decimal(0):
-        raise ValidationError("must not be negative")
+# Range validators, so the OpenAPI document states the bounds too.
+_fraction = v.Range(0, 1, min_inclusive=False, error="must be a fraction between 0 and 1 (e.g. 0.95)")
+_rate = v.Range(0, 1, error="must be a fraction from 0 to 1 (e.g. 0.95)")
+_not_negative = v.Range(min=0, error="must not be negative")
 
 
 SUBJECT_TYPES = ("unit", "cadre", "township")
@@ -49,28 +37,40 @@ class RecordVeto(Schema):
     on = fields.Date(required=True)
 
 
+RULE_KEYS = ("weights", "grade_bands", "monthly_performance_pay", "reward_per_external_good", "restriction_years",
+             "loan_recovery_target", "rating_values")  # PublishRulebook's fields beside the dates and the reason
+
+
 class PublishRulebook(Schema):
-    """Any part of the rulebook to change; the rest is carried over from the newest version."""
+    """Any part of the rulebook to change, from `effective_from` on; the rest is what is in force. The
+    keys facts.MOVED_RULES names (visits, residency days, disbursement target) live in other
+    sections: PUT /api/v1/rulebook/<section>."""
 
     weights = fields.Dict(keys=fields.String(validate=v.OneOf(SUBJECT_TYPES)),
-                          values=fields.Dict(keys=fields.String(), values=fields.Integer(validate=v.Range(min=0))))
+                          values=fields.Dict(keys=fields.String(), values=WholeNumber(validate=v.Range(min=0))))
     grade_bands = fields.Dict(keys=fields.String(validate=v.OneOf(("excellent", "good"))),
                               values=fields.Float(validate=v.Range(0, 100)))
     monthly_performance_pay = fields.Dict(keys=fields.String(validate=v.OneOf(("excellent", "good", "poor"))),
                                           values=BoundedDecimal(as_string=True, places=2))
     reward_per_external_good = BoundedDecimal(as_string=True, places=2, validate=_not_negative)
-    restriction_years = fields.Integer(validate=v.Range(0, 10))
-    leader_village_visits_per_year = fields.Dict(keys=fields.String(validate=v.OneOf(("head", "leader"))),
-                                                 values=fields.Integer(validate=v.Range(0, 52)))
-    residency_min_days = fields.Integer(validate=v.Range(0, 31))
-    visits_per_month = fields.Integer(validate=v.Range(1, 31),
-                                      metadata={"description": "visits a paired household needs each month"})
+    restriction_years = WholeNumber(validate=v.Range(0, 10))  # 2.5 is refused, not cut to 2
     loan_recovery_target = BoundedDecimal(as_string=True, validate=_fraction)
-    disbursement_target = BoundedDecimal(as_string=True, validate=_fraction)
-    disbursement_by = fields.String(validate=v.Regexp(r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"))
     rating_values = fields.Dict(keys=fields.String(validate=v.OneOf(RATINGS)),
                                 values=BoundedDecimal(as_string=True, validate=_rate))
     published_on = fields.Date(required=True)
+    effective_from = fields.Date(metadata={"description": "the first day the new values hold (default published_on); "
+                                                          "a score dated before keeps the earlier values"})
+    reason = fields.String(allow_none=True, validate=v.Length(max=2000),
+                           metadata={"description": "why (the county document that decided it)"})
+
+    @validates_schema
+    @documented({"anyOf": [{"required": [key]} for key in RULE_KEYS]})
+    def some_rule(self, data, **kwargs):
+        if not any(key in data for key in RULE_KEYS):
+            raise ValidationError(f"name at least one rule to change: {', '.join(RULE_KEYS)}", "_schema")
+
+
+assert set(RULE_KEYS) == set(PublishRulebook._declared_fields) - {"published_on", "effective_from", "reason"}
 
 
 class CloseMonth(Schema):
@@ -94,12 +94,12 @@ COMMAND_SCHEMAS = {"record_rating": RecordRating, "record_veto": RecordVeto, "pu
 
 # --- queries: the gateway's query schemas extend these, and the service checks the same again ---
 class ScoreQuery(Schema):
-    """A score card or a ranking: the period, the as-of date and, if not the newest, the rulebook version."""
+    """A score card or a ranking: the period, the as-of date and, to recompute under another, a rulebook version."""
 
-    period = fields.String(required=True, validate=v.Regexp(r"^\d{4}(-Q[1-4]|-(0[1-9]|1[0-2]))?$",
-                                                            error="use 2023, 2023-Q3 or 2023-05"))
+    period = fields.String(required=True, validate=Pattern(rf"^{YEAR_TEXT}(-Q[1-4]|-(0[1-9]|1[0-2]))?$",
+                                                           error="use 2023, 2023-Q3 or 2023-05"))
     as_of = fields.Date(required=True)
-    version = fields.Integer(metadata={"description": "rulebook version; default the newest"})
+    version = fields.Integer(metadata={"description": "scoring rulebook version to recompute under; default the one in force on the scoring date, min(period end, as_of)"})
 
 
 class InFormat(Schema):
@@ -109,8 +109,7 @@ class InFormat(Schema):
 
 
 class BulletinQuery(InFormat):
-    week = fields.String(required=True, validate=v.Regexp(r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$",
-                                                          error="use an ISO week like 2023-W18"))
+    week = Week(required=True)
 
 
 class PeriodsQuery(Schema):

@@ -2,7 +2,8 @@
 
 `score` computes one subject's indicators for a period as of a date under a rulebook (read from
 the facts, facts.py); `rank` orders subjects. Every number a county may change lives in the
-rulebook, which is itself versioned by events (`rulebook_published`).
+rulebook, which is itself versioned and effective-dated by events (`rulebook_published`): a score
+uses the version in force on its scoring date, min(period end, as-of).
 """
 import bisect
 import calendar
@@ -13,6 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from services.common.errors import ValidationFailed
 
 from . import supervision
+from .facts import RulesInForce
 from .schemas import EXTERNAL_SOURCES, SUBJECT_TYPES
 
 
@@ -107,11 +109,13 @@ def _ratio(numerator, denominator):
     return Decimal(numerator) / Decimal(denominator)
 
 
-def _visit_compliance(pairings, facts, period, as_of, required=1):
-    """(pairing, complete month) pairs active the whole month; visited = at least `required`
-    visits on distinct days that month (two records of one day are one visit)."""
+def _visit_compliance(pairings, facts, period, as_of, rules):
+    """(pairing, complete month) pairs active the whole month; visited = at least the assistance
+    section's `visits_per_month` visits on distinct days that month (two records of one day are
+    one visit). The value is read only when a pairing is due (rules.RulesInForce)."""
     months = [(month, _month_end(month), month_label(month)) for month in complete_months(period, as_of)]
     due = visited = 0
+    required = None
     evidence = []
     for pairing in pairings:
         days = facts.visits.get(pairing.pairing_id, ())
@@ -122,6 +126,8 @@ def _visit_compliance(pairings, facts, period, as_of, required=1):
             if not pairing.active_whole(month, month_end):
                 continue
             due += 1
+            if required is None:
+                required = int(rules["visits_per_month"])
             made = visits_by_month.get((month.year, month.month), 0)
             if made >= required:
                 visited += 1
@@ -182,11 +188,14 @@ def _ratings(ratings, period, as_of, rules):
 
 def _leader_visits(unit_id, facts, index, period, as_of, rules):
     months = len(complete_months(period, as_of))
-    required_per_year = rules["leader_village_visits_per_year"]
     last = min(period.end, as_of)
     total, pairs, evidence = Decimal(0), 0, []
     villages = facts.assignments.get(unit_id, {})
-    for cadre_id in index["cadres_by_unit"].get(unit_id, []):
+    cadres = index["cadres_by_unit"].get(unit_id, [])
+    if not cadres:
+        return total, pairs, evidence
+    required_per_year = rules["leader_village_visits_per_year"]
+    for cadre_id in cadres:
         rank = facts.cadres[cadre_id]["rank"]
         if rank not in required_per_year:
             continue
@@ -226,6 +235,8 @@ def _project_delivery(projects, period, as_of):
 
 
 def _disbursement(projects, facts, period, as_of, rules):
+    if not projects:
+        return Decimal(0), Decimal(0), None
     year = period.start.year
     month, day = (int(x) for x in rules["disbursement_by"].split("-"))
     # Measured at the end of the period (or as-of, if earlier), never past the target date: a
@@ -315,7 +326,7 @@ def indicators(subject_type, subject_id, facts, period, as_of, rules):
     key = (subject_type, subject_id)
     if subject_type in ("unit", "cadre"):
         pairings = index["pairings_by_unit" if subject_type == "unit" else "pairings_by_cadre"].get(subject_id, [])
-        due, visited, evidence = _visit_compliance(pairings, facts, period, as_of, int(rules.get("visits_per_month", 1)))
+        due, visited, evidence = _visit_compliance(pairings, facts, period, as_of, rules)
         add("visit_compliance", visited, due, evidence)
         total, count, evidence = _exam(_pairing_cadres(pairings, period, as_of), facts, index, period, as_of)
         add("policy_exam", total, count, evidence)
@@ -331,8 +342,8 @@ def indicators(subject_type, subject_id, facts, period, as_of, rules):
         on_time, due, evidence = _project_delivery(projects, period, as_of)
         add("project_delivery", on_time, due, evidence)
         disbursed, allocated, cutoff = _disbursement(projects, facts, period, as_of, rules)
-        target = Decimal(str(rules["disbursement_target"]))
         if allocated:
+            target = Decimal(str(rules["disbursement_target"]))
             rate = disbursed / allocated
             add("fund_disbursement", disbursed, allocated,
                 [] if rate >= target else [{"disbursed": f"{disbursed:.2f}", "allocated": f"{allocated:.2f}",
@@ -372,10 +383,13 @@ def score(subject_type, subject_id, facts, period, as_of, version=None):
     """One subject's full score card as a JSON-ready dict."""
     if subject_type not in SUBJECT_TYPES:
         raise ValidationFailed("unknown subject type", {"subject_type": [f"one of {', '.join(SUBJECT_TYPES)}"]})
-    version, rules = facts.rulebook(version)
-    moved, section_versions = facts.moved_rules(min(period.end, as_of))
-    # a version published before the moved keys left it keeps its own values (see upcast_rulebook)
-    rules = {**moved, **rules}
+    day = min(period.end, as_of)
+    # the scoring rulebook in force on the scoring date (or the version asked for), over the
+    # values of other services' sections in force that day (a version from before they moved
+    # keeps its own: Facts.rulebook)
+    version, rules = facts.rulebook(version, None if version is not None else day)
+    moved, section_versions = facts.moved_rules(day)
+    rules = RulesInForce({**moved, **rules})
     found = indicators(subject_type, subject_id, facts, period, as_of, rules)
     weights = sum(i.weight for i in found)
     value = None

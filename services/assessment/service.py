@@ -9,20 +9,16 @@ from services.common.rpc import rpc
 from nameko.timer import timer
 from sqlalchemy import text
 
-from services.common.chassis import EventSourcedService
+from services.common.chassis import CountySectionFollower, EventSourcedService, change_command
 from services.common.consumer import EventConsumer
 from services.common.errors import NotFound, ServiceUnavailable, ValidationFailed
 from services.common.pagination import decode_cursor, encode_cursor, page_limit
 from services.common.validation import arguments, parse_date, validate
 
 from . import bulletin, domain, evidence, incremental, periods, projections, schemas, scoring
-from .facts import DEFAULT_RULES
+from .facts import ScoringRulebook, evolve_scoring_rulebook
 
 CATCH_UP_INTERVAL = 10
-
-
-def _evolve_rulebook(state, event):
-    return int(event.payload["version"]), event.payload["rules"]
 
 
 _RANKINGS = {}  # (facts version, subject type, period, as_of, rulebook version) -> ranked cards
@@ -44,6 +40,9 @@ def _kept_ranking(subject_type, facts, period, as_of, version):
     changes = getattr(facts, "changes", None)
     identity = loaded[:2] if isinstance(loaded, tuple) else loaded
     latest = _LATEST.get(key[1:])
+    restored = getattr(facts, "restored_rankings", {}).get(key[1:])
+    if latest is None and restored is not None:  # persisted with the facts: current at change 0
+        latest = (identity, 0, restored)
     if changes is not None and latest is not None and latest[0] == identity:
         changed = changes.since(latest[1])
         if changed is not None:
@@ -62,7 +61,16 @@ def _kept_ranking(subject_type, facts, period, as_of, version):
     return ranked
 
 
-class AssessmentService(EventSourcedService, EventConsumer):
+def _current_rankings(facts):
+    """The kept rankings that are current for exactly these facts, to persist with them."""
+    loaded, changes = getattr(facts, "loaded_version", None), getattr(facts, "changes", None)
+    if not isinstance(loaded, tuple) or changes is None:
+        return {}
+    return {query: ranked for query, (identity, number, ranked) in _LATEST.items()
+            if identity == loaded[:2] and number == changes.count}
+
+
+class AssessmentService(EventSourcedService, CountySectionFollower, EventConsumer):
     name = "assessment"
     projections = projections
     sources = ("registry", "assistance", "projects", "credit", "supervision")
@@ -98,8 +106,8 @@ class AssessmentService(EventSourcedService, EventConsumer):
         # (a full load of a million events takes tens of seconds; an up-to-date check, a few ms),
         # and persist them now and then, so a restart starts from them (projections.FACTS_SNAPSHOT).
         with self.db.new_session() as session:
-            projections.load_facts(session)
-            if projections.save_facts_snapshot_if_due(session) is not None:
+            facts = projections.load_facts(session)
+            if projections.save_facts_snapshot_if_due(session, _current_rankings(facts)) is not None:
                 session.commit()
 
     @rpc
@@ -157,21 +165,51 @@ class AssessmentService(EventSourcedService, EventConsumer):
         )
 
     @rpc
-    def get_rulebook(self, version=None):
+    def get_rulebook(self, version=None, as_of=None):
+        """The scoring rulebook in force on `as_of` (default today, county time), or as `version` made it."""
+        day = None if version is not None else (parse_date(as_of, "as_of") if as_of else self.clock.today())
         with self.db.new_session() as session:
-            version, rules = projections.load_facts(session).rulebook(version)
+            version, rules = projections.load_facts(session).rulebook(version, day)
         return {"version": version, "rules": rules}
 
     @rpc
+    def rulebook_section(self, as_of=None):
+        """The scoring rulebook as every section shows: values in force on `as_of`, every version."""
+        day = parse_date(as_of, "as_of") if as_of else self.clock.today()
+        with self.db.new_session() as session:
+            return projections.load_facts(session).scoring_rulebook.view(day)
+
+    @rpc
     def publish_rulebook(self, data, context=None):
+        """PUT /api/v1/rulebook: parts of the scoring rulebook, `published_on`, and the day they
+        take effect (`effective_from`, default `published_on`)."""
         command = validate(schemas.PublishRulebook(), data)
-        published_on = command.pop("published_on")
-        changes = _json_ready(command)
+        published_on, effective_from = command.pop("published_on"), command.pop("effective_from", None)
+        reason = command.pop("reason", None)
+        return self._publish(_json_ready(command), published_on, effective_from, reason, context)
+
+    @rpc
+    def change_rules(self, data, context=None):
+        """PUT /api/v1/rulebook/assessment, as for every section: {effective_from, changes, reason}."""
+        change = change_command(data)
+        command = validate(schemas.PublishRulebook(), {**change["changes"], "published_on": self.clock.today()})
+        command.pop("published_on")
+        return self._publish(_json_ready(command), self.clock.today(), change["effective_from"], change["reason"],
+                             context, answer=lambda book: book.view(change["effective_from"]))
+
+    def _publish(self, changes, published_on, effective_from, reason, context, answer=None):
+        def result(book, stored):
+            if answer is not None:
+                return answer(book)
+            version, rules = book.rules(day=effective_from or published_on)
+            return {"version": book.latest_version, "effective_from": (effective_from or published_on).isoformat(),
+                    "in_force_then": version, "rules": rules}
+
         return self.handle(
-            "publish_rulebook", stream_type="rulebook", stream_id="county", evolve=_evolve_rulebook,
-            initial=(1, DEFAULT_RULES),
-            decide=lambda state: domain.decide_rulebook(state[0], state[1], changes, published_on),
-            context=context, result=lambda state, stored: {"version": state[0], "rules": state[1]},
+            "publish_rulebook", stream_type="rulebook", stream_id="county", evolve=evolve_scoring_rulebook,
+            initial=ScoringRulebook(),
+            decide=lambda book: domain.decide_rulebook(book, changes, published_on, effective_from, reason),
+            context=context, result=result,
         )
 
     # --- scores ------------------------------------------------------------------------------
@@ -219,7 +257,8 @@ class AssessmentService(EventSourcedService, EventConsumer):
         query = arguments(schemas.ScoreQuery(), period=period, as_of=as_of, version=version)
         (facts, months), version = self._facts_and_months(), query.get("version")
         period_, as_of_ = scoring.parse_period(query["period"]), query["as_of"]
-        version_, _ = facts.rulebook(version)
+        # the version the cards name: the one asked for, or the one in force on the scoring date
+        version_, _ = facts.rulebook(version, None if version is not None else min(period_.end, as_of_))
         state, status = self._period_status(period_, months)
         if _answers_frozen(state, version):
             ranked = periods.frozen_cards(state, subject_type)
@@ -275,7 +314,7 @@ class AssessmentService(EventSourcedService, EventConsumer):
             watermark = projections.source_watermark(session)
             facts = projections.load_facts(session)
             watermark[periods.OWN] = facts.own_position
-            version, _ = facts.rulebook()
+            version, _ = facts.rulebook(day=min(period.end, command["on"]))  # in force on the scoring date
             # Scored while the lock is held and without yielding: nothing is applied meanwhile.
             results = periods.freeze(facts, {t: [evidence.describe(card, facts) for card in
                                                  _kept_ranking(t, facts, period, command["on"], None)]

@@ -86,8 +86,9 @@ def _overlaps(start_a, until_a, start_b, until_b):
 
 def _until_not_before_from(command, start_name="from"):
     until = command.get("until")
-    if until is not None and until < command[start_name]:
-        raise ValidationFailed("until is before from", {"until": [f"must not be before {start_name}"]})
+    if until is not None and until < command[start_name]:  # two well-formed dates: a rule, not a typo
+        refuse("until_not_before_from", f"until ({until}) is before {start_name} ({command[start_name]})",
+               field="until")
 
 
 # --- units ------------------------------------------------------------------------------------------
@@ -145,12 +146,13 @@ def _registered_once(kind, state, view, payload):
 
 def decide_register_unit(state, command, rules, parent=None):
     """`parent`: the parent unit's state when the command names one (None when unknown)."""
-    if command["department"] not in rules.departments:
-        raise ValidationFailed("unknown department", {"department": [f"one of {', '.join(rules.departments)}"]})
+    if command["department"] not in rules.departments:  # the county's list is a rulebook value
+        refuse("known_department", f"{command['department']!r} is not a department of the county's rulebook",
+               field="department", departments=list(rules.departments))
     parent_id = command.get("parent_unit_id")
     if parent_id is not None:
         if parent_id == command["unit_id"]:
-            raise ValidationFailed("a unit cannot be its own parent", {"parent_unit_id": ["same as unit_id"]})
+            refuse("not_own_parent", "a unit cannot be its own parent", field="parent_unit_id")
         if parent is None:
             raise NotFound(f"no parent unit {parent_id}", {"parent_unit_id": parent_id})
     payload = {"unit_id": command["unit_id"], "name": command["name"], "department": command["department"],
@@ -251,8 +253,8 @@ def decide_exam_score(cadre, command, today, rules):
     cadre = _known_cadre(cadre, command)
     score = Decimal(str(command["score"]))
     if not rules.exam_score_min <= score <= rules.exam_score_max:
-        raise ValidationFailed("score out of range", {
-            "score": [f"must be between {rules.exam_score_min} and {rules.exam_score_max}"]})
+        refuse("score_in_rulebook_range",  # the range is the county rulebook's, not the request's shape
+               f"the score must be between {rules.exam_score_min} and {rules.exam_score_max}", field="score")
     refuse_future(command["taken_on"], today, "taken_on")
     day = command["taken_on"].isoformat()
     # The exam's maximum travels with the score: the assessment scales by it (DOMAIN.md policy_exam).
@@ -285,8 +287,8 @@ def decide_residency(cadre, command, today):
     year, month = parse_month(command["month"])
     first, last = month_bounds(year, month)
     days = command["days"]
-    if not 0 <= days <= last.day:
-        raise ValidationFailed("more days than the month has", {"days": [f"must be between 0 and {last.day}"]})
+    if not 0 <= days <= last.day:  # 0..31 is the schema's; the month's own length is a rule between two fields
+        refuse("days_within_month", f"{command['month']} has {last.day} days", field="days")
     if first > today:
         refuse("not_in_future", f"month {command['month']} has not begun (today is {today.isoformat()})",
                field="month", month=command["month"], today=today.isoformat())
@@ -374,7 +376,8 @@ def decide_end_pairing(state, command):
                pairing_id=pairing.pairing_id, until=pairing.until.isoformat())
     until = command["until"]
     if until < pairing.start:
-        raise ValidationFailed("until is before the pairing began", {"until": [f"must not be before {pairing.start}"]})
+        refuse("until_not_before_start", f"until ({until}) is before the pairing began ({pairing.start})",
+               field="until", pairing_start=pairing.start.isoformat())
     if pairing.last_visit is not None and until < pairing.last_visit:
         refuse("pairing_end_after_last_visit",
                f"the pairing has a visit on {pairing.last_visit.isoformat()}, after {until.isoformat()}",

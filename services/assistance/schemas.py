@@ -9,18 +9,18 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from services.common.validation import BoundedDecimal, Flag, Month
+from services.common.validation import BoundedDecimal, Flag, IDENTIFIER, Month, identifier
 
 RANKS = ("head", "leader", "staff")
 STATIONING_ROLES = ("first_secretary", "member")
 
-# Ids end up in URLs: no spaces, slashes or query characters.
-IDENTIFIER = validate.Regexp(r"^[^\s/?#%\\]{1,64}$",
-                             error="1 to 64 characters without spaces, '/', '?', '#', '%' or '\\'")
 
 
 class Score(BoundedDecimal):
     """An exam score: a number with at most one decimal (87.5); the range is the rulebook's."""
+
+    STEP = Decimal("0.1")
+    openapi = {"multipleOf": float(STEP)}  # the OpenAPI document's statement of STEP
 
     def __init__(self, **kwargs):
         kwargs["metadata"] = {"type": "number", "example": 88, **kwargs.get("metadata", {})}
@@ -30,13 +30,9 @@ class Score(BoundedDecimal):
         if isinstance(value, bool):
             raise ValidationError("Not a valid number.")
         score = super()._deserialize(value, attr, data, **kwargs)
-        if score != score.quantize(Decimal("0.1")):
+        if score != score.quantize(self.STEP):
             raise ValidationError("at most one decimal place")
         return score
-
-
-def identifier(**kwargs):
-    return fields.String(required=True, validate=IDENTIFIER, **kwargs)
 
 
 def text(required=True, max_length=200, **kwargs):
@@ -154,7 +150,8 @@ class StationCadre(Schema):
 class ReportResidency(Schema):
     cadre_id = identifier()
     month = Month(required=True)
-    days = fields.Integer(required=True, strict=True, metadata={"description": "days in the village that month"})
+    days = fields.Integer(required=True, strict=True, validate=validate.Range(0, 31),
+                          metadata={"description": "days in the village that month"})
 
 
 COMMAND_SCHEMAS = {

@@ -9,7 +9,7 @@ from datetime import date
 
 from nameko.rpc import RpcProxy
 
-from services.common.chassis import EventSourcedService
+from services.common.chassis import CountySectionFollower, EventSourcedService
 from services.common.rpc import rpc
 from services.common.errors import NotFound, ValidationFailed, call_service
 from services.common.pagination import decode_cursor, page, page_limit
@@ -26,10 +26,9 @@ def _created(stored, **extra):
     return {**payload, **extra, "events": [event.type for event in stored]}
 
 
-class AssistanceService(EventSourcedService):
+class AssistanceService(EventSourcedService, CountySectionFollower):
     name = "assistance"
     projections = projections
-    rules_class = domain.Rules
     owners = {"unit": (projections.units, "unit_id", ("department",)),
               "cadre": (projections.cadres, "cadre_id", ("unit_id", "rank")),
               "pairing": (projections.pairings, "pairing_id", ("cadre_id",))}

@@ -137,6 +137,29 @@ def section_defaults_of(rules_class: Any) -> dict[str, Any]:
     return rulebook.defaults_of(rules_class, [f for f in rules_class.__dataclass_fields__ if f not in COUNTY_KEYS])
 
 
+class CountySectionFollower:
+    """For a service that reads the county section but does not own it (every one but the
+    registry): the registry's changes of that section reach each of its processes as they happen.
+    A mixin, named in the class line, so deploy/validate.py grants the broadcast queue it needs
+    (`evt-registry-rules_changed--<service>.on_county_rules_changed-<id>`)."""
+
+    name: str
+    config: Any
+
+    @event_handler(COUNTY_OWNER, rulebook.CHANGED, handler_type=BROADCAST, reliable_delivery=False)
+    def on_county_rules_changed(self, envelope: dict[str, Any]) -> None:
+        """The registry changed a section of the rulebook: if it is the county section, every
+        process of every service (a broadcast: each has its own queue) takes the change in now,
+        so the next command uses it, instead of the minute the backstop poll would take."""
+        if envelope["payload"].get("section") != COUNTY_SECTION:
+            return
+        section = _county_sections.get(self.name)
+        if section is None:  # nothing read yet: read the whole section, the change included
+            fetch_county_values(self)
+            return
+        section.apply(StoredEvent.from_dict(envelope))
+
+
 class EventSourcedService(HealthEndpoints):
     projections: Any = None  # module with READ_MODEL_TABLES and project(session, event)
 
@@ -155,7 +178,7 @@ class EventSourcedService(HealthEndpoints):
 
     def refresh_county_rules(self) -> None:
         """A backstop for the county section (timezone, departments): a change reaches every
-        process at once as the registry's `rules_changed` event (`on_county_rules_changed`); the
+        process at once as the registry's `rules_changed` event (CountySectionFollower); the
         relay's loop calls this every second and it reads the whole section from the registry at
         start and then once a minute, for a change whose broadcast this process missed (it was
         reconnecting to the broker). In a green thread of its own, so the relay never waits."""
@@ -173,19 +196,6 @@ class EventSourcedService(HealthEndpoints):
                 log.info("%s: the county rulebook section could not be read from the registry yet", self.name)
 
         eventlet.spawn_n(ask)
-
-    @event_handler(COUNTY_OWNER, rulebook.CHANGED, handler_type=BROADCAST, reliable_delivery=False)
-    def on_county_rules_changed(self, envelope: dict[str, Any]) -> None:
-        """The registry changed a section of the rulebook: if it is the county section, every
-        process of every service (a broadcast: each has its own queue) takes the change in now,
-        so the next command uses it, instead of the minute the backstop poll would take."""
-        if getattr(self, "owns_county_section", False) or envelope["payload"].get("section") != COUNTY_SECTION:
-            return
-        section = _county_sections.get(self.name)
-        if section is None:  # nothing read yet: read the whole section, the change included
-            fetch_county_values(self)
-            return
-        section.apply(StoredEvent.from_dict(envelope))
 
     @rpc
     def reload_county_rules(self) -> Any:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from .events import StoredEvent
 from .metrics import CONSUMER_LAG
 from .rpc import rpc
-from .store import consumer_checkpoints, inbox, quarantine
+from .store import EventStore, consumer_checkpoints, quarantine
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +38,10 @@ def apply_new(session: Session, source: Any, envelopes: Any, apply_events: Any, 
     """
     if not envelopes:
         return 0
-    new_ids = set(session.execute(
-        pg_insert(inbox)
-        .values([{"event_id": e["event_id"], "source": source, "global_position": e["global_position"]}
-                 for e in envelopes])
-        .on_conflict_do_nothing()
-        .returning(inbox.c.event_id)
-    ).scalars())
+    new_ids = {row[0] for row in EventStore(session).execute_values(
+        "INSERT INTO inbox (event_id, source, global_position) VALUES %s ON CONFLICT DO NOTHING "
+        "RETURNING event_id::text", [(e["event_id"], source, e["global_position"]) for e in envelopes],
+        fetch=True)}
     fresh = [StoredEvent.from_dict(e) for e in envelopes if e["event_id"] in new_ids]
     if not fresh:
         return 0

@@ -8,6 +8,7 @@ from .errors import ValidationFailed
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]*={0,2}$"  # what encode_cursor writes (URL-safe base64); empty: the first page
 
 
 def page_limit(limit: int) -> Any:

@@ -18,7 +18,7 @@ from werkzeug.wrappers import Request, Response
 
 DEFAULT_MAX_REQUEST_BYTES = 8 * 1024 * 1024
 
-_CODES = {400: "validation_error", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+ERROR_CODES = {400: "validation_error", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
 def max_request_bytes(config: Mapping[str, Any]) -> Any:
@@ -26,7 +26,7 @@ def max_request_bytes(config: Mapping[str, Any]) -> Any:
 
 
 def error_body(status: int, message: str, details: Any = None, headers: Any = None) -> Any:
-    body = {"error": {"code": _CODES.get(status, "error"), "message": message, "details": details or {}}}
+    body = {"error": {"code": ERROR_CODES.get(status, "error"), "message": message, "details": details or {}}}
     return Response(json.dumps(body, ensure_ascii=False), status=status, headers=headers,
                     mimetype="application/json")
 

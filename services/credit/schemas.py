@@ -3,24 +3,27 @@
 Business rules (step order, term and amount limits, borrowers, quotas, subsidies) live in
 domain.py; these schemas say what a well-formed request looks like, for the service and the gateway.
 """
-import re
 from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.common.validation import BoundedDecimal, Flag, Money, Month, WholeNumber, Year
+from services.common.validation import (IDENTIFIER, POSITIVE_MONEY_TEXT, QUARTER_PATTERN, BoundedDecimal, Flag, Money,
+                                       Month, Pattern, WholeNumber, Year, documented, exactly_one_of)
 
 INDUSTRIES = ("tobacco", "sugarcane", "mulberry", "livestock", "off_season_vegetables", "other_farming",
               "non_production")
-ID = validate.Length(min=1, max=64)
+ID = IDENTIFIER
 CENT = Decimal("0.01")
-QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
+QUARTER = Pattern(QUARTER_PATTERN, error="a quarter like 2023-Q3")
 STATUSES = ("applied", "village_reviewed", "recommended", "county_approved", "approved", "disbursed", "overdue",
             "settled", "rejected")
 
 
 class Rate(BoundedDecimal):
     """A yearly interest rate as a fraction: 0.0435 is 4.35 %."""
+
+    text_pattern = r"^0(\.[0-9]{1,6})?$"
+    text_error = "a fraction from 0 up to (not including) 1 with at most six decimals, e.g. \"0.0435\""
 
     def __init__(self, **kwargs):
         kwargs["metadata"] = {"type": "string", "example": "0.0435",
@@ -60,10 +63,7 @@ class ApplyLoan(Schema):
                               metadata={"description": "the county's limit (12 by default) is checked as a rule"})
     applied_on = fields.Date(required=True)
 
-    @validates_schema
-    def one_borrower(self, data, **kwargs):
-        if bool(data.get("household_id")) == bool(data.get("enterprise_name")):
-            raise ValidationError("give either household_id or enterprise_name", "household_id")
+    one_borrower = exactly_one_of("household_id", "enterprise_name")
 
 
 class LoanCommand(Schema):
@@ -100,21 +100,15 @@ class RecordRepayment(LoanCommand):
                      metadata={"description": "yuan, two decimals; 0 when not given"})
 
     @validates_schema
+    @documented({"anyOf": [{"properties": {"principal": {"pattern": POSITIVE_MONEY_TEXT}}},
+                           {"required": ["interest"], "properties": {"interest": {"pattern": POSITIVE_MONEY_TEXT}}}]})
     def something_paid(self, data, **kwargs):
         if data.get("principal") == 0 and data.get("interest", 0) == 0:
             raise ValidationError("a repayment pays some principal or interest", "principal")
 
 
-class Quarter(fields.String):
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if not QUARTER.match(text):
-            raise ValidationError("a quarter like 2023-Q3")
-        return text
-
-
 class SettleSubsidies(Schema):
-    quarter = Quarter(required=True, metadata={"example": "2023-Q3"})
+    quarter = fields.String(required=True, validate=QUARTER, metadata={"example": "2023-Q3"})
     settled_on = fields.Date(required=True)
 
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
-from services.common.chassis import EventSourcedService
+from services.common.chassis import CountySectionFollower, EventSourcedService
 from services.common.rpc import rpc
 from services.common.events import history_item
 from services.common.commands import fold
@@ -26,10 +26,9 @@ BORROWER = "borrower"  # a lock name only: one application per household at a ti
 OVERDUE_CHECK_SECONDS = 3600
 
 
-class CreditService(EventSourcedService):
+class CreditService(EventSourcedService, CountySectionFollower):
     name = "credit"
     projections = projections
-    rules_class = domain.Rules
     owners = {"loan": (projections.loans, "loan_id", ("township_id",))}
 
     registry = RpcProxy("registry")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
-from services.common.errors import Conflict, NotFound, RuleRefused, ValidationFailed
+from services.common.errors import Conflict, NotFound, RuleRefused
 from services.common.events import NewEvent
 from services.common.values import money, day as _day, iso as _iso
 
@@ -182,9 +182,9 @@ def _comparable(plan):
 def decide_plan(state, command, rules):
     """Plan a project. The department's own code is the id: the same code with the same content
     again appends nothing; with different content it is a Conflict naming the differences."""
-    if command["department"] not in rules.departments:
-        raise ValidationFailed("unknown department", {
-            "department": [f"{command['department']!r} is not one of {', '.join(rules.departments)}"]})
+    if command["department"] not in rules.departments:  # the county's list is a rulebook value
+        raise RuleRefused(f"{command['department']!r} is not a department of the county's rulebook",
+                          {"rule": "known_department", "field": "department", "departments": list(rules.departments)})
     payload = planned_payload(command, rules)
     funded = sum((Decimal(item["amount"]) for item in payload["funding_sources"]), Decimal(0))
     if payload["funding_sources"] and funded != Decimal(payload["budget"]):

@@ -5,9 +5,11 @@ well-formed request looks like, for the service, the gateway and each row of an 
 """
 from decimal import Decimal
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, fields, validate, validates_schema
 
-from services.common.validation import BoundedDecimal, Money, WholeNumber, Year
+from services.common.errors import RuleRefused
+from services.common.validation import (CONTROL_CHARACTERS, IDENTIFIER, Distinct, Money, Pattern, Quantity, WholeNumber,
+                                       Year)
 
 CATEGORIES = ("village_road", "road_repair", "bridge", "road_safety", "water_supply", "grid_upgrade",
               "clinic", "relocation_housing", "house_renovation", "other")
@@ -16,25 +18,12 @@ FUNDING_SOURCES = ("central", "provincial", "county", "integrated", "other")
 IMPORT_KINDS = ("projects", "progress")
 STATUSES = ("planned", "started", "completed", "accepted", "cancelled")
 
-# A department's own project code ends up in URLs: no spaces, slashes or query characters.
-PROJECT_CODE = validate.Regexp(r"^[^\s/?#%\\]{1,64}$",
-                               error="1 to 64 characters without spaces, '/', '?', '#', '%' or '\\'")
+PROJECT_CODE = IDENTIFIER  # a department's own project code ends up in URLs
+# bulk_import.read_table reads a file by its name's ending, in any case
+BASE64 = Pattern(r"^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$", error="not valid base64")
+IMPORT_FILENAME = Pattern(rf"^[^{CONTROL_CHARACTERS}]*\.([cC][sS][vV]|[xX][lL][sS][xX])$",
+                          error="only .csv and .xlsx files can be imported")
 CENT = Decimal("0.01")
-
-
-class Quantity(BoundedDecimal):
-    """A quantity of work (km, units, households): zero or more."""
-
-    def __init__(self, **kwargs):
-        kwargs["metadata"] = {"type": "string", "example": "2.5", **kwargs.get("metadata", {})}
-        super().__init__(**kwargs)
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        quantity = super()._deserialize(value, attr, data, **kwargs)
-        if quantity < 0:
-            raise ValidationError("must not be negative")
-        return quantity
-
 
 
 def text(required=True, max_length=200, **kwargs):
@@ -55,7 +44,7 @@ class PlanProject(Schema):
     category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
     level = fields.String(required=True, validate=validate.OneOf(LEVELS))
     township_id = text(max_length=64)
-    village_ids = fields.List(fields.String(validate=validate.Length(min=1, max=64)), load_default=list,
+    village_ids = fields.List(fields.String(validate=IDENTIFIER), load_default=list, validate=Distinct(),
                               metadata={"description": "the administrative villages the project serves"})
     planned_quantity = Quantity(required=True)
     quantity_unit = text(max_length=20, metadata={"description": "km, units, households, ..."})
@@ -68,12 +57,10 @@ class PlanProject(Schema):
 
     @validates_schema
     def no_repeats(self, data, **kwargs):
-        villages = data.get("village_ids") or []
-        if len(set(villages)) != len(villages):
-            raise ValidationError("a village is listed twice", "village_ids")
         sources = [item["source"] for item in data.get("funding_sources") or []]
-        if len(set(sources)) != len(sources):
-            raise ValidationError("a funding source is listed twice", "funding_sources")
+        if len(set(sources)) != len(sources):  # unique by key, which JSON Schema cannot say: a rule, 422
+            raise RuleRefused("a funding source is listed twice", {"rule": "funding_source_once",
+                                                                    "field": "funding_sources"})
 
 
 class ProjectCommand(Schema):
@@ -119,9 +106,9 @@ class DisburseFunds(ProjectCommand):
 
 
 class ImportProjects(Schema):
-    filename = fields.String(required=True, validate=validate.Length(min=1, max=255),
+    filename = fields.String(required=True, validate=[validate.Length(min=1, max=255), IMPORT_FILENAME],
                              metadata={"description": "ends in .csv or .xlsx"})
-    content_base64 = fields.String(required=True)
+    content_base64 = fields.String(required=True, validate=BASE64, metadata={"format": "byte"})
     kind = fields.String(load_default="projects", validate=validate.OneOf(IMPORT_KINDS))
     department = fields.String(load_default=None, allow_none=True, metadata={
         "description": "when given, every row must be (or belong to a project) of this department"})

@@ -5,7 +5,7 @@ import uuid
 
 from services.common.rpc import rpc
 
-from services.common.chassis import EventSourcedService
+from services.common.chassis import CountySectionFollower, EventSourcedService
 from services.common.events import history_item
 from services.common.errors import NotFound, ValidationFailed
 from services.common.pagination import decode_cursor, page, page_limit
@@ -16,7 +16,7 @@ from . import bulk_import, domain, projections, schemas
 STREAM = "project"
 
 
-class ProjectsService(EventSourcedService):
+class ProjectsService(EventSourcedService, CountySectionFollower):
     name = "projects"
     projections = projections
     rules_class = domain.Rules  # this service's section of the county rulebook

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from marshmallow import Schema, fields, validate
 
-from services.common.validation import Flag, Money, Year
+from services.common.validation import IDENTIFIER, Flag, Money, Pattern, Year
 
 POVERTY_CAUSES = ("illness", "disability", "schooling", "disaster", "lack_of_land", "lack_of_water",
                   "lack_of_skills", "lack_of_labour", "lack_of_capital", "poor_transport", "lack_of_motivation")
@@ -22,9 +22,8 @@ REMOVAL_REASONS = ("death", "moved_out", "other")
 STATUSES = ("poor", "exited", "monitored")  # monitored: never poor, registered for monitoring only (边缘易致贫户)
 CENT = Decimal("0.01")
 
-CODE = validate.Regexp(r"^[^\s/?#%\\]{1,64}$", error="1 to 64 characters without spaces, '/', '?', '#', '%' or '\\'")
-ID_NUMBER = validate.Regexp(r"^\d{17}[\dXx]$", error="18 characters: 17 digits and a digit or X")
-PHONE = validate.Regexp(r"^\+?\d{7,15}$", error="7 to 15 digits")
+ID_NUMBER = Pattern(r"^[0-9]{17}[0-9Xx]$", error="18 characters: 17 digits and a digit or X")
+PHONE = Pattern(r"^\+?[0-9]{7,15}$", error="7 to 15 digits")
 
 
 def text(required=True, max_length=200, **kwargs):
@@ -32,7 +31,7 @@ def text(required=True, max_length=200, **kwargs):
 
 
 def code(**kwargs):
-    return fields.String(required=True, validate=CODE, **kwargs)
+    return fields.String(required=True, validate=IDENTIFIER, **kwargs)
 
 
 class RegisterTownship(Schema):

@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from services.common.errors import Conflict, NotFound, RuleRefused, ValidationFailed
+from services.common.errors import Conflict, NotFound, RuleRefused
 from services.common.events import NewEvent
 from services.common.values import day as _day
 
@@ -135,14 +135,15 @@ def _quantity_text(quantity):
 
 def decide_launch(state, command):
     if command["ends_on"] < command["starts_on"]:
-        raise ValidationFailed("the campaign ends before it starts", {"ends_on": ["before starts_on"]})
+        raise RuleRefused("the campaign ends before it starts", {"rule": "ends_not_before_start", "field": "ends_on"})
     phases = []
     for index, phase in enumerate(command.get("phases") or []):
         if phase["until"] < phase["from_"]:
-            raise ValidationFailed("a phase ends before it starts", {f"phases.{index}.until": ["before from"]})
+            raise RuleRefused("a phase ends before it starts", {"rule": "phase_ends_not_before_start",
+                                                                  "field": f"phases.{index}.until"})
         if phase["from_"] < command["starts_on"] or phase["until"] > command["ends_on"]:
-            raise ValidationFailed("a phase lies outside the campaign",
-                                   {f"phases.{index}": ["must lie within starts_on..ends_on"]})
+            raise RuleRefused("a phase lies outside the campaign", {"rule": "phase_within_campaign",
+                                                                      "field": f"phases.{index}"})
         phases.append({"name": phase["name"], "from": phase["from_"].isoformat(), "until": phase["until"].isoformat()})
     payload = {"campaign_id": command["campaign_id"], "name": command["name"],
                "starts_on": command["starts_on"].isoformat(), "ends_on": command["ends_on"].isoformat(),
@@ -173,8 +174,8 @@ def resolve_reporters(command, rules):
             if townships is None:
                 townships = sorted({t for target in command.get("targets") or [] for t in target["by_township"]})
             if not townships:
-                raise ValidationFailed("all_townships needs the townships it stands for",
-                                       {"townships": ["name them, or split a target by_township"]})
+                raise RuleRefused("all_townships needs the townships it stands for: name them, or split a "
+                                  "target by_township", {"rule": "all_townships_named", "field": "townships"})
             reporters.extend({"unit_id": township, "kind": "township"} for township in townships)
         elif entry in rules.departments:
             reporters.append({"unit_id": entry, "kind": "department"})
@@ -202,18 +203,17 @@ def decide_add_action(state, command, rules):
     milestones = []
     for index, milestone in enumerate(command.get("milestones") or []):
         if not campaign.starts_on <= milestone["due_on"] <= campaign.ends_on:
-            raise ValidationFailed("a milestone is due outside the campaign",
-                                   {f"milestones.{index}.due_on": [f"must lie within {campaign.starts_on}.."
-                                                                   f"{campaign.ends_on}"]})
+            raise RuleRefused(f"a milestone is due outside the campaign ({campaign.starts_on}..{campaign.ends_on})",
+                              {"rule": "milestone_within_campaign", "field": f"milestones.{index}.due_on"})
         if milestone.get("target_id") is not None and milestone["target_id"] not in target_ids:
-            raise ValidationFailed("a milestone names an unknown target",
-                                   {f"milestones.{index}.target_id": ["not one of this action's targets"]})
+            raise RuleRefused("a milestone names a target this action does not have",
+                              {"rule": "milestone_of_own_target", "field": f"milestones.{index}.target_id"})
         milestones.append({"milestone_id": milestone.get("milestone_id") or f"m{index + 1}",
                            "what": milestone["what"], "due_on": milestone["due_on"].isoformat(),
                            "target_id": milestone.get("target_id"),
                            "quantity": _quantity_text(milestone.get("quantity"))})
     if len({m["milestone_id"] for m in milestones}) != len(milestones):
-        raise ValidationFailed("a milestone_id is listed twice", {"milestones": ["repeated milestone_id"]})
+        raise RuleRefused("a milestone_id is listed twice", {"rule": "milestone_id_once", "field": "milestones"})
     reporters = resolve_reporters(command, rules)
     payload = {"campaign_id": campaign.campaign_id, "action_id": command["action_id"], "name": command["name"],
                "lead": command["lead"], "responsible_units": list(command["responsible_units"]),
@@ -307,12 +307,14 @@ def decide_weekly_report(campaign, previous, command, rules, now):
     for index, item in enumerate(command["items"]):
         action = campaign.actions.get(item["action_id"])
         if action is None:
-            raise ValidationFailed("unknown action", {f"items.{index}.action_id": ["not an action of this campaign"]})
+            raise RuleRefused(f"{item['action_id']} is not an action of campaign {campaign.campaign_id}",
+                              {"rule": "report_on_own_action", "field": f"items.{index}.action_id"})
         if unit_id not in {r["unit_id"] for r in action["reporters"]}:
             raise RuleRefused(f"{unit_id} is not responsible for action {action['action_id']}",
                               {"rule": "responsible_unit_reports", "action_id": action["action_id"]})
         if item["target_id"] not in {t["target_id"] for t in action["targets"]}:
-            raise ValidationFailed("unknown target", {f"items.{index}.target_id": ["not a target of this action"]})
+            raise RuleRefused(f"{item['target_id']} is not a target of action {action['action_id']}",
+                              {"rule": "report_on_own_target", "field": f"items.{index}.target_id"})
         items.append({"action_id": item["action_id"], "target_id": item["target_id"],
                       "progress": _quantity_text(item["progress"]), "problems": item.get("problems") or ""})
     _check_signer(reporters[unit_id], unit_id, command.get("signer"))
@@ -490,7 +492,8 @@ def problem_view(problem):
 
 def decide_record_problem(state, command):
     if command["deadline"] < command["found_on"]:
-        raise ValidationFailed("the deadline is before the problem was found", {"deadline": ["before found_on"]})
+        raise RuleRefused(f"the deadline ({command['deadline']}) is before the problem was found ({command['found_on']})",
+                          {"rule": "deadline_not_before_found_on", "field": "deadline"})
     payload = {"problem_id": command["problem_id"], "source": command["source"],
                "found_on": command["found_on"].isoformat(), "description": command["description"],
                "unit_id": command["unit_id"], "township_id": command.get("township_id"),

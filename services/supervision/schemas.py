@@ -3,21 +3,17 @@
 Business rules (dates inside the campaign, who is responsible, the problem lifecycle) live in
 domain.py; these schemas say what a well-formed request looks like.
 """
-import re
-from datetime import date
+from marshmallow import Schema, fields, validate, validates_schema
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from services.common.errors import RuleRefused
 
-from services.common.validation import BoundedDecimal, Flag, WholeNumber  # noqa: F401 - WholeNumber re-exported for symmetry
+from services.common.validation import IDENTIFIER, Distinct, Flag, Quantity, Week, all_or_none_of
 
 PROBLEM_SOURCES = ("supervision", "inspection", "spot_check", "third_party")
 PROBLEM_STATUSES = ("open", "awaiting_verification", "closed", "overdue")
 ALL_TOWNSHIPS = "all_townships"
 
-# Ids end up in URLs and stream ids: no spaces, slashes or query characters.
-CODE = validate.Regexp(r"^[^\s/?#%\\]{1,64}$",
-                       error="1 to 64 characters without spaces, '/', '?', '#', '%' or '\\'")
-WEEK_PATTERN = re.compile(r"^(\d{4})-W(\d{2})$")
+CODE = IDENTIFIER
 
 
 def text(required=True, max_length=200, **kwargs):
@@ -26,39 +22,6 @@ def text(required=True, max_length=200, **kwargs):
 
 def code(required=True, **kwargs):
     return fields.String(required=required, validate=CODE, **kwargs)
-
-
-class Week(fields.String):
-    """An ISO week `2023-W23` (it must exist: 2021-W53 does not)."""
-
-    def __init__(self, **kwargs):
-        kwargs["metadata"] = {"example": "2023-W23", "description": "ISO week", **kwargs.get("metadata", {})}
-        super().__init__(**kwargs)
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        week = super()._deserialize(value, attr, data, **kwargs)
-        match = WEEK_PATTERN.match(week)
-        if not match:
-            raise ValidationError("an ISO week like 2023-W23")
-        try:
-            date.fromisocalendar(int(match.group(1)), int(match.group(2)), 1)
-        except ValueError:
-            raise ValidationError(f"{week} does not exist") from None
-        return week
-
-
-class Quantity(BoundedDecimal):
-    """A target or progress quantity: zero or more."""
-
-    def __init__(self, **kwargs):
-        kwargs["metadata"] = {"type": "string", "example": "35", **kwargs.get("metadata", {})}
-        super().__init__(**kwargs)
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        quantity = super()._deserialize(value, attr, data, **kwargs)
-        if not quantity.is_finite() or quantity < 0:
-            raise ValidationError("must be a number, not negative")
-        return quantity
 
 
 class Phase(Schema):
@@ -92,10 +55,7 @@ class Milestone(Schema):
         "description": "with quantity: met once the reported progress of this target reaches it"})
     quantity = Quantity(load_default=None, allow_none=True)
 
-    @validates_schema
-    def target_and_quantity_together(self, data, **kwargs):
-        if (data.get("target_id") is None) != (data.get("quantity") is None):
-            raise ValidationError("target_id and quantity go together", "quantity")
+    target_and_quantity_together = all_or_none_of("target_id", "quantity")
 
 
 class AddAction(Schema):
@@ -103,7 +63,7 @@ class AddAction(Schema):
     action_id = code()
     name = text()
     lead = text(max_length=100, metadata={"description": "the county leader in charge (责任领导)"})
-    responsible_units = fields.List(code(), required=True, validate=validate.Length(min=1), metadata={
+    responsible_units = fields.List(code(), required=True, validate=[validate.Length(min=1), Distinct()], metadata={
         "description": "unit ids, department codes, or `all_townships` (责任单位)"})
     townships = fields.List(code(), load_default=None, allow_none=True, metadata={
         "description": "the townships `all_townships` stands for (default: those of the targets' by_township)"})
@@ -112,13 +72,12 @@ class AddAction(Schema):
 
     @validates_schema
     def no_repeats(self, data, **kwargs):
+        # an id twice among a list's objects: a rule about the request as a whole (JSON Schema
+        # cannot say "unique by key"), so 422 like the other rules
         for name, key in (("targets", "target_id"), ("milestones", "milestone_id")):
             ids = [item.get(key) for item in data.get(name) or [] if item.get(key) is not None]
             if len(set(ids)) != len(ids):
-                raise ValidationError(f"a {key} is listed twice", name)
-        units = data.get("responsible_units") or []
-        if len(set(units)) != len(units):
-            raise ValidationError("a unit is listed twice", "responsible_units")
+                raise RuleRefused(f"a {key} is listed twice", {"rule": f"{key}_once", "field": name})
 
 
 class ReportItem(Schema):
@@ -142,8 +101,8 @@ class SubmitWeeklyReport(Schema):
     @validates_schema
     def one_item_per_target(self, data, **kwargs):
         keys = [(item["action_id"], item["target_id"]) for item in data.get("items") or []]
-        if len(set(keys)) != len(keys):
-            raise ValidationError("a target is reported twice", "items")
+        if len(set(keys)) != len(keys):  # unique by key: see AddAction.no_repeats
+            raise RuleRefused("a target is reported twice", {"rule": "target_reported_once", "field": "items"})
 
 
 class MarkMilestone(Schema):

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from services.common.rpc import rpc
 
-from services.common.chassis import EventSourcedService
+from services.common.chassis import CountySectionFollower, EventSourcedService
 from services.common.commands import fold
 from services.common.errors import NotFound, ValidationFailed
 from services.common.events import history_item
@@ -17,7 +17,7 @@ from . import domain, projections, schemas
 CAMPAIGN, REPORT, PROBLEM = "campaign", "weekly_report", "problem"
 
 
-class SupervisionService(EventSourcedService):
+class SupervisionService(EventSourcedService, CountySectionFollower):
     name = "supervision"
     projections = projections
     rules_class = domain.Rules  # this service's section of the county rulebook

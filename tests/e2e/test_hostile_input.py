@@ -173,3 +173,14 @@ def test_scoped_reads_stay_in_scope(admin, user_factory, place):
     assert all(p["department"] == "transport" for p in transport.get("/api/v1/projects").json()["items"])
     assert transport.get("/api/v1/departments/water/statistics", plan_year=2023, as_of="2023-06-30").status_code == 403
     assert user_factory("department", department="water").get(f"/api/v1/projects/{project_id}").status_code == 200
+
+
+@pytest.mark.parametrize("path, field", [
+    ("/api/v1/households/a%20b", "household_id"),  # no id has a space (the document's pattern)
+    ("/api/v1/scores/planet?period=2023&as_of=2023-06-30", "subject_type"),
+    ("/api/v1/periods/2023-13", "month"),
+    ("/api/v1/rulebook/nowhere", "section"),
+])
+def test_a_path_parameter_is_checked_as_the_openapi_document_states_it(admin, path, field):
+    response = requests.get(admin.base + path, headers=admin.headers(), timeout=30)
+    assert_refused(response, field=field)

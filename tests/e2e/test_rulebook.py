@@ -66,3 +66,25 @@ def test_the_pages_get_the_countys_today(admin):
     clock = admin.get("/api/v1/today").json()
     assert clock["timezone"] == "Asia/Shanghai"
     assert clock["now"].startswith(clock["today"]) and clock["now"].endswith("+08:00")
+
+
+def test_the_scoring_rulebook_is_a_section_like_the_others(admin, user_factory):
+    leading = user_factory("leading_group")
+    far = "2031-01-01"  # far ahead, so no other test's scores fall under the change
+    moved = leading.put("/api/v1/rulebook/assessment", {"effective_from": far, "changes": {"visits_per_month": 2}})
+    assert moved.status_code == 400 and "visits_per_month" in moved.json()["error"]["details"]
+    changed = leading.put("/api/v1/rulebook/assessment", {"effective_from": far, "reason": "县考核办2031年1号文",
+                                                          "changes": {"grade_bands": {"excellent": 92}}})
+    assert changed.status_code == 200, changed.text
+    version = changed.json()["versions"][-1]
+    assert (version["effective_from"], version["changes"], version["reason"]) == \
+        (far, {"grade_bands": {"excellent": 92}}, "县考核办2031年1号文")
+    before = leading.get("/api/v1/rulebook", as_of="2030-12-31").json()["sections"]["assessment"]
+    after = leading.get("/api/v1/rulebook", as_of=far).json()
+    assert before["values"]["grade_bands"]["excellent"] == 90 and before["version_in_force"] < version["version"]
+    assert after["sections"]["assessment"]["values"]["grade_bands"]["excellent"] == 92
+    assert after["version"] == version["version"] == after["sections"]["assessment"]["version_in_force"]
+    scores = leading.get("/api/v1/scores/township", period="2031", as_of="2031-12-31")
+    assert scores.status_code == 200 and scores.json()["rulebook_version"] == version["version"]
+    assert leading.get("/api/v1/scores/township", period="2030", as_of="2030-12-31").json()["rulebook_version"] \
+        == before["version_in_force"]

@@ -10,8 +10,9 @@ retry with the same key on anything but a definite answer, while the suite
 3. delivers events twice (re-published to the sources' exchanges) and an RPC command twice
    (as nameko redelivers a message after a crash between commit and ack).
 
-Then it checks, in the databases: every acknowledged command is stored exactly once, no key ran
-twice, and the assessment holds every source event exactly once. It prints the counts.
+Then it checks, in the databases: every acknowledged command is stored exactly once and is in
+the gateway's audit trail, no key ran twice, and the assessment holds every source event exactly
+once. It prints the counts.
 """
 import itertools
 import time
@@ -249,6 +250,12 @@ def test_nothing_acknowledged_is_lost_or_doubled_and_the_assessment_holds_every_
                     "SELECT metadata->>'idempotency_key' FROM events WHERE metadata ? 'idempotency_key' "
                     "GROUP BY 1 HAVING count(DISTINCT stream_id) > 1")).scalars().all()
 
+        # every acknowledged command is in the gateway's audit trail, the gateway's SIGKILL included
+        with engine_of("gateway").connect() as c:
+            audited = set(c.execute(text(
+                "SELECT idempotency_key FROM audit_log WHERE status = 201 AND idempotency_key IS NOT NULL")).scalars())
+        unaudited = [key for _, key, _ in ledger.acknowledged if key not in audited]
+
         # --- the assessment holds every source event exactly once -------------------------------
         def source_ids():
             ids_by_source = {}
@@ -287,6 +294,7 @@ def test_nothing_acknowledged_is_lost_or_doubled_and_the_assessment_holds_every_
           f"{duplicated} events delivered twice; assessment holds "
           f"{ {s: len(set(rows)) for s, rows in held.items()} } source events, "
           f"missing {missing}, twice {held_twice}; quarantined {quarantined}; "
+          f"acknowledged but not audited {len(unaudited)}; "
           f"{time.monotonic() - started:.0f}s")
 
     assert ledger.refused == []
@@ -294,6 +302,7 @@ def test_nothing_acknowledged_is_lost_or_doubled_and_the_assessment_holds_every_
     assert lost == {kind: [] for kind in natural}
     assert doubled == {kind: {} for kind in natural}
     assert twice == {name: [] for name in twice}
+    assert unaudited == []  # the audit row is committed before the answer leaves the gateway
     assert replayed_id == first_id
     assert missing == {s: 0 for s in expected} and unknown == {s: 0 for s in expected}
     assert all(n == 0 for n in held_twice.values())

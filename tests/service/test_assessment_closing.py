@@ -10,14 +10,9 @@ import pytest
 from openpyxl import load_workbook
 
 from services.assessment.service import AssessmentService
-from services.assistance.service import AssistanceService
 from services.common.errors import Conflict, NotFound, RuleRefused, ValidationFailed
-from services.credit.service import CreditService
-from services.projects.service import ProjectsService
-from services.registry.service import RegistryService
-from services.supervision.service import SupervisionService
 from tests import support
-from tests.service.test_assessment_service import ADMIN, seed_county, visits_counted
+from tests.service.test_assessment_service import ADMIN, SOURCES, seed_county, visits_counted
 
 FEBRUARY_LATER = ("2023-02", "2023-12-31")  # asked long after the closing: still the frozen result
 
@@ -30,18 +25,7 @@ def databases(infra):
 
 @pytest.fixture
 def county(amqp_uri, databases):
-    for url in databases.values():
-        support.truncate_all(url)
-    with support.running(RegistryService, support.service_config("registry", amqp_uri, databases["registry"])), \
-            support.running(AssistanceService,
-                            support.service_config("assistance", amqp_uri, databases["assistance"])), \
-            support.running(ProjectsService, support.service_config("projects", amqp_uri, databases["projects"])), \
-            support.running(CreditService, support.service_config("credit", amqp_uri, databases["credit"])), \
-            support.running(SupervisionService,
-                            support.service_config("supervision", amqp_uri, databases["supervision"])), \
-            support.running(AssessmentService,
-                            support.service_config("assessment", amqp_uri, databases["assessment"])), \
-            support.rpc_client(amqp_uri) as rpc:
+    with support.running_services(amqp_uri, databases, *SOURCES, AssessmentService) as rpc:
         seed_county(rpc)
         support.wait_until(visits_counted(rpc, 2, 3), message="catch-up")
         yield rpc

@@ -126,3 +126,53 @@ def test_the_timer_saves_only_after_enough_new_rows(engine, monkeypatch):
         assert projections.save_facts_snapshot_if_due(session) == 12
         session.commit()
         assert projections.save_facts_snapshot_if_due(session) is None
+
+
+def test_the_first_ranking_after_a_restart_is_the_persisted_one_brought_up_to_date(engine, monkeypatch):
+    from services.assessment import service
+
+    monkeypatch.setattr(service, "_RANKINGS", {})
+    monkeypatch.setattr(service, "_LATEST", {})
+    record(engine, county(6))
+    with Session(engine) as session:
+        facts = projections.load_facts(session)
+        kept = service._kept_ranking("cadre", facts, PERIOD, AS_OF, None)
+        assert projections.save_facts_snapshot(session, service._current_rankings(facts)) is not None
+        session.commit()
+    restart()
+    service._RANKINGS.clear()
+    service._LATEST.clear()
+    ranked_whole = []
+    monkeypatch.setattr(scoring, "rank_all", lambda *args, **kwargs: ranked_whole.append(args) or [])
+    with Session(engine) as session:
+        facts = projections.load_facts(session)
+        assert service._kept_ranking("cadre", facts, PERIOD, AS_OF, None) == kept
+    assert ranked_whole == [] and projections._caches[str(engine.url)]["restored"] is True
+
+    # Rows recorded after the save: the persisted ranking is brought up to date, or ranked whole
+    # when what changed is not known; either way it equals a ranking from every row.
+    monkeypatch.undo()
+    record(engine, [check("C5", passed=True, day=day) for day in range(4, 20)])
+    restart()
+    service._RANKINGS.clear()
+    service._LATEST.clear()
+    with Session(engine) as session:
+        after = service._kept_ranking("cadre", projections.load_facts(session), PERIOD, AS_OF, None)
+    assert [card["subject_id"] for card in after] != [card["subject_id"] for card in kept]
+    assert after == scoring.rank_all("cadre", load(engine)[0], PERIOD, AS_OF)
+
+
+def test_persisted_rankings_of_other_scoring_code_are_not_used(engine, monkeypatch):
+    from services.assessment import service
+
+    record(engine, county(3))
+    with Session(engine) as session:
+        facts = projections.load_facts(session)
+        service._kept_ranking("cadre", facts, PERIOD, AS_OF, None)
+        projections.save_facts_snapshot(session, service._current_rankings(facts))
+        session.commit()
+    monkeypatch.setattr(projections, "rankings_fingerprint", lambda: "other scoring code")
+    restart()
+    with Session(engine) as session:
+        facts = projections.load_facts(session)
+    assert projections._caches[str(engine.url)]["restored"] is True and facts.restored_rankings == {}

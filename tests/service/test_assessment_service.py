@@ -17,6 +17,7 @@ from services.supervision.service import SupervisionService
 from tests import support
 
 ADMIN = {"actor": {"id": "office", "role": "leading_group"}}
+SOURCES = (RegistryService, AssistanceService, ProjectsService, CreditService, SupervisionService)
 Q1 = ("2023-Q1", "2023-04-10")
 
 
@@ -28,16 +29,7 @@ def databases(infra):
 
 @pytest.fixture
 def sources(amqp_uri, databases):
-    for url in databases.values():
-        support.truncate_all(url)
-    with support.running(RegistryService, support.service_config("registry", amqp_uri, databases["registry"])), \
-            support.running(AssistanceService,
-                            support.service_config("assistance", amqp_uri, databases["assistance"])), \
-            support.running(ProjectsService, support.service_config("projects", amqp_uri, databases["projects"])), \
-            support.running(CreditService, support.service_config("credit", amqp_uri, databases["credit"])), \
-            support.running(SupervisionService,
-                            support.service_config("supervision", amqp_uri, databases["supervision"])), \
-            support.rpc_client(amqp_uri) as cluster:
+    with support.running_services(amqp_uri, databases, *SOURCES) as cluster:
         yield cluster
 
 
@@ -149,10 +141,21 @@ def test_own_facts_veto_and_rulebook_versions(amqp_uri, databases, sources):
         after = rpc.assessment.subject_score("cadre", "C1", *Q1)
         # Two visits a month in force on 31 March: one each in January and February is short → 0 / 3
         assert after["rulebook_sections"]["assistance"] == 2 and after["rulebook_version"] == 1
+        # the scoring rulebook is effective-dated too: a change from 2024 leaves Q1 2023 on v1,
+        # one effective from 1 January 2023 (published later) is in force for it
         published = rpc.assessment.publish_rulebook({"weights": {"cadre": {"visit_compliance": 100}},
                                                      "published_on": "2024-01-05"}, ADMIN)
-        assert published["version"] == 2
-        assert rpc.assessment.subject_score("cadre", "C1", *Q1)["rulebook_version"] == 2
+        assert (published["version"], published["effective_from"]) == (2, "2024-01-05")
+        assert rpc.assessment.subject_score("cadre", "C1", *Q1)["rulebook_version"] == 1
+        assert rpc.assessment.subject_score("cadre", "C1", *Q1, version=2)["rulebook_version"] == 2
+        rpc.assessment.change_rules({"effective_from": "2023-01-01", "changes": {"restriction_years": 2},
+                                     "reason": "县考核办2023年1号文"}, ADMIN)
+        assert rpc.assessment.subject_score("cadre", "C1", *Q1)["rulebook_version"] == 3
+        section = rpc.assessment.rulebook_section("2023-06-01")
+        assert (section["version_in_force"], section["values"]["restriction_years"]) == (3, 2)
+        assert [(v["version"], v["effective_from"]) for v in section["versions"]] == \
+            [(1, "1900-01-01"), (2, "2024-01-05"), (3, "2023-01-01")]
+        assert section["versions"][2]["actor"] == ADMIN["actor"]
 
         rpc.assessment.record_rating({"subject_type": "cadre", "subject_id": "C1", "rating": "good",
                                       "source": "county", "rated_on": "2023-03-15"}, ADMIN)

@@ -93,10 +93,15 @@ def test_each_process_works_as_its_own_user_on_quorum_queues(broker, databases):
         support.wait_until(lambda: (gateway.assessment.consumer_checkpoints().get("registry") or 0) >= 1,
                            timeout=60, message="the assessment to see the registry's event")
         types = queue_types()
-    durable = {name: kind for name, kind in types.items() if not name.startswith("rpc.reply-")}
+    # A process's own exclusive queues die with it and are never replicated (the broker keeps them
+    # classic whatever the vhost's default): reply queues, and the county-section broadcast each
+    # process of a service that follows the county section listens on (chassis.CountySectionFollower).
+    broadcast = {name: kind for name, kind in types.items() if "--" in name and ".on_county_rules_changed-" in name}
+    durable = {name: kind for name, kind in types.items() if not name.startswith("rpc.reply-") and name not in broadcast}
     assert {"rpc-registry", "rpc-credit", "rpc-assessment"} <= set(durable), types
     assert any(name.startswith("evt-registry-") and name.endswith("--assessment.on_registry") for name in durable)
     assert set(durable.values()) == {"quorum"}, durable
+    assert sorted(name.split("--")[1].split(".")[0] for name in broadcast) == ["assessment", "credit"], types
 
 
 def refused(uri, action):

@@ -255,6 +255,36 @@ def test_an_answered_write_is_in_the_audit_trail_even_if_the_gateway_dies_right_
     assert [tuple(row) for row in audited] == [("POST", "/api/v1/users", 201)]
 
 
+def test_a_write_the_audit_table_refuses_is_answered_after_a_bounded_wait_and_audited_once_it_can(
+        gateway, admin, database, monkeypatch):
+    monkeypatch.setattr(AuditTrail, "WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(AuditTrail, "RETRY_SECONDS", 0.2)
+    correlation_id = str(uuid.uuid4())
+    engine = sa.create_engine(database)
+
+    def audited():
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM audit_log WHERE correlation_id = :c"),
+                                {"c": correlation_id}).scalar()
+
+    try:
+        with engine.begin() as conn:  # the trail's table gone for a while: every write of it fails
+            conn.execute(sa.text("ALTER TABLE audit_log RENAME TO audit_log_away"))
+        try:
+            made = requests.post(f"{gateway}/api/v1/users", timeout=30,
+                                 headers={**admin, "X-Correlation-Id": correlation_id},
+                                 json={"username": f"refused-{correlation_id[:8]}", "password": "Station-pw-1",
+                                       "role": "inspector"})
+        finally:
+            with engine.begin() as conn:
+                conn.execute(sa.text("ALTER TABLE audit_log_away RENAME TO audit_log"))
+        assert made.status_code == 201, made.text  # the user exists: an error would invite a second one
+        support.wait_until(audited, 30, message="the kept row written once the table is back")
+        assert audited() == 1
+    finally:
+        engine.dispose()
+
+
 def _count(engine):
     with engine.connect() as conn:
         return conn.execute(sa.text("SELECT count(*) FROM audit_log")).scalar()

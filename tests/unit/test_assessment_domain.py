@@ -13,6 +13,7 @@ from services.assessment.bulletin import as_csv, as_xlsx, weekly_bulletin
 from services.assessment.facts import DEFAULT_RULES, Facts
 from services.common.errors import RuleRefused, ValidationFailed
 from services.common.events import StoredEvent
+from tests.rulebook_defaults import declared_defaults_events
 
 PERIOD = scoring.parse_period("2023")
 AS_OF = date(2023, 6, 30)
@@ -109,7 +110,7 @@ def county_events():
 
 def facts_of(events):
     facts = Facts()
-    for event in events:
+    for event in [*declared_defaults_events(), *events]:
         facts.apply(event)
     return facts
 
@@ -286,16 +287,62 @@ def test_shuffled_and_duplicated_events_give_identical_scores():
         assert got == expected
 
 
-def test_a_rulebook_change_rescores_the_past_and_the_old_version_still_holds():
+def published(facts, changes, effective_from, published_on=date(2023, 7, 1), position=10_000):
+    [event] = domain.decide_rulebook(facts.scoring_rulebook, changes, published_on, effective_from, "县考核办文件")
+    facts.apply(StoredEvent(position, str(uuid.uuid4()), "rulebook", "county", 1, event.type, 1, event.payload))
+    return event.payload["version"]
+
+
+def test_a_rulebook_change_holds_from_its_date_and_any_version_can_still_be_asked_for():
     facts = facts_of(county_events())
-    version, rules = facts.rulebook()
-    [published] = domain.decide_rulebook(version, rules, {"weights": {"cadre": {"visit_compliance": 100}}},
-                                         date(2023, 7, 1))
-    facts.apply(StoredEvent(10_000, str(uuid.uuid4()), "", "", 1, published.type, 1, published.payload))
-    # v2: visits 0 of 100 and exam 14 of 20 → 100 × 14 / 120 = 11.67
+    version = published(facts, {"weights": {"cadre": {"visit_compliance": 100}}}, date(2023, 1, 1))
+    # in force on 30 June, v2: visits 0 of 100 and exam 14 of 20 → 100 × 14 /120 = 11.67
     assert scoring.score("cadre", "C3", facts, PERIOD, AS_OF)["score"] == 11.67
-    assert scoring.score("cadre", "C3", facts, PERIOD, AS_OF)["rulebook_version"] == 2
+    assert scoring.score("cadre", "C3", facts, PERIOD, AS_OF)["rulebook_version"] == version == 2
     assert scoring.score("cadre", "C3", facts, PERIOD, AS_OF, version=1)["score"] == 20.0
+
+
+def test_a_score_uses_the_version_in_force_on_its_scoring_date():
+    """A change effective from 1 July leaves a period scored as of 30 June alone; one scored as of
+    a day in July (same facts, same period) uses it."""
+    facts = facts_of(county_events())
+    published(facts, {"weights": {"cadre": {"visit_compliance": 100}}}, date(2023, 7, 1))
+    before = scoring.score("cadre", "C3", facts, PERIOD, AS_OF)
+    assert (before["score"], before["rulebook_version"]) == (20.0, 1)
+    after = scoring.score("cadre", "C3", facts, PERIOD, date(2023, 7, 2))
+    assert after["rulebook_version"] == 2 and after["score"] != 20.0
+    assert scoring.score("cadre", "C3", facts, scoring.parse_period("2023-Q2"), date(2023, 12, 31))["rulebook_version"] == 1
+
+
+def test_a_change_recorded_later_with_an_earlier_date_does_not_undo_one_dated_after_it():
+    facts = facts_of(county_events())
+    published(facts, {"grade_bands": {"excellent": 95}}, date(2024, 1, 1), position=10_000)
+    published(facts, {"restriction_years": 2}, date(2023, 3, 1), published_on=date(2023, 8, 1), position=10_001)
+    book = facts.scoring_rulebook
+    assert book.rules(day=date(2023, 6, 30)) == (3, {**DEFAULT_RULES, "restriction_years": 2})
+    version, rules = book.rules(day=date(2024, 2, 1))
+    assert version == 2 and rules["grade_bands"]["excellent"] == 95 and rules["restriction_years"] == 2
+    view = book.view(date(2023, 6, 30))
+    assert [(v["version"], v["effective_from"]) for v in view["versions"]] == \
+        [(1, "1900-01-01"), (2, "2024-01-01"), (3, "2023-03-01")]
+    assert view["version_in_force"] == 3 and view["versions"][2]["reason"] == "县考核办文件"
+
+
+def test_the_defaults_hold_on_any_day_before_every_change():
+    facts = facts_of(county_events())
+    published(facts, {"restriction_years": 2}, date(1, 1, 1))
+    assert facts.scoring_rulebook.rules(day=date(1, 1, 1))[0] == 2
+    assert facts.scoring_rulebook.rules(day=date(1899, 12, 31))[1]["restriction_years"] == 2
+    fresh = facts_of(county_events())
+    assert fresh.scoring_rulebook.rules(day=date(1, 1, 1)) == (1, DEFAULT_RULES)
+
+
+def test_a_change_that_would_put_a_later_book_out_of_order_is_refused():
+    facts = facts_of(county_events())
+    published(facts, {"grade_bands": {"good": 85}}, date(2024, 1, 1))
+    with pytest.raises(RuleRefused):  # from 2024 good 85 would be above excellent 80
+        domain.decide_rulebook(facts.scoring_rulebook, {"grade_bands": {"excellent": 80}}, date(2023, 7, 1),
+                               date(2023, 6, 1))
 
 
 def test_grade_bands_and_refused_rulebooks():

@@ -9,6 +9,7 @@ import pytest
 from services.assessment import incremental, scoring, service
 from services.assessment.facts import Facts
 from services.common.events import StoredEvent
+from tests.rulebook_defaults import declared_defaults_events
 
 PERIOD, AS_OF = scoring.parse_period("2023-Q2"), date(2023, 6, 30)
 
@@ -26,7 +27,7 @@ class County:
         self.facts.changes = incremental.ChangeLog()
         self.batch = 0
         self.pairings = []
-        events = []
+        events = list(declared_defaults_events())
         for u in range(units):
             events.append(event("unit_registered", {"unit_id": f"U{u}", "name": f"单位{u}", "department": "transport"}))
         for c in range(cadres):

@@ -13,9 +13,10 @@ from datetime import date
 import pytest
 
 from services.assessment import domain, scoring
-from services.assessment.facts import DEFAULT_RULES, Facts
+from services.assessment.facts import DEFAULT_RULES, Facts, SectionNotReceived
 from services.common.errors import ValidationFailed
 from services.common.events import StoredEvent
+from tests.rulebook_defaults import declared_defaults_events
 
 
 def county():
@@ -50,7 +51,7 @@ def county():
 
 def facts_of(events):
     facts = Facts()
-    for event in events:
+    for event in [*declared_defaults_events(), *events]:
         facts.apply(event)
     return facts
 
@@ -163,25 +164,52 @@ def test_visits_per_month_comes_from_the_assistance_section_in_force_on_the_scor
 
 def test_the_scoring_rulebook_refuses_values_whose_home_is_another_section():
     events, _ = county()
-    version, rules = facts_of(events).rulebook()
+    book = facts_of(events).scoring_rulebook
     for key, section in (("visits_per_month", "assistance"), ("residency_min_days", "assistance"),
                          ("disbursement_by", "projects")):
         with pytest.raises(ValidationFailed) as refused:
-            domain.decide_rulebook(version, rules, {key: 2}, date(2023, 3, 1))
+            domain.decide_rulebook(book, {key: 2}, date(2023, 3, 1))
         assert f"/api/v1/rulebook/{section}" in str(refused.value.details[key])
 
 
-def test_a_version_published_before_the_move_keeps_its_own_value():
-    """Events written before the one-home rulebook read as they did: a published version that
-    carried visits_per_month still scores with it; versions published since carry none."""
+def test_a_version_published_before_effective_dating_reads_as_it_did():
+    """Events written before the effective-dated rulebook read as they did: a whole published
+    rulebook held for every period, and one that carried visits_per_month still scores with it
+    while it is the newest in force; versions published since carry none."""
     events, ev = county()
-    legacy = {**DEFAULT_RULES, "visits_per_month": 2}
+    legacy = {**DEFAULT_RULES, "visits_per_month": 2, "restriction_years": 3}
     ev("rulebook_published", version=2, rules=legacy, published_on="2023-03-01")
     facts = facts_of(events)
+    scored = card("cadre", "C1", "2023-02", date(2023, 3, 5), facts)
+    assert scored["rulebook_version"] == 2  # from the beginning, though published on 1 March
+    assert indicator(scored, "visit_compliance")["evidence"][0]["required"] == 2
+    [published] = domain.decide_rulebook(facts.scoring_rulebook, {"grade_bands": {"excellent": 91}},
+                                         date(2023, 4, 1))
+    assert published.payload["changes"] == {"grade_bands": {"excellent": 91}}
+    facts.apply(StoredEvent(99_999, str(uuid.uuid4()), "rulebook", "county", 2, published.type, 1, published.payload))
+    version, rules = facts.rulebook(day=date(2023, 4, 1))
+    assert version == 3 and "visits_per_month" not in rules and rules["restriction_years"] == 3
+    assert facts.rulebook(day=date(2023, 3, 31)) == (2, legacy)
+
+
+def test_values_of_other_sections_come_from_their_owners_events_not_a_copy():
+    """visits_per_month is the assistance section's: with the section's defaults on record the
+    score takes the value the events say (here a release that made it 2), and before any of that
+    section's events arrived it is a 503 (retry), never a guess."""
+    events, _ = county()
+    declared = [e for e in declared_defaults_events() if e.payload["section"] == "assistance"][0]
+    released = StoredEvent(declared.global_position + 100, "declared-again", declared.stream_type, "assistance", 2,
+                           declared.type, 1, {"section": "assistance",
+                                              "defaults": {**declared.payload["defaults"], "visits_per_month": 2}})
+    facts = facts_of([*events, released])
     visits = indicator(card("cadre", "C1", "2023-02", date(2023, 3, 5), facts), "visit_compliance")
     assert visits["evidence"][0]["required"] == 2
-    [published] = domain.decide_rulebook(2, facts.rulebook()[1], {"restriction_years": 2}, date(2023, 4, 1))
-    assert "visits_per_month" not in published.payload["rules"]
+    bare = Facts()
+    for event in events:
+        bare.apply(event)
+    with pytest.raises(SectionNotReceived) as waiting:
+        card("cadre", "C1", "2023-02", date(2023, 3, 5), bare)
+    assert waiting.value.details["section"] == "assistance"
 
 
 def test_a_project_cancelled_after_its_deadline_stays_due_and_undelivered():

@@ -11,6 +11,7 @@ from services.assessment import scoring
 from services.assessment.facts import DEFAULT_RULES, Facts, Project
 from services.assessment.supervision import missing_xun_reports, xun_label, xun_of, xuns
 from services.common.events import StoredEvent
+from tests.rulebook_defaults import declared_defaults_events
 
 MAY = scoring.parse_period("2023-05")
 
@@ -22,7 +23,7 @@ def events_of(*specs):
 
 def facts_of(events):
     facts = Facts()
-    for event in events:
+    for event in [*declared_defaults_events(), *events]:
         facts.apply(event)
     return facts
 
