@@ -22,9 +22,10 @@ SECTIONS = {
 }
 
 
-READABLE = {"section": fields.String(validate=v.OneOf([*SECTIONS, "assessment"]))}
+READABLE = {"section": fields.String(validate=v.OneOf(list(SECTIONS)))}
 CHANGEABLE = {"section": fields.String(validate=v.OneOf(list(SECTIONS)),
-                                       metadata={"description": "the assessment's rulebook: PUT /api/v1/rulebook"})}
+                                       metadata={"description": "`assessment` is the scoring rulebook (also "
+                                                                "PUT /api/v1/rulebook with published_on)"})}
 
 
 class RulebookQuery(ListQuery):

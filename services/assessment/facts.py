@@ -150,18 +150,14 @@ def evolve_scoring_rulebook(book, event):
     return book
 
 
-class SectionNotReceived(ServiceUnavailable):
-    """A score needs a value of another service's section before that service's rulebook events
-    (its defaults on record) have reached the assessment: a moment after a first start."""
-
-
 class RulesInForce(dict):
     """The rules a score uses; a key of a section not received yet is a 503, never a guess."""
 
     def __missing__(self, key):
         if key in MOVED_RULES:
             section = MOVED_RULES[key][0]
-            raise SectionNotReceived(f"the {section} service's rulebook section has not reached the assessment yet",
+            # a moment after a first start, or when an event over the bus overtook the catch-up
+            raise ServiceUnavailable(f"the {section} service's rulebook section has not reached the assessment yet",
                                      {"section": section, "retry_after": 10})
         raise KeyError(key)
 

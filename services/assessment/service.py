@@ -14,6 +14,7 @@ from services.common.consumer import EventConsumer
 from services.common.errors import NotFound, ServiceUnavailable, ValidationFailed
 from services.common.pagination import decode_cursor, encode_cursor, page_limit
 from services.common.validation import arguments, parse_date, validate
+from services.common.web import MEDIA_TYPES
 
 from . import bulletin, domain, evidence, incremental, periods, projections, schemas, scoring
 from .facts import ScoringRulebook, evolve_scoring_rulebook
@@ -389,10 +390,9 @@ def _in_format(report, name, format, as_csv, as_xlsx):
     if format == "json":
         return report
     if format == "csv":
-        content, content_type = as_csv(report), "text/csv; charset=utf-8"
+        content, content_type = as_csv(report), f"{MEDIA_TYPES['csv']}; charset=utf-8"
     else:
-        content = as_xlsx(report)
-        content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        content, content_type = as_xlsx(report), MEDIA_TYPES["xlsx"]
     return {"filename": f"{name}.{format}", "content_type": content_type,
             "content_base64": base64.b64encode(content).decode()}
 

@@ -9,7 +9,7 @@ from openpyxl import load_workbook
 
 from services.assessment.service import AssessmentService
 from services.assistance.service import AssistanceService
-from services.common.errors import NotFound, ValidationFailed
+from services.common.errors import NotFound, ServiceUnavailable, ValidationFailed
 from services.credit.service import CreditService
 from services.projects.service import ProjectsService
 from services.registry.service import RegistryService
@@ -78,7 +78,7 @@ def visits_counted(rpc, numerator, denominator):
     def check():
         try:
             card = rpc.assessment.subject_score("cadre", "C1", *Q1)
-        except NotFound:
+        except (NotFound, ServiceUnavailable):  # not known yet; the assistance rulebook not received yet
             return False
         # Events arrive one by one over the bus as well as in catch-up batches: the cadre may be
         # known before its pairing, and then the indicator does not apply yet.

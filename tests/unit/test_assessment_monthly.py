@@ -13,8 +13,8 @@ from datetime import date
 import pytest
 
 from services.assessment import domain, scoring
-from services.assessment.facts import DEFAULT_RULES, Facts, SectionNotReceived
-from services.common.errors import ValidationFailed
+from services.assessment.facts import DEFAULT_RULES, Facts
+from services.common.errors import ServiceUnavailable, ValidationFailed
 from services.common.events import StoredEvent
 from tests.rulebook_defaults import declared_defaults_events
 
@@ -207,7 +207,7 @@ def test_values_of_other_sections_come_from_their_owners_events_not_a_copy():
     bare = Facts()
     for event in events:
         bare.apply(event)
-    with pytest.raises(SectionNotReceived) as waiting:
+    with pytest.raises(ServiceUnavailable) as waiting:
         card("cadre", "C1", "2023-02", date(2023, 3, 5), bare)
     assert waiting.value.details["section"] == "assistance"
 
