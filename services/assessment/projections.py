@@ -9,6 +9,7 @@ import logging
 import pickle
 import sys
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import eventlet
 import psycopg2
@@ -264,7 +265,42 @@ def _restore_facts(session, first):
     return facts, saved["max_seq"], saved["head"]
 
 
-def load_facts(session):
+_FRESHNESS = (
+    "SELECT {lock}, first.seq, first.event_id::text,"
+    " (SELECT max(seq) FROM source_events), (SELECT max(global_position) FROM events),"
+    " period.global_position, period.event_id::text"
+    " FROM (SELECT 1) AS one"
+    " LEFT JOIN LATERAL (SELECT seq, event_id FROM source_events ORDER BY seq LIMIT 1) AS first ON true"
+    " LEFT JOIN LATERAL (SELECT global_position, event_id FROM events WHERE stream_type = 'period'"
+    " ORDER BY global_position DESC LIMIT 1) AS period ON true")
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """What a score read must know before answering, asked in one round trip (the queries one by
+    one were a third of the assessment's CPU under load): no rebuild holds the lock (the shared
+    lock is then held until the transaction ends), the source rows' first row and last seq, the
+    last own event, and the newest month closing or re-opening."""
+    not_rebuilding: bool
+    first: tuple | None
+    newest_seq: int
+    newest_own: int
+    months_head: tuple | None
+
+
+def freshness(session, rebuild_lock=False):
+    """`rebuild_lock`: also take the shared rebuild lock (score reads), else only look."""
+    with session.connection().connection.cursor() as cursor:
+        if rebuild_lock:
+            cursor.execute(_FRESHNESS.format(lock="pg_try_advisory_xact_lock_shared(hashtext(%s))"), (REBUILD_LOCK,))
+        else:
+            cursor.execute(_FRESHNESS.format(lock="true"))
+        lock, first_seq, first_id, newest_seq, newest_own, period_position, period_id = cursor.fetchone()
+    return Freshness(lock, None if first_seq is None else (first_seq, first_id), newest_seq or 0, newest_own or 0,
+                     None if period_position is None else (period_position, period_id))
+
+
+def load_facts(session, fresh=None):
     """Facts for everything applied so far, kept per database and brought up to date per call.
 
     Facts.apply is idempotent and order-free, so rows past the last seq seen (and own events
@@ -274,9 +310,10 @@ def load_facts(session):
     """
     cache = _cache_for(session)
     with cache["loading"]:
-        first = session.execute(select(source_events.c.seq, source_events.c.event_id)
-                                .order_by(source_events.c.seq).limit(1)).first()
-        first = None if first is None else tuple(first)
+        # Every score read comes here: one round trip says whether anything is new (reading past
+        # the last seq with the cursor and the own events cost four more on every read).
+        fresh = fresh or freshness(session)
+        first, newest_seq, newest_own = fresh.first, fresh.newest_seq, fresh.newest_own
         facts, last_seq, last_head = cache["facts"], cache["max_seq"], cache["head"]
         if facts is None or cache["first"] != first:
             restored = _restore_facts(session, first) if first is not None else None
@@ -286,8 +323,8 @@ def load_facts(session):
             facts.changes = incremental.ChangeLog()  # what each event applied from now on may change
         # Applied in place: scoring is pure CPU, so under eventlet no reader is interrupted
         # halfway through a ranking, and apply() only ever adds events a reader may also see.
-        _, newest = _apply_source_rows(facts, session, after_seq=last_seq)
-        own = EventStore(session).events_since(last_head, 10**9)
+        newest = _apply_source_rows(facts, session, after_seq=last_seq)[1] if newest_seq > last_seq else 0
+        own = EventStore(session).events_since(last_head, 10**9) if newest_own > last_head else []
         for event in own:
             facts.apply(event)
             facts.changes.record(None)  # ratings, vetoes, rulebooks: ranked whole again
@@ -313,15 +350,12 @@ def source_watermark(session):
         select(source_events.c.source, func.max(source_events.c.global_position)).group_by(source_events.c.source))}
 
 
-def month_streams(session):
+def month_streams(session, fresh=None):
     """Every month's stream of closings and re-openings: {month: MonthState}, folded from the
     assessment's own events and kept until a new one is appended."""
     cache = _cache_for(session).setdefault("months", {"head": None, "states": {}})
     # The newest event's id as well as its position: tests empty the tables, positions may repeat.
-    head = session.execute(select(own_events.c.global_position, own_events.c.event_id)
-                           .where(own_events.c.stream_type == "period")
-                           .order_by(own_events.c.global_position.desc()).limit(1)).first()
-    head = None if head is None else (head[0], str(head[1]))
+    head = (fresh or freshness(session)).months_head
     if head != cache["head"]:
         states = {}
         for event in EventStore(session).load_all("period"):
