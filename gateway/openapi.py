@@ -21,7 +21,7 @@ from marshmallow import Schema, fields, validate as v
 from services.common.errors import (Conflict, Forbidden, NotFound, RuleRefused, ServiceUnavailable,
                                     ValidationFailed)
 from services.common.validation import MAX_MAGNITUDE, SAFE_TEXT_PATTERN, Distinct
-from services.common.web import ERROR_CODES as WEB_ERROR_CODES
+from services.common.web import ERROR_CODES as WEB_ERROR_CODES, MEDIA_TYPES
 
 from .app import ROUTES, RequestContext, Route, route
 from .auth import Unauthorized
@@ -158,8 +158,17 @@ def _error(cls: Any) -> dict[str, Any]:
     return {"description": cls.code, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
+def _success(r: Route) -> dict[str, Any]:
+    """JSON, or for a download the media type of each `?format=` it offers."""
+    formats = ["json"]
+    if r.response == "file" and r.query is not None and "format" in r.query().fields:
+        formats = [c for validator in r.query().fields["format"].validators if isinstance(validator, v.OneOf)
+                   for c in validator.choices]
+    return {"description": "success", "content": {MEDIA_TYPES[f]: {} for f in formats}}
+
+
 def _responses(r: Route) -> dict[str, Any]:
-    responses: dict[str, Any] = {str(r.status): {"description": "success"}}
+    responses: dict[str, Any] = {str(r.status): _success(r)}
     errors = list(EVERY_ROUTE_ERRORS) + list(r.errors)
     if not r.public:
         errors.append(Unauthorized)

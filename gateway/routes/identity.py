@@ -7,6 +7,7 @@ from werkzeug.wrappers import Response
 
 from services.common.commands import run_in_transaction
 from services.common.validation import SAFE_TEXT_PATTERN, documented
+from services.common.web import MEDIA_TYPES
 from services.common.pagination import decode_cursor, page
 
 from ..app import EVERY_ROLE, ListQuery, RequestContext, route
@@ -146,7 +147,7 @@ def audit_export(ctx: RequestContext) -> Any:
     ctx.audit_reads.append({"event": "audit_exported", "format": ctx.query["format"],
                             **{k: str(ctx.query[k]) for k in ("actor_id", "path_prefix", "since", "until")
                                if k in ctx.query}})
-    mimetype = "application/json" if ctx.query["format"] == "json" else "text/csv"
+    mimetype = MEDIA_TYPES[ctx.query["format"]]
     return Response(body, status=200, mimetype=mimetype, headers={
         "Content-Disposition": f"attachment; filename=audit.{ctx.query['format']}"})
 

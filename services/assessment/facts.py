@@ -218,6 +218,11 @@ class Project:
     township_id: str = None
 
 
+# Events whose handlers touch nothing Facts.index() is built from (visits, and what only the
+# weekly bulletin reads): after them the index is kept, not rebuilt for thousands of subjects.
+KEEPS_INDEX = frozenset({"visit_recorded", "monitoring_flagged", "household_exited"})
+
+
 class Facts(supervision.SupervisionFacts):
     """Everything the scores need, indexed by subject. `apply` is idempotent per event id and
     commutative: the facts depend only on the set of events applied."""
@@ -259,6 +264,8 @@ class Facts(supervision.SupervisionFacts):
         self.seen.add(event.event_id)
         handler = getattr(self, f"_on_{event.type}", None)
         if handler is not None:
+            if event.type not in KEEPS_INDEX:
+                self.index_changes = getattr(self, "index_changes", 0) + 1
             try:
                 handler(event.payload, event)
             except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
@@ -486,7 +493,8 @@ class Facts(supervision.SupervisionFacts):
 
     def index(self):
         """Per-subject indexes, built once per set of facts (scores for thousands of subjects)."""
-        if getattr(self, "_index", None) is not None and self._index[0] == len(self.seen):
+        changes = getattr(self, "index_changes", 0)
+        if getattr(self, "_index", None) is not None and self._index[0] == changes:
             return self._index[1]
         pairings_by_cadre, pairings_by_unit = {}, {}
         for pairing in self.pairings.values():
@@ -525,5 +533,5 @@ class Facts(supervision.SupervisionFacts):
                  "checks_by_unit": checks_by_unit, "projects_by_department": projects_by_department,
                  "loans_by_township": loans_by_township, "ratings": ratings_by_subject,
                  "vetoes": vetoes_by_subject, "stationings_by_cadre": stationings_by_cadre}
-        self._index = (len(self.seen), index)
+        self._index = (changes, index)
         return index

@@ -4,11 +4,14 @@ event arrives."""
 import gc
 import hashlib
 import inspect
+import io
 import logging
 import pickle
 import sys
 from contextlib import contextmanager
+from dataclasses import dataclass
 
+import eventlet
 import psycopg2
 from psycopg2.extras import Json
 from eventlet.semaphore import Semaphore
@@ -157,11 +160,13 @@ def save_facts_snapshot(session, rankings=None):
     facts = cache["facts"]
     if facts is None:
         return None
-    state = {name: value for name, value in vars(facts).items() if name not in _NOT_SAVED}
-    with _collector_paused():
-        pickled = pickle.dumps({"first": cache["first"], "max_seq": cache["max_seq"], "head": cache["head"],
-                                "facts": state, "rankings": dict(rankings or {}),
-                                "rankings_fingerprint": rankings_fingerprint()}, protocol=pickle.HIGHEST_PROTOCOL)
+    # Under the loader's lock: the pickling lets other green threads run, and none may apply rows
+    # to these facts meanwhile (the saved state must be exactly what max_seq and head say).
+    with cache["loading"]:
+        state = {name: value for name, value in vars(facts).items() if name not in _NOT_SAVED}
+        pickled = _pickled({"first": cache["first"], "max_seq": cache["max_seq"], "head": cache["head"],
+                            "rankings": dict(rankings or {}), "rankings_fingerprint": rankings_fingerprint()},
+                           state)
     with session.connection().connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO snapshots (stream_type, stream_id, version, fingerprint, state) VALUES (%s, %s, 0, %s, %s) "
@@ -170,6 +175,57 @@ def save_facts_snapshot(session, rankings=None):
             (*FACTS_SNAPSHOT, facts_fingerprint(), psycopg2.Binary(pickled)))
     cache["saved_seq"] = cache["max_seq"]
     return cache["max_seq"]
+
+
+# The facts are pickled piece by piece (SLICE items of a large dict, set or list at a time) by one
+# Pickler, so shared objects stay shared (its memo spans the pieces), and the service's event loop
+# runs between pieces: pickled in one call, a million rows' facts held it for 20-50 s, long enough
+# for the broker to drop the connection for a missed heartbeat and hand a rebuild's RPC to another
+# worker (which then failed on the rebuild lock, and its error was the caller's answer).
+SLICE = 50_000
+
+
+def _pickled(header, state):
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    layout = []
+    for name, value in state.items():
+        kind = (("dict" if isinstance(value, dict) else "set" if isinstance(value, set) else "list")
+                if type(value) in (dict, set, list) and len(value) > SLICE else "whole")
+        layout.append((name, kind))
+    with _collector_paused():
+        pickler.dump({**header, "layout": layout})
+        for name, kind in layout:
+            value = state[name]
+            if kind == "whole":
+                pickler.dump(value)
+                continue
+            items = list(value.items()) if kind == "dict" else list(value)
+            pickler.dump(-(-len(items) // SLICE))
+            for start in range(0, len(items), SLICE):
+                pickler.dump(items[start:start + SLICE])
+                eventlet.sleep(0)
+    return buffer.getvalue()
+
+
+def _unpickled(data):
+    """(header, facts state) from `_pickled`'s bytes (or the one dict the first form held)."""
+    unpickler = pickle.Unpickler(io.BytesIO(data))
+    with _collector_paused():
+        header = unpickler.load()
+        if "layout" not in header:
+            return header, header["facts"]
+        state = {}
+        for name, kind in header["layout"]:
+            if kind == "whole":
+                state[name] = unpickler.load()
+                continue
+            items = []
+            for _ in range(unpickler.load()):
+                items.extend(unpickler.load())
+                eventlet.sleep(0)
+            state[name] = dict(items) if kind == "dict" else set(items) if kind == "set" else items
+    return header, state
 
 
 # Built again after a restore (the index, what load_facts built them from, the change log) or kept
@@ -196,21 +252,55 @@ def _restore_facts(session, first):
     if row is None or row[0] != facts_fingerprint():
         return None
     try:
-        with _collector_paused():
-            saved = pickle.loads(bytes(row[1]))
+        saved, state = _unpickled(bytes(row[1]))
     except Exception:  # noqa: BLE001 - only a cache: load every row instead
         log.warning("unreadable persisted assessment facts; loading every source row")
         return None
     if saved["first"] != first:  # the table was emptied and refilled since
         return None
     facts = Facts.__new__(Facts)
-    vars(facts).update(saved["facts"])
+    vars(facts).update(state)
     fresh = saved.get("rankings_fingerprint") == rankings_fingerprint()
     facts.restored_rankings = saved.get("rankings", {}) if fresh else {}
     return facts, saved["max_seq"], saved["head"]
 
 
-def load_facts(session):
+_FRESHNESS = (
+    "SELECT {lock}, first.seq, first.event_id::text,"
+    " (SELECT max(seq) FROM source_events), (SELECT max(global_position) FROM events),"
+    " period.global_position, period.event_id::text"
+    " FROM (SELECT 1) AS one"
+    " LEFT JOIN LATERAL (SELECT seq, event_id FROM source_events ORDER BY seq LIMIT 1) AS first ON true"
+    " LEFT JOIN LATERAL (SELECT global_position, event_id FROM events WHERE stream_type = 'period'"
+    " ORDER BY global_position DESC LIMIT 1) AS period ON true")
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """What a score read must know before answering, asked in one round trip (the queries one by
+    one were a third of the assessment's CPU under load): no rebuild holds the lock (the shared
+    lock is then held until the transaction ends), the source rows' first row and last seq, the
+    last own event, and the newest month closing or re-opening."""
+    not_rebuilding: bool
+    first: tuple | None
+    newest_seq: int
+    newest_own: int
+    months_head: tuple | None
+
+
+def freshness(session, rebuild_lock=False):
+    """`rebuild_lock`: also take the shared rebuild lock (score reads), else only look."""
+    with session.connection().connection.cursor() as cursor:
+        if rebuild_lock:
+            cursor.execute(_FRESHNESS.format(lock="pg_try_advisory_xact_lock_shared(hashtext(%s))"), (REBUILD_LOCK,))
+        else:
+            cursor.execute(_FRESHNESS.format(lock="true"))
+        lock, first_seq, first_id, newest_seq, newest_own, period_position, period_id = cursor.fetchone()
+    return Freshness(lock, None if first_seq is None else (first_seq, first_id), newest_seq or 0, newest_own or 0,
+                     None if period_position is None else (period_position, period_id))
+
+
+def load_facts(session, fresh=None):
     """Facts for everything applied so far, kept per database and brought up to date per call.
 
     Facts.apply is idempotent and order-free, so rows past the last seq seen (and own events
@@ -220,9 +310,10 @@ def load_facts(session):
     """
     cache = _cache_for(session)
     with cache["loading"]:
-        first = session.execute(select(source_events.c.seq, source_events.c.event_id)
-                                .order_by(source_events.c.seq).limit(1)).first()
-        first = None if first is None else tuple(first)
+        # Every score read comes here: one round trip says whether anything is new (reading past
+        # the last seq with the cursor and the own events cost four more on every read).
+        fresh = fresh or freshness(session)
+        first, newest_seq, newest_own = fresh.first, fresh.newest_seq, fresh.newest_own
         facts, last_seq, last_head = cache["facts"], cache["max_seq"], cache["head"]
         if facts is None or cache["first"] != first:
             restored = _restore_facts(session, first) if first is not None else None
@@ -232,8 +323,8 @@ def load_facts(session):
             facts.changes = incremental.ChangeLog()  # what each event applied from now on may change
         # Applied in place: scoring is pure CPU, so under eventlet no reader is interrupted
         # halfway through a ranking, and apply() only ever adds events a reader may also see.
-        _, newest = _apply_source_rows(facts, session, after_seq=last_seq)
-        own = EventStore(session).events_since(last_head, 10**9)
+        newest = _apply_source_rows(facts, session, after_seq=last_seq)[1] if newest_seq > last_seq else 0
+        own = EventStore(session).events_since(last_head, 10**9) if newest_own > last_head else []
         for event in own:
             facts.apply(event)
             facts.changes.record(None)  # ratings, vetoes, rulebooks: ranked whole again
@@ -259,15 +350,12 @@ def source_watermark(session):
         select(source_events.c.source, func.max(source_events.c.global_position)).group_by(source_events.c.source))}
 
 
-def month_streams(session):
+def month_streams(session, fresh=None):
     """Every month's stream of closings and re-openings: {month: MonthState}, folded from the
     assessment's own events and kept until a new one is appended."""
     cache = _cache_for(session).setdefault("months", {"head": None, "states": {}})
     # The newest event's id as well as its position: tests empty the tables, positions may repeat.
-    head = session.execute(select(own_events.c.global_position, own_events.c.event_id)
-                           .where(own_events.c.stream_type == "period")
-                           .order_by(own_events.c.global_position.desc()).limit(1)).first()
-    head = None if head is None else (head[0], str(head[1]))
+    head = (fresh or freshness(session)).months_head
     if head != cache["head"]:
         states = {}
         for event in EventStore(session).load_all("period"):

@@ -460,14 +460,16 @@ def cadre_pay(cadre_id, grade, index, period, as_of, rules):
             "restrictions": ["不评优", "不调动", "不提拔", "年终末位"] if until else []}
 
 
+def rank_key(card):
+    """Best score first; vetoed subjects after every one not vetoed; no score after all."""
+    if card["score"] is None:
+        return (2, 0, card["subject_id"])
+    return (1 if card["vetoed"] else 0, -card["score"], card["subject_id"])
+
+
 def rank(cards):
     """Best score first; vetoed subjects after every one not vetoed; no score after all."""
-    def key(card):
-        if card["score"] is None:
-            return (2, 0, card["subject_id"])
-        return (1 if card["vetoed"] else 0, -card["score"], card["subject_id"])
-
-    ordered = sorted(cards, key=key)
+    ordered = sorted(cards, key=rank_key)
     for position, card in enumerate(ordered, start=1):
         card["rank"] = position
     return ordered

@@ -14,6 +14,7 @@ from services.common.consumer import EventConsumer
 from services.common.errors import NotFound, ServiceUnavailable, ValidationFailed
 from services.common.pagination import decode_cursor, encode_cursor, page_limit
 from services.common.validation import arguments, parse_date, validate
+from services.common.web import MEDIA_TYPES
 
 from . import bulletin, domain, evidence, incremental, periods, projections, schemas, scoring
 from .facts import ScoringRulebook, evolve_scoring_rulebook
@@ -214,12 +215,16 @@ class AssessmentService(EventSourcedService, CountySectionFollower, EventConsume
 
     # --- scores ------------------------------------------------------------------------------
     def _facts(self):
+        return self._facts_and_months()[0]
+
+    def _facts_and_months(self):
+        """The facts and the months' closings, in one session (every score read needs both)."""
         with self.db.new_session() as session:
-            if not session.execute(text("SELECT pg_try_advisory_xact_lock_shared(hashtext(:k))"),
-                                   {"k": projections.REBUILD_LOCK}).scalar():
+            fresh = projections.freshness(session, rebuild_lock=True)
+            if not fresh.not_rebuilding:
                 raise ServiceUnavailable("the assessment is rebuilding its facts from every source; scores are "
                                          "answered again when it is done", {"retry_after": 30})
-            return projections.load_facts(session)
+            return projections.load_facts(session, fresh), projections.month_streams(session, fresh)
 
     @rpc
     def subject_score(self, subject_type, subject_id, period, as_of, version=None, mask_names=False):
@@ -229,13 +234,13 @@ class AssessmentService(EventSourcedService, CountySectionFollower, EventConsume
         return evidence.masked(card) if mask_names else card
 
     def _subject_card(self, subject_type, subject_id, period, as_of, version=None):
-        facts = self._facts()
+        facts, months = self._facts_and_months()
         if subject_id not in facts.subject_ids(subject_type):
             raise NotFound(f"no {subject_type} {subject_id!r} is known to the assessment",
                            {"subject_type": subject_type, "subject_id": subject_id})
         query = arguments(schemas.ScoreQuery(), period=period, as_of=as_of, version=version)
         period, as_of, version = scoring.parse_period(query["period"]), query["as_of"], query.get("version")
-        state, status = self._period_status(period)
+        state, status = self._period_status(period, months)
         if _answers_frozen(state, version):
             card = next((c for c in periods.frozen_cards(state, subject_type) if c["subject_id"] == subject_id), None)
             if card is None:
@@ -251,11 +256,11 @@ class AssessmentService(EventSourcedService, CountySectionFollower, EventConsume
         if subject_type not in scoring.SUBJECT_TYPES:
             raise ValidationFailed("unknown subject type", {"subject_type": ["invalid"]})
         query = arguments(schemas.ScoreQuery(), period=period, as_of=as_of, version=version)
-        facts, version = self._facts(), query.get("version")
+        (facts, months), version = self._facts_and_months(), query.get("version")
         period_, as_of_ = scoring.parse_period(query["period"]), query["as_of"]
         # the version the cards name: the one asked for, or the one in force on the scoring date
         version_, _ = facts.rulebook(version, None if version is not None else min(period_.end, as_of_))
-        state, status = self._period_status(period_)
+        state, status = self._period_status(period_, months)
         if _answers_frozen(state, version):
             ranked = periods.frozen_cards(state, subject_type)
             version_, as_of_ = state.closing["rulebook_version"], parse_date(state.closing["as_of"], "as_of")
@@ -275,9 +280,9 @@ class AssessmentService(EventSourcedService, CountySectionFollower, EventConsume
         with self.db.new_session() as session:
             return projections.month_streams(session)
 
-    def _period_status(self, period):
+    def _period_status(self, period, months=None):
         """(the month's state if the period is a month, what the score endpoints say about it)."""
-        months = self._months()
+        months = self._months() if months is None else months
         if period.is_month:
             state = months.get(period.label)
             return state, periods.status_of(state)
@@ -385,10 +390,9 @@ def _in_format(report, name, format, as_csv, as_xlsx):
     if format == "json":
         return report
     if format == "csv":
-        content, content_type = as_csv(report), "text/csv; charset=utf-8"
+        content, content_type = as_csv(report), f"{MEDIA_TYPES['csv']}; charset=utf-8"
     else:
-        content = as_xlsx(report)
-        content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        content, content_type = as_xlsx(report), MEDIA_TYPES["xlsx"]
     return {"filename": f"{name}.{format}", "content_type": content_type,
             "content_base64": base64.b64encode(content).decode()}
 

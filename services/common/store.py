@@ -120,14 +120,27 @@ APPEND_LOCK = "fupin.events.append"
 # fupin_load_stream: the stream's lock (the key lock_stream takes), then its snapshot if taken by
 # the same code (fingerprint), the last event id of each `heads` stream, and the events after the
 # snapshot: a first row with the snapshot and heads, then one row per event.
+# fupin_stream_key(type, id): what a stream type's payload codec needs to open it (a household's
+# wrapped data key), read under the stream's lock in the same call; NULL (the default, which a
+# service with a codec replaces in a migration of its own) means "read it yourself".
 # fupin_append_events: the append lock (when asked: once per transaction), then the rows, which
 # draw their positions in version order under it; returns (position, version, recorded_at).
 STORE_FUNCTIONS = """
+DROP FUNCTION IF EXISTS fupin_load_stream(text, text, text, text[], text[]);
+
+DO $do$ BEGIN
+    IF to_regprocedure('fupin_stream_key(text, text)') IS NULL THEN
+        CREATE FUNCTION fupin_stream_key(p_type text, p_id text) RETURNS text LANGUAGE sql STABLE
+            AS 'SELECT NULL::text';
+    END IF;
+END $do$;
+
 CREATE OR REPLACE FUNCTION fupin_load_stream(p_type text, p_id text, p_fingerprint text, p_head_types text[],
                                              p_head_ids text[])
 RETURNS TABLE (o_global_position bigint, o_event_id text, o_stream_type text, o_stream_id text, o_version int,
                o_event_type text, o_schema_version int, o_payload jsonb, o_metadata jsonb, o_occurred_on date,
-               o_recorded_at timestamptz, o_snapshot_version int, o_snapshot_state bytea, o_heads text[])
+               o_recorded_at timestamptz, o_snapshot_version int, o_snapshot_state bytea, o_heads text[],
+               o_stream_key text)
 LANGUAGE plpgsql AS $$
 DECLARE
     snapshot_version int;
@@ -142,10 +155,10 @@ BEGIN
       INTO last_ids FROM unnest(p_head_types, p_head_ids) WITH ORDINALITY AS h(t, i, n);
     RETURN QUERY SELECT NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::int, NULL::text, NULL::int,
                         NULL::jsonb, NULL::jsonb, NULL::date, NULL::timestamptz, snapshot_version, snapshot_state,
-                        last_ids;
+                        last_ids, fupin_stream_key(p_type, p_id);
     RETURN QUERY SELECT e.global_position, e.event_id::text, e.stream_type, e.stream_id, e.version, e.event_type,
                         e.schema_version, e.payload, e.metadata, e.occurred_on, e.recorded_at, NULL::int,
-                        NULL::bytea, NULL::text[]
+                        NULL::bytea, NULL::text[], NULL::text
                    FROM events AS e
                   WHERE e.stream_type = p_type AND e.stream_id = p_id AND e.version > coalesce(snapshot_version, 0)
                   ORDER BY e.version;
@@ -198,7 +211,8 @@ class PayloadCodec(Protocol):
 
     # Optional (EventStore looks them up with getattr): seal_snapshot(session, stream_id, data:
     # bytes) -> bytes | None and open_snapshot(...) -> bytes | None; without them the stream type
-    # is never snapshotted.
+    # is never snapshotted. prefetched_key(session, stream_id, text): what fupin_stream_key read
+    # for the stream under its lock, to use in this transaction instead of reading it again.
 
 
 # {stream_type: codec}, installed by the service owning the stream type at start. `load` and
@@ -427,6 +441,9 @@ class EventStore:
         rows = self._execute(_LOAD_STREAM, (stream_type, stream_id, snapshot_fingerprint(evolve),
                                             [t for t, _ in heads], [i for _, i in heads])).fetchall()
         header = rows[0]
+        if header[14] is not None:  # the codec's key, read with the stream (fupin_stream_key)
+            getattr(PAYLOAD_CODECS.get(stream_type), "prefetched_key", lambda *args: None)(
+                self.session, stream_id, header[14])
         snapshot = (header[11], header[12]) if header[11] is not None else None
         return self._fold(stream_type, stream_id, evolve, initial, snapshot, [row[:11] for row in rows[1:]],
                           dict(zip(heads, header[13])))

@@ -17,6 +17,10 @@ from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request, Response
 
 DEFAULT_MAX_REQUEST_BYTES = 8 * 1024 * 1024
+# The media type of each download format (`?format=`): what a report is served as, and what the
+# OpenAPI document says a download route answers.
+MEDIA_TYPES = {"json": "application/json", "csv": "text/csv",
+               "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 ERROR_CODES = {400: "validation_error", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 

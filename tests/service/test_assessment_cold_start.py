@@ -176,3 +176,35 @@ def test_persisted_rankings_of_other_scoring_code_are_not_used(engine, monkeypat
     with Session(engine) as session:
         facts = projections.load_facts(session)
     assert projections._caches[str(engine.url)]["restored"] is True and facts.restored_rankings == {}
+
+
+def test_facts_larger_than_a_slice_are_saved_in_pieces_and_restored_the_same(engine, monkeypatch):
+    monkeypatch.setattr(projections, "SLICE", 7)  # seen, checks, ... span several pieces
+    record(engine, county(6))
+    facts, before = load(engine)
+    assert len(facts.seen) > 3 * projections.SLICE
+    save(engine)
+    restart()
+    restored, after = load(engine)
+    assert projections._caches[str(engine.url)]["restored"] is True and after == before
+
+    def state(of):  # what was persisted; an object without equality of its own compared by its fields
+        return {name: (vars(value) if hasattr(value, "__dict__") and type(value).__eq__ is object.__eq__ else value)
+                for name, value in vars(of).items() if name not in projections._NOT_SAVED}
+
+    assert state(restored) == state(facts)
+
+
+def test_other_green_threads_run_while_the_facts_are_pickled(engine, monkeypatch):
+    import eventlet
+
+    monkeypatch.setattr(projections, "SLICE", 7)
+    record(engine, county(6))
+    facts, _ = load(engine)
+    ticks = []
+    ticker = eventlet.spawn(lambda: [ticks.append(eventlet.sleep(0)) for _ in range(1000)])
+    projections._pickled({}, {name: value for name, value in vars(facts).items()
+                              if name not in projections._NOT_SAVED})
+    during = len(ticks)
+    ticker.kill()
+    assert during > 1

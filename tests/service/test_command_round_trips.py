@@ -19,9 +19,10 @@ from services.common import rulebook
 from services.common.db import create_db_engine
 from services.common.errors import RuleRefused
 from services.common.events import NewEvent
-from services.common.store import EventStore
+from services.common.store import SNAPSHOT_EVERY, EventStore
 from services.registry.service import RegistryService
 from tests import support
+from tests.service.test_registry_service import HEAD_ID
 
 LEADING = {"actor": {"id": "admin", "role": "county_admin"}}
 
@@ -83,6 +84,24 @@ def test_an_income_assessment_is_one_call_to_load_one_to_append_one_row_and_the_
     assess(registry, household_id, "5300.00")
     assert [statement.split("(")[0].strip() for statement in Recorded.statements] == [
         "SELECT * FROM fupin_load_stream", "SELECT * FROM fupin_append_events", "INSERT INTO households"]
+
+
+def test_a_household_with_personal_data_and_a_snapshot_gets_its_key_with_its_events(registry):
+    household_id = new_household(registry)
+    registry.add_member({"household_id": household_id, "name": "王伟", "id_number": HEAD_ID, "relation": "head",
+                         "birth_date": "1980-02-03", "sex": "male", "labor_capacity": "full", "health": "healthy",
+                         "phone": "13812345678"})
+    for n in range(SNAPSHOT_EVERY + 1):  # long enough to be snapshotted: its snapshot is sealed with the key
+        assess(registry, household_id, f"{5000 + n}.00")
+    Recorded.statements.clear()
+    answer = assess(registry, household_id, "5300.00")
+    assert [statement.split("(")[0].strip() for statement in Recorded.statements] == [
+        "SELECT * FROM fupin_load_stream", "SELECT * FROM fupin_append_events", "INSERT INTO households"]
+    assert answer["members"][0]["id_number"] == HEAD_ID[:4] + "*" * 10 + HEAD_ID[-4:]  # opened with that key, masked
+
+    registry.erase_personal_data({"household_id": household_id, "reason": "PIPL request"}, LEADING)
+    after = assess(registry, household_id, "5400.00")
+    assert after["members"][0]["id_number"] is None and after["members"][0]["phone"] is None
 
 
 def test_a_rule_changed_elsewhere_is_used_by_the_next_command(registry, engine):

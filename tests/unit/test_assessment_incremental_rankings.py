@@ -102,6 +102,31 @@ def test_a_long_stream_of_visits_never_ranks_everyone_again(full_rankings):
                                              for s in county.facts.subject_ids("unit")]))
 
 
+def test_monitoring_flags_and_exits_change_no_score_and_rank_no_one(full_rankings):
+    """They follow income assessments, the most frequent command; only the bulletin reads them."""
+    county = County()
+    before = {t: service._kept_ranking(t, county.facts, PERIOD, AS_OF, None) for t in ("cadre", "unit")}
+    county.apply([event("monitoring_flagged", {"household_id": "H1-0", "flagged_on": "2023-05-03"}),
+                  event("household_exited", {"household_id": "H2-1", "exited_on": "2023-05-20", "year": 2023})])
+    for subject_type in ("cadre", "unit"):
+        kept = service._kept_ranking(subject_type, county.facts, PERIOD, AS_OF, None)
+        assert kept is before[subject_type]
+        assert strip(kept) == strip(scoring.rank([scoring.score(subject_type, s, county.facts, PERIOD, AS_OF)
+                                                 for s in county.facts.subject_ids(subject_type)]))
+    assert full_rankings == ["cadre", "unit"]
+    assert len(county.facts.flags) == 1 and len(county.facts.exits) == 1
+
+
+def test_the_subject_index_is_kept_across_visits_and_rebuilt_after_other_events():
+    county, rng = County(), random.Random(3)
+    index = county.facts.index()
+    county.apply([county.visit(rng), event("monitoring_flagged", {"household_id": "H1-0", "flagged_on": "2023-05-03"})])
+    assert county.facts.index() is index
+    county.apply([event("exam_scored", {"cadre_id": "C1", "unit_id": "U1", "exam_id": "E1", "score": 80,
+                                        "taken_on": "2023-05-15"})])
+    assert county.facts.index() is not index and county.facts.index()["exam_days"] == [date(2023, 5, 15)]
+
+
 def test_any_other_event_ranks_everyone_again(full_rankings):
     county = County()
     service._kept_ranking("cadre", county.facts, PERIOD, AS_OF, None)

@@ -184,3 +184,13 @@ def test_the_scoring_rulebook_on_a_day_before_its_first_version_is_the_defaults(
                 "effective_from": "0138-04-27"})
     version, rules = book.rules(day=date(574, 6, 26))
     assert version == 2 and rules["restriction_years"] == 3 and rules["weights"] == DEFAULT_RULES["weights"]
+
+
+def test_a_download_documents_the_media_type_of_each_format_it_offers():
+    from services.common.web import MEDIA_TYPES
+
+    pay_sheet = SPEC["paths"]["/api/v1/periods/{month}/pay-sheet"]["get"]["responses"]["200"]["content"]
+    assert set(pay_sheet) == {MEDIA_TYPES["json"], MEDIA_TYPES["csv"], MEDIA_TYPES["xlsx"]}
+    audit = SPEC["paths"]["/api/v1/audit/export"]["get"]["responses"]["200"]["content"]
+    assert set(audit) == {MEDIA_TYPES["csv"], MEDIA_TYPES["json"]}
+    assert set(SPEC["paths"]["/api/v1/households"]["get"]["responses"]["200"]["content"]) == {"application/json"}
