@@ -41,9 +41,11 @@ COUNTY_CODE = "431222"  # a six-digit administrative division code
 
 
 def id_number(birth, sequence, female):
-    """A valid 18-character resident ID (GB 11643): region, birth date, sequence, check digit."""
-    sex_digit = (sequence * 2 + (0 if female else 1)) % 10
-    body = f"{COUNTY_CODE}{birth:%Y%m%d}{sequence % 100:02d}{sex_digit}"
+    """A valid 18-character resident ID (GB 11643): region, birth date, the three-digit order code
+    (odd for a man, even for a woman), check digit. `sequence` numbers the people of one birth
+    date and sex (0..499), so two people never share a number."""
+    order = (sequence % 500) * 2 + (0 if female else 1)
+    body = f"{COUNTY_CODE}{birth:%Y%m%d}{order:03d}"
     weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
     check = "10X98765432"[sum(int(d) * w for d, w in zip(body, weights)) % 11]
     return body + check
@@ -114,6 +116,7 @@ class Draft:
     cadre_rows: list = field(default_factory=list)  # (cadre_id, unit_id, rank)
     pair_of: dict = field(default_factory=dict)  # household ref -> cadre_id
     counts: dict = field(default_factory=dict)  # figures for the summary, by the section that knows them
+    born: dict = field(default_factory=dict)  # (birth date, female) -> people drawn so far: the ID order code
 
     @property
     def scale(self):
@@ -151,7 +154,6 @@ def county_and_users(draft):
 def household_register(draft):
     rng = draft.rng
     sizes = split_sizes(rng, draft.people, draft.households)
-    sequence = 0
     station_requests = {t: [] for t, _ in TOWNSHIPS}
     for n, size in enumerate(sizes):
         village_id, township_id, _, _ = VILLAGES[n % len(VILLAGES)] if n < len(VILLAGES) else rng.choice(VILLAGES)
@@ -165,8 +167,7 @@ def household_register(draft):
             "head_name": head_name, "poverty_causes": causes, "registered_on": "2022-12-01"}, ref)]
         members = []
         for m in range(size):
-            sequence += 1
-            body = _member(draft, m, surname, head_name, head_birth, sequence)
+            body = _member(draft, m, surname, head_name, head_birth)
             members.append(body["labor_capacity"])
             requests.append(("POST", f"/api/v1/households/{{{ref}}}/members", body, None))
         station_requests[township_id].extend(requests)
@@ -175,7 +176,7 @@ def household_register(draft):
         draft.step(f"households of {township_id}", f"station-{township_id.lower()}", requests)
 
 
-def _member(draft, m, surname, head_name, head_birth, sequence):
+def _member(draft, m, surname, head_name, head_birth):
     """The body of the m-th member of a household (the head first)."""
     rng = draft.rng
     if m == 0:
@@ -191,7 +192,8 @@ def _member(draft, m, surname, head_name, head_birth, sequence):
     age = YEAR - birth.year
     labor = "none" if age < 16 or age > 70 else rng.choices(("full", "weak", "none"), (70, 20, 10))[0]
     health = rng.choices(("healthy", "chronic", "serious_illness", "disabled"), (70, 18, 6, 6))[0]
-    return {"name": name, "id_number": id_number(birth, sequence, female), "relation": relation,
+    order = draft.born[birth, female] = draft.born.get((birth, female), -1) + 1
+    return {"name": name, "id_number": id_number(birth, order, female), "relation": relation,
             "birth_date": birth.isoformat(), "sex": "female" if female else "male",
             "labor_capacity": labor, "health": health}
 

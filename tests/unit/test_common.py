@@ -95,3 +95,13 @@ def test_demo_id_numbers_pass_the_gb11643_check_digit():
     assert len(number) == 18 and number[6:14] == "19850309"
     assert number[17] == "10X98765432"[sum(int(d) * w for d, w in zip(number[:17], weights)) % 11]
     assert int(number[16]) % 2 == 0  # even sequence digit = female
+
+
+def test_demo_id_numbers_do_not_repeat_in_a_scaled_county():
+    """The registry refuses a second household member with an ID number already held, so the
+    generator must never draw one twice, even at 2,000 cadres and 7,780 households."""
+    county = generate(seed=7, households=7780, cadres=2000)
+    numbers = [request[2]["id_number"] for _, _, requests in county.steps for request in requests
+               if len(request) > 2 and isinstance(request[2], dict) and "id_number" in request[2]]
+    assert len(numbers) > 15000
+    assert len(numbers) == len(set(numbers))
