@@ -37,7 +37,7 @@ from services.common.rpc import require_consumer
 from services.common.validation import Pattern, identifier, refuse_unsafe_values, validate
 from services.common.web import max_request_bytes, method_not_allowed, too_large
 
-from .auth import Principal, Unauthorized, ensure_token_live, principal_from_header
+from .auth import Principal, Unauthorized, ensure_token_live_kept, principal_from_header
 from .contracts import command_schema
 
 log = logging.getLogger(__name__)
@@ -310,9 +310,7 @@ def dispatch(url_map: Any, request: Request, *, rpc: Any, config: Mapping[str, A
         _check_stored_headers(request)
         if not matched.public:
             principal = principal_from_header(request.headers.get("Authorization"), config)
-            # autocommit: one round trip, no BEGIN/ROLLBACK around a single read
-            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-                ensure_token_live(connection, principal)
+            ensure_token_live_kept(db.engine, principal, config)
             if principal.role not in matched.roles:
                 raise Forbidden(f"the {principal.role} role may not call {matched.method} {matched.path}",
                                 {"role": principal.role})

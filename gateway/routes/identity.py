@@ -12,7 +12,7 @@ from services.common.pagination import decode_cursor, page
 
 from ..app import EVERY_ROLE, ListQuery, RequestContext, route
 from ..auth import (ADMIN_MAY_CREATE, SCOPE_KEYS, AccountLocked, NewPassword, SecurityRules, TooManyAttempts,
-                    Unauthorized, authenticate, change_password, check_scope, create_user, issue_token, revoke, unlock,
+                    Unauthorized, authenticate, change_password, check_scope, forget_live_tokens, create_user, issue_token, revoke, unlock,
                     users)
 from ..audit import audit_log, export_audit, list_audit
 
@@ -81,6 +81,7 @@ def password(ctx: RequestContext) -> Any:
         principal = change_password(session, ctx.user, ctx.body["old_password"], ctx.body["new_password"],
                                     SecurityRules.from_config(ctx.config))
         session.commit()
+    forget_live_tokens(principal.user_id)
     ctx.audit_resource = {"event": "password_changed", "user_id": principal.user_id}
     return issue_token(principal, ctx.config)
 
@@ -91,6 +92,7 @@ def logout(ctx: RequestContext) -> Any:
     with ctx.db.new_session() as session:
         revoke(session, ctx.user)
         session.commit()
+    forget_live_tokens(ctx.user.user_id)
     ctx.audit_resource = {"event": "logout", "jti": ctx.user.jti}
     return {"revoked": True}
 

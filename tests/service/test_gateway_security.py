@@ -3,6 +3,7 @@ revocation, 三权分立, and the append-only, hash-chained audit trail, on a re
 import time
 import uuid
 
+import jwt
 import pytest
 import requests
 import sqlalchemy as sa
@@ -160,6 +161,25 @@ def test_logout_revokes_the_token(gateway, admin):
     refused = requests.get(f"{gateway}/api/v1/users", headers=token, timeout=30)
     assert refused.status_code == 401 and "revoked" in refused.json()["error"]["message"]
     assert requests.get(f"{gateway}/api/v1/users", headers=admin, timeout=30).status_code == 200  # only that one
+
+
+def test_a_logout_on_another_gateway_replica_is_refused_here_within_the_token_check_interval(gateway, database):
+    """The gateway keeps a token's liveness check for TOKEN_CHECK_SECONDS (1 s); a revocation it did
+    not take itself (another replica's logout, written straight to the shared table here) is
+    refused once that has passed."""
+    response = sign_in(gateway, "admin", ADMIN_PASSWORD)
+    token = bearer(response)
+    assert requests.get(f"{gateway}/api/v1/users", headers=token, timeout=30).status_code == 200
+    claims = jwt.decode(response.json()["access_token"], options={"verify_signature": False})
+    engine = sa.create_engine(database)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO revoked_tokens (jti, user_id, expires_at) "
+                             "VALUES (:jti, :user_id, now() + interval '1 hour')"),
+                     {"jti": claims["jti"], "user_id": claims["sub"]})
+    engine.dispose()
+    time.sleep(1.2)
+    refused = requests.get(f"{gateway}/api/v1/users", headers=token, timeout=30)
+    assert refused.status_code == 401 and "revoked" in refused.json()["error"]["message"]
 
 
 def test_separation_of_duties_admin_manages_users_auditor_reads_the_audit(gateway, admin, auditor):
