@@ -2,6 +2,7 @@
 
 Each check looks the owning township / department / unit up over RPC when the request does not
 carry it, so a caller cannot claim a scope by naming it in the body."""
+from collections.abc import Callable
 from typing import Any
 
 from services.common.errors import Forbidden
@@ -31,6 +32,14 @@ def unit_of_cadre(ctx: RequestContext, cadre_id: Any) -> Any:
 def require_township(ctx: RequestContext, township_id: str | None, what: str = "another township") -> None:
     if ctx.role == "township" and township_id != ctx.scope("township_id"):
         _deny(ctx, what)
+
+
+def require_township_of(ctx: RequestContext, owner: Callable[[], Any], what: str = "another township") -> None:
+    """`require_township` with the township looked up only for a township station: the other roles
+    that may call the route are not confined to one, and a lookup is an RPC round trip (it was
+    half the RPCs of an income assessment sent by the admin)."""
+    if ctx.role == "township":
+        require_township(ctx, owner(), what)
 
 
 def require_unit_of_cadre(ctx: RequestContext, cadre_id: Any) -> None:

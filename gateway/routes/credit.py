@@ -5,7 +5,7 @@ from marshmallow import fields
 
 from ..app import command, ListQuery, RequestContext, route
 from ..contracts import credit
-from ..scopes import require_township
+from ..scopes import require_township, require_township_of
 
 STATION = ("admin", "township")
 CREDIT_UNION = ("admin", "credit_union")
@@ -17,7 +17,8 @@ def own_township(ctx: RequestContext, data: dict[str, Any]) -> None:
 
 
 def loan_in_township(ctx: RequestContext, data: dict[str, Any]) -> None:
-    require_township(ctx, ctx.call("credit", "owner", "loan", data["loan_id"])["township_id"], "a loan of another township")
+    require_township_of(ctx, lambda: ctx.call("credit", "owner", "loan", data["loan_id"])["township_id"],
+                        "a loan of another township")
 
 
 command("POST", "/api/v1/quotas", "credit", "allocate_quota", roles=("admin", "leading_group"))

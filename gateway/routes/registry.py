@@ -6,17 +6,18 @@ from marshmallow import Schema, fields, validate as v
 
 from ..app import ANY_SIGNED_IN, command, ListQuery, RequestContext, route
 from ..contracts import registry
-from ..scopes import reveals_personal_data, require_township, township_of_household, township_of_village
+from ..scopes import (reveals_personal_data, require_township, require_township_of, township_of_household,
+                      township_of_village)
 
 STATIONS = ("admin", "township")
 
 
 def in_village_township(ctx: RequestContext, data: dict[str, Any]) -> None:
-    require_township(ctx, township_of_village(ctx, data["village_id"]))
+    require_township_of(ctx, lambda: township_of_village(ctx, data["village_id"]))
 
 
 def in_household_township(ctx: RequestContext, data: dict[str, Any]) -> None:
-    require_township(ctx, township_of_household(ctx, data["household_id"]))
+    require_township_of(ctx, lambda: township_of_household(ctx, data["household_id"]))
 
 
 command("POST", "/api/v1/townships", "registry", "register_township", roles=("admin",))
