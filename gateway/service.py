@@ -4,11 +4,11 @@ from typing import Any
 
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
-from nameko.rpc import RpcProxy
 from werkzeug.wrappers import Request
 
 from services.common.chassis import HealthEndpoints
 from services.common.db import Database
+from services.common.rpc import TransientRpcProxy
 from services.common.web import http
 
 from . import openapi, routes, web  # noqa: F401 - importing registers the routes
@@ -48,12 +48,14 @@ class GatewayService(HealthEndpoints):
     db = Database()
     first_admin = FirstAdmin()
     audit_trail = AuditTrail()
-    registry = RpcProxy("registry")
-    assistance = RpcProxy("assistance")
-    projects = RpcProxy("projects")
-    credit = RpcProxy("credit")
-    assessment = RpcProxy("assessment")
-    supervision = RpcProxy("supervision")
+    # requests transient and unconfirmed (services.common.rpc); `RequestContext.call` asks
+    # `require_consumer` first, which stands in for nameko's unknown-service check
+    registry = TransientRpcProxy("registry")
+    assistance = TransientRpcProxy("assistance")
+    projects = TransientRpcProxy("projects")
+    credit = TransientRpcProxy("credit")
+    assessment = TransientRpcProxy("assessment")
+    supervision = TransientRpcProxy("supervision")
 
     url_map = build_map()
 

@@ -144,12 +144,11 @@ def test_every_service_session_has_lock_and_idle_timeouts(chassis_db):
 
 
 def test_a_reply_that_cannot_be_published_does_not_kill_the_service(amqp_uri, chassis_db):
-    from nameko.amqp.publish import Publisher
-    from nameko.rpc import Responder
+    from services.common.rpc import TransientPublisher, TransientResponder as Responder
 
     failures = []
 
-    class FailingOnce(Publisher):
+    class FailingOnce(TransientPublisher):
         def publish(self, *args, **kwargs):
             if not failures:
                 failures.append(1)
