@@ -1,5 +1,6 @@
 """`fupin demo`: load a generated county year through the gateway as its people would, wait for
 the assessment to catch up, and print the leading group's view."""
+import itertools
 import re
 import sys
 import threading
@@ -121,17 +122,19 @@ class Loader:
             chains.setdefault(key, []).append((username, request, f"demo-{index}-{n}"))
         total = len(step_requests)
         started = time.perf_counter()
-        before = self.sent
+        # this step's own count: `self.sent` also counts the projects lane running beside it
+        counter, done = itertools.count(1), [0]
 
         def run_chain(chain):
             for username, request, key in chain:
                 self.send(username, request, key)
+                done[0] = next(counter)
 
         with ThreadPoolExecutor(self.workers) as pool:
             futures = [pool.submit(run_chain, chain) for chain in chains.values()]
             while wait(futures, timeout=0.25).not_done:  # returns as soon as all are done
                 if show_progress:
-                    progress(f"  {title}: {self.sent - before}/{total}")
+                    progress(f"  {title}: {done[0]}/{total}")
             for future in futures:
                 future.result()
         elapsed = time.perf_counter() - started
