@@ -10,7 +10,9 @@ county's cadres and households once, then sends, by weight: income assessments
 (`POST /households/{id}/income`, the command path), a cadre's visit to a paired household
 (`POST /visits`, the event that changes scores), one cadre's score (`GET /scores/cadre/{id}`)
 and the first page of the cadre ranking (`GET /scores/cadre`). Locust's CSV gives requests/s,
-p50/p95/p99 per name; the names below are the rows of bench/README's table.
+p50/p95/p99 per name; the names below are the rows of bench/README's table. `--tags commands`
+sends only the commands, `--tags score` only single score reads, `--tags reads` both reads:
+what each path carries when it has the machine to itself.
 """
 import datetime
 import itertools
@@ -19,7 +21,7 @@ import random
 import threading
 import uuid
 
-from locust import HttpUser, between, task
+from locust import HttpUser, between, tag, task
 
 PERIOD = os.environ.get("FUPIN_LOAD_PERIOD", "2023")
 AS_OF = os.environ.get("FUPIN_LOAD_AS_OF", "2023-12-31")
@@ -63,6 +65,7 @@ class CountyUser(HttpUser):
         self.headers = {"Authorization": f"Bearer {token}"}
         self.county = _learn_county(self.client, self.headers)
 
+    @tag("commands")
     @task(3)
     def income_assessment(self):
         household = random.choice(self.county["households"])
@@ -71,6 +74,7 @@ class CountyUser(HttpUser):
                          json={"year": 2023, "per_capita_income": f"{amount}.00", "assessed_on": "2023-12-20"},
                          headers={**self.headers, "Idempotency-Key": str(uuid.uuid4())})
 
+    @tag("commands")
     @task(1)
     def visit(self):
         """A cadre's visit: the event that changes scores most often (the kept rankings take it
@@ -84,12 +88,14 @@ class CountyUser(HttpUser):
             "outcome": "收入稳定", "changes": "无", "policy_explained": True},
             headers={**self.headers, "Idempotency-Key": str(uuid.uuid4())})
 
+    @tag("reads", "score")
     @task(6)
     def one_cadre_score(self):
         cadre = random.choice(self.county["cadres"])
         self.client.get(f"/api/v1/scores/cadre/{cadre}?period={PERIOD}&as_of={AS_OF}", headers=self.headers,
                         name="read: GET one cadre's score")
 
+    @tag("reads")
     @task(1)
     def ranking_page(self):
         self.client.get(f"/api/v1/scores/cadre?period={PERIOD}&as_of={AS_OF}&limit=50", headers=self.headers,
