@@ -9,7 +9,9 @@ FUPIN := $(VENV)/bin/fupin
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: sudo apt-get install python3.11 python3.11-venv (or pyenv install 3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q -r requirements.lock
+	# --no-compile: Python compiles what it imports on first use; compiling every package up front
+	# cost 6 s of `make demo` on a fresh clone (28.5 -> 22.0 s for the venv).
+	$(VENV)/bin/pip install -q --no-compile -r requirements.lock
 	$(VENV)/bin/pip install -q --no-deps -e .
 	touch $@
 
