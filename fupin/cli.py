@@ -151,10 +151,24 @@ def start(component):
     return True
 
 
+def ports_taken_by_others():
+    """Components not started from this checkout whose port something else answers on (typically
+    a platform started from another directory): starting ours would fail to bind, and `ready`
+    would be answered by the other one."""
+    return [f"{component} (port {PORTS[component]})" for component in COMPONENTS
+            if not running_pid(component) and port_open(PORTS[component])]
+
+
 def bring_up(timeout=120):
     problems = check_backing_services()
     if problems:
         raise click.ClickException("\n".join(problems))
+    taken = ports_taken_by_others()
+    if taken:
+        raise click.ClickException(
+            f"another process already listens where this platform must: {', '.join(taken)}. Is a Fupin started "
+            f"from another directory still running? Stop it there (`make down`), or find it with "
+            f"`ss -ltnp 'sport = :{PORTS['gateway']}'`.")
     from services.common.migrate import migrate as run_migration
 
     for component in COMPONENTS:
