@@ -25,6 +25,23 @@ def township_of_household(ctx: RequestContext, household_id: Any) -> Any:
     return ctx.call("registry", "owner", "household", household_id)["township_id"]
 
 
+# A project's department is set when it is planned and never changes, so the gateway keeps it: a
+# department posting its projects' progress made two RPCs per command, this lookup and the command.
+_project_departments: dict[tuple[str, str], str] = {}  # (the broker's address, project) -> department
+KEPT_PROJECTS = 50_000
+
+
+def department_of_project(ctx: RequestContext, project_id: Any) -> Any:
+    kept_as = (ctx.config["AMQP_URI"], project_id)  # a platform is its broker (vhost): tests run several
+    department = _project_departments.get(kept_as)
+    if department is None:
+        department = ctx.call("projects", "owner", "project", project_id)["department"]
+        if len(_project_departments) >= KEPT_PROJECTS:
+            _project_departments.clear()
+        _project_departments[kept_as] = department
+    return department
+
+
 def unit_of_cadre(ctx: RequestContext, cadre_id: Any) -> Any:
     return ctx.call("assistance", "owner", "cadre", cadre_id)["unit_id"]
 

@@ -3,7 +3,7 @@ from typing import Any
 
 from ..app import ANY_SIGNED_IN, command, ListQuery, RequestContext, route
 from ..contracts import projects
-from ..scopes import require_department
+from ..scopes import department_of_project, require_department
 
 DEPARTMENT_WRITERS = ("admin", "department")
 
@@ -14,7 +14,7 @@ def own_new_project(ctx: RequestContext, data: dict[str, Any]) -> None:
 
 def own_project(ctx: RequestContext, data: dict[str, Any]) -> None:
     if ctx.role == "department":  # the one role confined to its projects: no lookup for the others
-        require_department(ctx, ctx.call("projects", "owner", "project", data["project_id"])["department"])
+        require_department(ctx, department_of_project(ctx, data["project_id"]))
 
 
 command("POST", "/api/v1/projects", "projects", "plan_project", roles=DEPARTMENT_WRITERS, authorize=own_new_project)
