@@ -139,3 +139,18 @@ def test_the_pay_sheet_of_a_closed_month(county):
         rpc.assessment.pay_sheet("2023-13")
     with pytest.raises(NotFound):
         rpc.assessment.subject_score("cadre", "nobody", "2023-01", "2023-12-31")
+
+
+def test_a_read_right_after_the_assessments_own_command_sees_it(county, monkeypatch):
+    """Reads share one look at the database for READ_RECHECK_SECONDS, but a write by the assessment
+    itself starts a new look: with the window stretched to a minute, a month closed or re-opened
+    just now is still what the very next read says."""
+    from services.assessment import service
+
+    monkeypatch.setattr(service, "READ_RECHECK_SECONDS", 60)
+    rpc = county
+    assert rpc.assessment.subject_score("cadre", "C1", *FEBRUARY_LATER)["period_status"]["status"] == "open"
+    rpc.assessment.close_month({"month": "2023-02", "on": "2023-03-05"}, ADMIN)
+    assert rpc.assessment.subject_score("cadre", "C1", *FEBRUARY_LATER)["period_status"]["status"] == "closed"
+    rpc.assessment.reopen_month({"month": "2023-02", "on": "2023-03-06", "reason": "补录走访"}, ADMIN)
+    assert rpc.assessment.subject_score("cadre", "C1", *FEBRUARY_LATER)["period_status"]["status"] == "open"
