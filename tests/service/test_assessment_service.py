@@ -93,6 +93,11 @@ def test_events_made_while_assessment_was_down_count_once_it_starts_then_live(am
     with assessment(amqp_uri, databases):
         # Jan and Feb visited, March missed: 2 of 3 complete months, found by catch-up.
         support.wait_until(visits_counted(rpc, 2, 3), message="catch-up after downtime")
+        # Each source is caught up on its own: the registry's household (which names the evidence)
+        # can arrive after the assistance's visits have been counted.
+        support.wait_until(lambda: indicator(rpc.assessment.subject_score("cadre", "C1", *Q1),
+                                             "visit_compliance")["evidence"][0]["household_no"] is not None,
+                           message="the registry's catch-up names the household")
         card = rpc.assessment.subject_score("cadre", "C1", *Q1)
         visits = indicator(card, "visit_compliance")
         # Named so a person can act on it: household number and head, village, cadre (issue 19).
