@@ -14,9 +14,13 @@ from decimal import Decimal
 
 from services.common.errors import Conflict, RuleRefused, ValidationFailed
 from services.common.events import NewEvent
+from services.common.store import WRITTEN_AT_ONCE
 from services.common.validation import MONTH_TEXT
 
 from . import scoring, sheets
+
+STREAM_TYPE = "period"
+WRITTEN_AT_ONCE.add(STREAM_TYPE)  # a closing keeps its position and recording time
 
 OWN = "assessment"  # the watermark's key for the assessment's own events (ratings, vetoes)
 

@@ -328,7 +328,7 @@ class AssessmentService(EventSourcedService, CountySectionFollower, EventConsume
         command = validate(schemas.CloseMonth(), data)
         month, today = command["month"], self.clock.today()
         period = periods.month_period(month)
-        state = self.load_stream("period", month, periods.evolve_month)
+        state = self.load_stream(periods.STREAM_TYPE, month, periods.evolve_month)
         periods.decide_close(state, month, command, today, {}, {}, None)  # refuse early, before scoring
         # Whatever the sources hold now belongs in the month: catch up first, and refuse to close
         # on a partial picture when a source does not answer.
@@ -353,7 +353,7 @@ class AssessmentService(EventSourcedService, CountySectionFollower, EventConsume
                                              for t in scoring.SUBJECT_TYPES})
             session.rollback()
         return self.handle(
-            "close_month", stream_type="period", stream_id=month, evolve=periods.evolve_month,
+            "close_month", stream_type=periods.STREAM_TYPE, stream_id=month, evolve=periods.evolve_month,
             decide=lambda state: periods.decide_close(state, month, command, today, results, watermark, version),
             context=context, result=lambda state, stored: _month_answer(state),
         )
@@ -363,7 +363,7 @@ class AssessmentService(EventSourcedService, CountySectionFollower, EventConsume
         command = validate(schemas.ReopenMonth(), data)
         month, today = command["month"], self.clock.today()
         return self.handle(
-            "reopen_month", stream_type="period", stream_id=month, evolve=periods.evolve_month,
+            "reopen_month", stream_type=periods.STREAM_TYPE, stream_id=month, evolve=periods.evolve_month,
             decide=lambda state: periods.decide_reopen(state, month, command, today),
             context=context, result=lambda state, stored: _month_answer(state),
         )

@@ -15,7 +15,7 @@ import eventlet
 from kombu import Connection
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
-from nameko.events import BROADCAST, EventDispatcher, event_handler
+from nameko.events import BROADCAST, event_handler
 from nameko.timer import timer
 from sqlalchemy import Table, select, text
 from sqlalchemy.engine import Engine
@@ -30,7 +30,7 @@ from .errors import NotFound, ValidationFailed
 from .events import StoredEvent
 from .metrics import exposition
 from .rebuild import rebuild
-from .relay import RelayDoorbell, relay_loop, relay_pending
+from .relay import EventBatchPublishing, RelayDoorbell, relay_loop, relay_pending
 from .rpc import rpc
 from .store import EventStore
 from .web import http
@@ -163,9 +163,15 @@ class CountySectionFollower:
 class EventSourcedService(HealthEndpoints):
     projections: Any = None  # module with READ_MODEL_TABLES and project(session, event)
 
+    @property
+    def project_reads_store(self) -> bool:
+        """Whether `projections.project` reads the event store (READS_EVENT_STORE): then a
+        command's events are written before they are projected (commands.Streams)."""
+        return bool(getattr(self.projections, "READS_EVENT_STORE", False))
+
     config = Config()
     db = Database()
-    dispatch = EventDispatcher()
+    publish_events = EventBatchPublishing()
     nudge = RelayDoorbell()
     rulebook_defaults = RulebookDefaults()
 
@@ -320,6 +326,7 @@ class EventSourcedService(HealthEndpoints):
             stream_type=stream_type, stream_id=stream_id, evolve=evolve, decide=decide,
             project=self.projections.project, result=result, initial=initial,
             expected_version=expected_version, context=context, nudge=self.nudge,
+            project_reads_store=self.project_reads_store,
         )
 
     def handle_streams(self, command_type: str, work: Callable[[commands.Streams], Any], context: Any = None) -> Any:
@@ -328,6 +335,7 @@ class EventSourcedService(HealthEndpoints):
         return commands.run_streams(
             self.db.new_session, self.name, command_type, work,
             project=self.projections.project, context=context, nudge=self.nudge,
+            project_reads_store=self.project_reads_store,
         )
 
     def handle_many(self, command_type: str, work: Any, context: Any = None) -> Any:
@@ -370,7 +378,7 @@ class EventSourcedService(HealthEndpoints):
         self.refresh_county_rules()
         self.rulebook_defaults.declare_if_pending()
         try:
-            relay_pending(self.db.new_session, self.name, self.dispatch)
+            relay_pending(self.db.new_session, self.name, self.publish_events)
         except Exception:  # the next tick retries; events stay in the store
             log.exception("relay of %s events failed; will retry", self.name)
 

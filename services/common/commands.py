@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from .errors import Conflict, FupinError, ServiceUnavailable
 from .events import NewEvent, StoredEvent
 from .metrics import APPEND_SECONDS, COMMANDS, TRANSACTION_RETRIES
-from .store import ConcurrencyConflict, EventStore, LoadedStream
+from .store import WRITTEN_AT_ONCE, ConcurrencyConflict, EventStore, LoadedStream, PreparedAppend
 
 RETRIES_ON_CONFLICT = 5
 # PostgreSQL's "try again" answers: a deadlock victim, a serialization failure. The whole
@@ -60,8 +60,9 @@ def fold(evolve: Any, initial: Any, stored_events: Any) -> Any:
 
 def run_in_transaction(session_factory: Callable[[], Session], service: str, command_type: str,
                        work: Callable[[EventStore, dict[str, Any]], Any], context: dict[str, Any] | None = None,
-                       nudge: Any = None) -> Any:
+                       nudge: Any = None, before_commit: Callable[[], Any] | None = None) -> Any:
     """Run `work(store, metadata) -> result dict` in one transaction with idempotency and retries.
+    `before_commit()` runs last before the commit, after the result is remembered.
 
     `work` may append to any number of streams. A concurrency conflict re-runs it (it re-reads
     the streams), up to RETRIES_ON_CONFLICT times; any other unique violation is a Conflict.
@@ -86,6 +87,8 @@ def run_in_transaction(session_factory: Callable[[], Session], service: str, com
                 result = work(store, metadata)
                 if key:
                     store.remember_result(key, command_type, result)
+                if before_commit is not None:
+                    before_commit()
                 session.commit()
                 outcome = "ok"
                 break
@@ -134,7 +137,7 @@ def run_command(
     session_factory: Callable[[], Session], service: str, command_type: str, *, stream_type: str, stream_id: str,
     evolve: Evolve, decide: Decide, project: Callable[[Session, StoredEvent], None], result: Any = None,
     initial: Any = None, expected_version: int | None = None, context: dict[str, Any] | None = None,
-    nudge: Any = None,
+    nudge: Any = None, project_reads_store: bool = False,
 ) -> Any:
     """The common case: one stream. `decide(state) -> [NewEvent]`; `project(session, event)`
     updates read models; `result(state, stored_events) -> dict` is what the caller gets.
@@ -157,7 +160,8 @@ def run_command(
                     "events": [event.type for event in stored]}
         return result(state, stored)
 
-    return run_streams(session_factory, service, command_type, work, project=project, context=context, nudge=nudge)
+    return run_streams(session_factory, service, command_type, work, project=project, context=context, nudge=nudge,
+                       project_reads_store=project_reads_store)
 
 
 class Streams:
@@ -169,11 +173,24 @@ class Streams:
     `load` folds a stream and remembers its version; `append` appends after that version,
     projects each event and keeps the folded state. Retries, idempotency and the commit are
     `run_streams`'s (run_in_transaction's) business, in one place.
+
+    Appends are written last (`flush`, just before the commit): the store's append lock, which
+    keeps positions committed in order, is held from the first write to the commit, so every
+    command of the service waits for it. Written last, it covers two round trips (the append,
+    the commit) instead of the projection, the snapshot and the remembered result as well
+    (issue 17: 4-7 of the registry's 5-8 transactions were waiting on it). Until then an
+    appended event has global_position 0 and no recorded_at; reading a stream with events not
+    yet written writes them first. A projection that reads the event store (`project_reads_store`)
+    gets its events written before it runs, unless the command hands it the folded state; a
+    stream type whose fold keeps its events' positions (store.WRITTEN_AT_ONCE) is written at once.
     """
 
-    def __init__(self, store: EventStore, metadata: Any, project: Callable[..., Any]) -> None:
+    def __init__(self, store: EventStore, metadata: Any, project: Callable[..., Any],
+                 project_reads_store: bool = False) -> None:
         self.store, self.metadata, self.project = store, metadata, project
+        self.project_reads_store = project_reads_store
         self.session = store.session
+        self._unwritten: list[PreparedAppend] = []
         self._versions: dict[tuple[str, str], int] = {}
         self._loaded: dict[tuple[str, str], LoadedStream] = {}
         self._states: dict[tuple[str, str], Any] = {}
@@ -191,6 +208,7 @@ class Streams:
         its snapshot and events are read, and the last event ids of the streams in `heads` too:
         `self.heads`): from its snapshot, if any, and the events after it. Its version is
         remembered for `append`, which snapshots the stream again every SNAPSHOT_EVERY events."""
+        self._write_if_unwritten(stream_type, stream_id)
         loaded = self.store.load_state(stream_type, stream_id, evolve, initial, lock=lock, heads=heads)
         self.heads.update(loaded.heads)
         key = (stream_type, stream_id)
@@ -202,6 +220,7 @@ class Streams:
 
     def read(self, stream_type: str, stream_id: str, evolve: Evolve, initial: Any = None) -> Any:
         """The folded state of a stream this command only reads (not locked, not appended to)."""
+        self._write_if_unwritten(stream_type, stream_id)
         return fold(evolve, initial, self.store.load(stream_type, stream_id))
 
     def version(self, stream_type: str, stream_id: str) -> int:
@@ -219,7 +238,13 @@ class Streams:
         version = self._versions.get(key, 0)
         evolve = self._evolvers.get(key)
         state = self._states.get(key)
-        stored = self.store.append(stream_type, stream_id, version, new_events, self.metadata)
+        if not new_events:
+            return []
+        prepared = self.store.prepare(stream_type, stream_id, version, new_events, self.metadata)
+        self._unwritten.append(prepared)
+        stored = prepared.events
+        if stream_type in WRITTEN_AT_ONCE or (self.project_reads_store and not project_with_state):
+            stored = self.flush()[-1]
         for event in stored:
             if evolve is not None:
                 state = evolve(state, event)
@@ -234,13 +259,28 @@ class Streams:
             self.store.snapshot_if_due(stream_type, stream_id, loaded, state, version + len(stored), evolve)
         return stored
 
+    def flush(self) -> list[list[StoredEvent]]:
+        """Write every appended event not written yet, in the order they were appended; returns
+        them as written (with positions), one list per append."""
+        unwritten, self._unwritten = self._unwritten, []
+        return [self.store.write(prepared) for prepared in unwritten]
+
+    def _write_if_unwritten(self, stream_type: str, stream_id: str) -> None:
+        if any((p.stream_type, p.stream_id) == (stream_type, stream_id) for p in self._unwritten):
+            self.flush()
+
 
 def run_streams(session_factory: Callable[[], Session], service: str, command_type: str,
                 work: Callable[["Streams"], Any], *, project: Callable[..., Any], context: Any = None,
-                nudge: Callable[[], Any] | None = None) -> Any:
+                nudge: Callable[[], Any] | None = None, project_reads_store: bool = False) -> Any:
     """Run `work(streams: Streams) -> result dict` in one transaction with idempotency (checked
-    under the key's lock), retries on version conflicts, deadlocks and serialization failures."""
-    return run_in_transaction(
-        session_factory, service, command_type,
-        lambda store, metadata: work(Streams(store, metadata, project)), context, nudge,
-    )
+    under the key's lock), retries on version conflicts, deadlocks and serialization failures;
+    the appended events are written last (Streams.flush)."""
+    current: list[Streams] = []
+
+    def run(store: EventStore, metadata: Any) -> Any:
+        current[:] = [Streams(store, metadata, project, project_reads_store)]
+        return work(current[0])
+
+    return run_in_transaction(session_factory, service, command_type, run, context, nudge,
+                              before_commit=lambda: current[0].flush())

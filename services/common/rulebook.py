@@ -25,8 +25,10 @@ from typing import Any
 
 from .errors import ValidationFailed
 from .events import NewEvent
+from .store import WRITTEN_AT_ONCE
 
 STREAM_TYPE = "rulebook"
+WRITTEN_AT_ONCE.add(STREAM_TYPE)  # a version keeps its recording time
 CHANGED = "rules_changed"
 # The code's defaults (version 0) put on record by the owning service when it starts and they
 # differ from the last on record (a first start; a release that changed a default), so every

@@ -190,6 +190,11 @@ sa_event.listen(metadata, "after_create", DDL(STORE_FUNCTIONS))
 EVENT_STORE_TABLES = (events, idempotency_keys, relay_checkpoint, inbox, consumer_checkpoints, quarantine,
                       snapshots)
 
+# Stream types whose fold keeps where its events landed (global_position, recorded_at): a command
+# writes their events at once instead of just before its commit (commands.Streams), so the state
+# it folds and answers with has them.
+WRITTEN_AT_ONCE: set[str] = set()
+
 # A command folding this many events or more past the stream's snapshot writes a new one.
 SNAPSHOT_EVERY = 25
 
@@ -294,6 +299,21 @@ class LoadedStream:
     @property
     def folded(self) -> int:
         return self.version - self.snapshot_version
+
+
+@dataclass
+class PreparedAppend:
+    """An append built but not sent (EventStore.prepare, then write): `events` as a later load
+    returns them, but for their positions."""
+
+    stream_type: str
+    stream_id: str
+    new_events: list[Any]
+    payloads: list[dict]
+    payload_texts: list[str] | None  # None for a sealed stream type: sealed when written
+    metadata_text: str
+    occurred: list[Any]
+    events: list[StoredEvent]
 
 
 _fingerprints: dict[Any, str] = {}
@@ -527,30 +547,52 @@ class EventStore:
         """
         if not new_events:
             return []
+        return self.write(self.prepare(stream_type, stream_id, expected_version, new_events, metadata))
+
+    def prepare(self, stream_type: str, stream_id: str, expected_version: int, new_events: list[Any],
+                metadata: dict[str, Any] | None = None) -> "PreparedAppend":
+        """Everything an append needs but its positions, with no statement sent: `write` sends it.
+        Its `events` are what a later load returns, but for global_position (0) and recorded_at
+        (None), which only the write assigns."""
         codec = PAYLOAD_CODECS.get(stream_type)
         payloads = [event.payload for event in new_events]
-        sealed = codec.seal(self.session, stream_id, payloads) if codec is not None else payloads
         metadata_text = json.dumps(metadata or {})
-        payload_texts = [json.dumps(payload) for payload in sealed]
+        payload_texts = None if codec is not None else [json.dumps(payload) for payload in payloads]
         versions = list(range(expected_version + 1, expected_version + 1 + len(new_events)))
         event_ids = [str(uuid.uuid4()) for _ in new_events]
         occurred = [_as_date(event.occurred_on) for event in new_events]
-        rows = self._execute(_APPEND_EVENTS, (
-            not self.holds_append_lock, event_ids, stream_type, stream_id, versions, [event.type for event in new_events],
-            [event.schema_version for event in new_events], payload_texts, metadata_text, occurred)).fetchall()
-        self.holds_append_lock = True
-        written = {version: (position, recorded_at) for position, version, recorded_at in rows}
         stored_metadata = json.loads(metadata_text)
-        return [
+        provisional = [
             StoredEvent(
-                global_position=written[version][0], event_id=event_id, stream_type=stream_type, stream_id=stream_id,
+                global_position=0, event_id=event_id, stream_type=stream_type, stream_id=stream_id,
                 version=version, type=event.type, schema_version=event.schema_version,
                 # what a later load returns: the JSON of the payload (opened, for a sealed stream type)
-                payload=json.loads(text) if codec is None else payload, metadata=stored_metadata,
-                occurred_on=day.isoformat() if day else None, recorded_at=written[version][1].isoformat())
-            for event_id, version, event, text, payload, day in zip(event_ids, versions, new_events, payload_texts,
-                                                                    payloads, occurred)
+                payload=payload if payload_texts is None else json.loads(payload_texts[index]),
+                metadata=stored_metadata, occurred_on=day.isoformat() if day else None, recorded_at=None)
+            for index, (event_id, version, event, payload, day)
+            in enumerate(zip(event_ids, versions, new_events, payloads, occurred))
         ]
+        return PreparedAppend(stream_type, stream_id, new_events, payloads, payload_texts, metadata_text, occurred,
+                              provisional)
+
+    def write(self, prepared: "PreparedAppend") -> list[StoredEvent]:
+        """Send a prepared append (taking the append lock, once per transaction); returns its events
+        with their positions and recording time."""
+        codec = PAYLOAD_CODECS.get(prepared.stream_type)
+        payload_texts = prepared.payload_texts
+        if payload_texts is None:  # sealed now, under the stream's lock, in the transaction that commits them
+            assert codec is not None  # noqa: S101 - prepare leaves the texts out only for a sealed type
+            payload_texts = [json.dumps(payload)
+                             for payload in codec.seal(self.session, prepared.stream_id, prepared.payloads)]
+        events_ = prepared.events
+        rows = self._execute(_APPEND_EVENTS, (
+            not self.holds_append_lock, [e.event_id for e in events_], prepared.stream_type, prepared.stream_id,
+            [e.version for e in events_], [e.type for e in events_], [e.schema_version for e in events_],
+            payload_texts, prepared.metadata_text, prepared.occurred)).fetchall()
+        self.holds_append_lock = True
+        written = {version: (position, recorded_at) for position, version, recorded_at in rows}
+        return [dataclasses.replace(event, global_position=written[event.version][0],
+                                    recorded_at=written[event.version][1].isoformat()) for event in events_]
 
     def events_since(self, position: int, limit: int = 500) -> list[StoredEvent]:
         return [_row_to_event(row) for row in self._execute(_SINCE, (position, limit))]

@@ -100,6 +100,11 @@ _UPSERT_HOUSEHOLD = text(
 ).bindparams(bindparam("detail", type_=JSONB))
 
 
+# A household event projected without its folded state (a rebuild, the erasure) refolds the
+# stream from the event store (commands.Streams writes the events first).
+READS_EVENT_STORE = True
+
+
 def _refresh_household(session, event, state=None):
     """`state`: the household right after `event`, when the command has it already folded;
     without it (a rebuild) the stream is folded again up to the event."""

@@ -2,8 +2,9 @@
 round trips), and that the shortcuts keep every guarantee.
 
 A household command is: the stream's lock, snapshot, events and the rulebook's heads in one call
-(`fupin_load_stream`); the append lock and the insert in one (`fupin_append_events`); the
-households row; the commit. Its rules come from a cache checked against the rulebook's last event
+(`fupin_load_stream`); the households row; the append lock and the insert in one
+(`fupin_append_events`), written last so the append lock, which every command of the service
+waits for, is held only for it and the commit; the commit. Its rules come from a cache checked against the rulebook's last event
 in that first call, so a change made anywhere (another replica) is used by the next command.
 """
 import threading
@@ -77,13 +78,26 @@ def assess(registry, household_id, amount="5230.00", on="2023-06-30"):
                                    "assessed_on": on})
 
 
-def test_an_income_assessment_is_one_call_to_load_one_to_append_one_row_and_the_commit(registry):
+def test_an_income_assessment_is_one_call_to_load_one_row_and_one_to_append_last(registry):
     household_id = new_household(registry)
     assess(registry, household_id)  # the rulebook sections are read once, then kept
     Recorded.statements.clear()
     assess(registry, household_id, "5300.00")
     assert [statement.split("(")[0].strip() for statement in Recorded.statements] == [
-        "SELECT * FROM fupin_load_stream", "SELECT * FROM fupin_append_events", "INSERT INTO households"]
+        "SELECT * FROM fupin_load_stream", "INSERT INTO households", "SELECT * FROM fupin_append_events"]
+
+
+def test_the_append_lock_is_taken_by_the_last_statement_after_the_remembered_result(registry):
+    """The append lock serialises every command of the service until its commit: nothing but the
+    append itself may run under it (the idempotency key's result is remembered before it)."""
+    household_id = new_household(registry)
+    assess(registry, household_id)
+    Recorded.statements.clear()
+    registry.assess_income({"household_id": household_id, "year": 2023, "per_capita_income": "5400.00",
+                            "assessed_on": "2023-06-30"}, {"idempotency_key": "k-append-last"})
+    names = [statement.split("(")[0].strip() for statement in Recorded.statements]
+    assert names[-1] == "SELECT * FROM fupin_append_events"
+    assert Recorded.statements[-2].startswith("INSERT INTO idempotency_keys")
 
 
 def test_a_household_with_personal_data_and_a_snapshot_gets_its_key_with_its_events(registry):
@@ -96,7 +110,7 @@ def test_a_household_with_personal_data_and_a_snapshot_gets_its_key_with_its_eve
     Recorded.statements.clear()
     answer = assess(registry, household_id, "5300.00")
     assert [statement.split("(")[0].strip() for statement in Recorded.statements] == [
-        "SELECT * FROM fupin_load_stream", "SELECT * FROM fupin_append_events", "INSERT INTO households"]
+        "SELECT * FROM fupin_load_stream", "INSERT INTO households", "SELECT * FROM fupin_append_events"]
     assert answer["members"][0]["id_number"] == HEAD_ID[:4] + "*" * 10 + HEAD_ID[-4:]  # opened with that key, masked
 
     registry.erase_personal_data({"household_id": household_id, "reason": "PIPL request"}, LEADING)
