@@ -67,7 +67,7 @@ def test_a_batch_is_published_in_order_as_nameko_events_and_confirmed(amqp_uri, 
 def test_a_broken_connection_raises_and_the_next_batch_reconnects(amqp_uri, publisher):
     publisher.publish([stored(1)])
     publisher.connection.connection.sock.close()  # as a broker restart leaves it
-    with pytest.raises(Exception):
+    with pytest.raises(OSError):  # the closed socket's error
         publisher.publish([stored(2)])
     assert publisher.channel is None  # dropped: the relay's next tick starts on a fresh connection
     connection, queue = bound_queue(amqp_uri, publisher.container.service_name)
