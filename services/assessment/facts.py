@@ -7,6 +7,8 @@ published rulebook from version 1 (the defaults) on, and the persisted facts' fi
 this module (projections.facts_fingerprint).
 """
 import copy
+import functools
+import sys
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -162,8 +164,20 @@ class RulesInForce(dict):
         raise KeyError(key)
 
 
+# One object per distinct day and per id that recurs by the hundred thousand (a visit's cadre, unit
+# and household): the persisted facts pickle each once and refer to it after (issue 17: a
+# million rows' facts were unpickled object by object, ~1 M dates and id strings, at every restart).
+@functools.lru_cache(maxsize=1 << 16)
+def _day(text):
+    return date.fromisoformat(text)
+
+
 def _d(value):
-    return value if isinstance(value, date) or value is None else date.fromisoformat(value)
+    return value if isinstance(value, date) or value is None else _day(value)
+
+
+def _shared(text):
+    return None if text is None else sys.intern(text)
 
 
 def _money(value):
@@ -274,6 +288,7 @@ class Facts(supervision.SupervisionFacts):
                 self.unusable[event.event_id] = f"{event.type}: {type(exc).__name__}: {exc}"
 
     def _pairing(self, pairing_id):
+        pairing_id = _shared(pairing_id)  # the same object as the visits' key
         return self.pairings.setdefault(pairing_id, Pairing(pairing_id))
 
     def _loan(self, loan_id):
@@ -323,8 +338,8 @@ class Facts(supervision.SupervisionFacts):
 
     def _on_visit_recorded(self, p, e):
         day = _d(p["visited_on"])
-        self.visits.setdefault(p["pairing_id"], set()).add(day)
-        self.visit_log.append((day, p["cadre_id"], p.get("unit_id"), p["household_id"]))
+        self.visits.setdefault(_shared(p["pairing_id"]), set()).add(day)
+        self.visit_log.append((day, _shared(p["cadre_id"]), _shared(p.get("unit_id")), _shared(p["household_id"])))
 
     def _on_village_visit_recorded(self, p, e):
         self.village_visits.setdefault((p["cadre_id"], p["village_id"]), {})[e.event_id] = _d(p["visited_on"])

@@ -2,6 +2,8 @@
 
 Period 2023 as of 2023-06-30: complete months January to June (6).
 """
+import json
+import pickle
 import random
 import uuid
 from datetime import date
@@ -421,3 +423,20 @@ def test_one_unreadable_stored_event_is_left_out_and_listed_not_fatal_to_every_s
     facts = facts_of(events + [broken])
     assert scoring.score("unit", "U1", facts, PERIOD, AS_OF) == scoring.score("unit", "U1", facts_of(events), PERIOD, AS_OF)
     assert list(facts.unusable) == [broken.event_id] and "KeyError" in facts.unusable[broken.event_id]
+
+
+def test_a_visits_day_and_ids_are_one_object_each_however_many_visits_name_them():
+    """What keeps the persisted facts small and quick to restore (issue 17: the first ranking after
+    a restart unpickled ~1 M dates and id strings one by one): every visit naming the same day,
+    cadre, unit and household refers to the same objects, so the pickle holds each once."""
+    facts = Facts()
+    for n in range(200):  # payloads as they arrive: each decoded from JSON, its strings new objects
+        payload = json.loads(json.dumps({"visit_id": f"v{n}", "pairing_id": "P-" + "1", "cadre_id": "C-" + "1",
+                                         "unit_id": "U-" + "1", "household_id": "H-" + "1",
+                                         "visited_on": "2023-04-03"}))
+        facts.apply(StoredEvent(n + 1, str(uuid.uuid4()), "", "", 1, "visit_recorded", 1, payload))
+    first, last = facts.visit_log[0], facts.visit_log[-1]
+    assert first == last and all(a is b for a, b in zip(first, last))
+    assert next(iter(facts.visits)) is facts._pairing("P-1").pairing_id
+    one = len(pickle.dumps(facts.visit_log[:1], protocol=pickle.HIGHEST_PROTOCOL))
+    assert len(pickle.dumps(facts.visit_log, protocol=pickle.HIGHEST_PROTOCOL)) < one + 200 * 16
