@@ -238,13 +238,13 @@ class Streams:
         version = self._versions.get(key, 0)
         evolve = self._evolvers.get(key)
         state = self._states.get(key)
-        if not new_events:
-            return []
-        prepared = self.store.prepare(stream_type, stream_id, version, new_events, self.metadata)
-        self._unwritten.append(prepared)
-        stored = prepared.events
-        if stream_type in WRITTEN_AT_ONCE or (self.project_reads_store and not project_with_state):
-            stored = self.flush()[-1]
+        stored: list[StoredEvent] = []
+        if new_events:
+            prepared = self.store.prepare(stream_type, stream_id, version, new_events, self.metadata)
+            self._unwritten.append(prepared)
+            stored = prepared.events
+            if stream_type in WRITTEN_AT_ONCE or (self.project_reads_store and not project_with_state):
+                stored = self.flush()[-1]
         for event in stored:
             if evolve is not None:
                 state = evolve(state, event)
