@@ -180,7 +180,10 @@ class Streams:
     the commit) instead of the projection, the snapshot and the remembered result as well
     (issue 17: 4-7 of the registry's 5-8 transactions were waiting on it). Until then an
     appended event has global_position 0 and no recorded_at; reading a stream with events not
-    yet written writes them first. A projection that reads the event store (`project_reads_store`)
+    yet written writes them first. Only a stream this command holds the lock of is written last
+    (no one else can append to it meanwhile, so its write cannot meet a version conflict that a
+    read model's constraint would have hidden); any other is written at once, as is every event
+    not yet written before it. A projection that reads the event store (`project_reads_store`)
     gets its events written before it runs, unless the command hands it the folded state; a
     stream type whose fold keeps its events' positions (store.WRITTEN_AT_ONCE) is written at once.
     """
@@ -191,6 +194,7 @@ class Streams:
         self.project_reads_store = project_reads_store
         self.session = store.session
         self._unwritten: list[PreparedAppend] = []
+        self._locked: set[tuple[str, str]] = set()  # streams this command holds the lock of
         self._versions: dict[tuple[str, str], int] = {}
         self._loaded: dict[tuple[str, str], LoadedStream] = {}
         self._states: dict[tuple[str, str], Any] = {}
@@ -200,6 +204,7 @@ class Streams:
 
     def lock(self, *keys: tuple[str, str]) -> "Streams":
         self.store.lock_streams(keys)
+        self._locked.update(keys)
         return self
 
     def load(self, stream_type: str, stream_id: str, evolve: Evolve, initial: Any = None, *, lock: bool = False,
@@ -212,6 +217,8 @@ class Streams:
         loaded = self.store.load_state(stream_type, stream_id, evolve, initial, lock=lock, heads=heads)
         self.heads.update(loaded.heads)
         key = (stream_type, stream_id)
+        if lock:
+            self._locked.add(key)
         self._versions[key] = loaded.version
         self._loaded[key] = loaded
         self._evolvers[key] = evolve
@@ -243,7 +250,8 @@ class Streams:
             prepared = self.store.prepare(stream_type, stream_id, version, new_events, self.metadata)
             self._unwritten.append(prepared)
             stored = prepared.events
-            if stream_type in WRITTEN_AT_ONCE or (self.project_reads_store and not project_with_state):
+            if (key not in self._locked or stream_type in WRITTEN_AT_ONCE
+                    or (self.project_reads_store and not project_with_state)):
                 stored = self.flush()[-1]
         for event in stored:
             if evolve is not None:

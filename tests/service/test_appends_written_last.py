@@ -74,15 +74,18 @@ def test_a_stream_type_whose_fold_keeps_positions_is_written_at_once(engine):
         WRITTEN_AT_ONCE.discard("positioned")
 
 
-def test_a_version_conflict_found_at_the_write_rolls_back_the_projection_and_runs_again(engine):
+def test_a_stream_not_locked_by_the_command_is_written_at_once_and_a_conflict_runs_it_again(engine):
+    """Only a locked stream can be written last: another writer may take an unlocked one's next
+    version meanwhile, and that conflict must show at the append (and re-run the command), not be
+    hidden behind a read model's own constraint."""
     with Session(engine) as session:
         session.execute(text("CREATE TABLE projected (n int)"))
         session.commit()
-    runs = []
+    runs, written_before_projecting = [], []
 
     def work(streams):
         runs.append(1)
-        version = streams.load("tally", "a", count) or 0  # not locked: the conflict shows at the write
+        version = streams.load("tally", "a", count) or 0  # not locked
         if len(runs) == 1:  # another writer takes version 1 of "a" meanwhile
             with Session(engine) as other:
                 EventStore(other).append("tally", "a", 0, [NewEvent("counted", {})])
@@ -91,9 +94,21 @@ def test_a_version_conflict_found_at_the_write_rolls_back_the_projection_and_run
         return {"after": version}
 
     def project(session, event):
+        written_before_projecting.append(event.global_position > 0)
         session.execute(text("INSERT INTO projected VALUES (:n)"), {"n": event.version})
 
     answer = commands.run_streams(lambda: Session(engine), "test", "count", work, project=project)
-    assert len(runs) == 2 and answer == {"after": 1}
+    assert len(runs) == 2 and answer == {"after": 1} and written_before_projecting == [True]
     with engine.connect() as connection:
         assert [row[0] for row in connection.execute(text("SELECT n FROM projected"))] == [2]
+
+
+def test_a_stream_locked_with_lock_is_written_last_too(engine):
+    def work(streams):
+        streams.lock(("tally", "n"))
+        streams.load("tally", "n", count)
+        streams.append("tally", "n", [NewEvent("counted", {})])
+        return {"locked": holds_append_lock(streams.session)}
+
+    assert commands.run_streams(lambda: Session(engine), "test", "count", work,
+                                project=lambda *_: None) == {"locked": False}
