@@ -8,8 +8,13 @@ once), never skips. An advisory lock keeps replicas of a service from relaying s
 import logging
 from typing import Any
 
+import amqp
 import eventlet
+from amqp import spec
 from eventlet.queue import Empty, LightQueue
+from kombu import Connection
+from kombu.serialization import dumps
+from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY
 from nameko.extensions import DependencyProvider, Entrypoint, SharedExtension
 from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -60,7 +65,6 @@ def relay_pending(session_factory: Any, service: str, publish: Any, batch_size: 
             batch = store.events_since(position, batch_size)
             if batch:
                 publish(batch)
-            if batch:
                 position = batch[-1].global_position
                 session.execute(
                     update(relay_checkpoint).where(relay_checkpoint.c.name == CHECKPOINT_NAME)
@@ -95,9 +99,6 @@ class EventBatchPublisher(SharedExtension):
 
     def _open(self) -> Any:
         if self.channel is None:
-            from kombu import Connection
-            from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY
-
             config = self.container.config
             connection = Connection(config[AMQP_URI_CONFIG_KEY], ssl=config.get(AMQP_SSL_CONFIG_KEY),
                                     login_method=config.get(LOGIN_METHOD_CONFIG_KEY))
@@ -133,10 +134,6 @@ class EventBatchPublisher(SharedExtension):
     def publish(self, batch: list[Any]) -> None:
         """Publish `batch` (StoredEvents) and return once the broker confirmed every one; raise
         otherwise (a nack, a timeout, a lost connection)."""
-        import amqp
-        from amqp import spec
-        from kombu.serialization import dumps
-
         try:
             channel = self._open()
             for event in batch:

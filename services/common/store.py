@@ -311,7 +311,6 @@ class PreparedAppend:
 
     stream_type: str
     stream_id: str
-    new_events: list[Any]
     payloads: list[dict]
     payload_texts: list[str] | None  # None for a sealed stream type: sealed when written
     metadata_text: str
@@ -575,8 +574,7 @@ class EventStore:
             for index, (event_id, version, event, payload, day)
             in enumerate(zip(event_ids, versions, new_events, payloads, occurred))
         ]
-        return PreparedAppend(stream_type, stream_id, new_events, payloads, payload_texts, metadata_text, occurred,
-                              provisional)
+        return PreparedAppend(stream_type, stream_id, payloads, payload_texts, metadata_text, occurred, provisional)
 
     def write(self, prepared: "PreparedAppend") -> list[StoredEvent]:
         """Send a prepared append (taking the append lock, once per transaction); returns its events
